@@ -188,19 +188,11 @@ export function openSync(
 export const nobleAead: Aead = {
   algorithm: "ChaCha20-Poly1305",
   backend: "noble",
-  seal(key, nonce, plaintext, aad) {
-    try {
-      return Promise.resolve(sealSync(key, nonce, plaintext, aad));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async seal(key, nonce, plaintext, aad) {
+    return sealSync(key, nonce, plaintext, aad);
   },
-  open(key, nonce, ciphertext, aad) {
-    try {
-      return Promise.resolve(openSync(key, nonce, ciphertext, aad));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async open(key, nonce, ciphertext, aad) {
+    return openSync(key, nonce, ciphertext, aad);
   },
 };
 

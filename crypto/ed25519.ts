@@ -40,31 +40,31 @@ export const nobleEd25519: SignatureScheme = {
   seedLength: 32,
   publicKeyLength: 32,
   signatureLength: 64,
-  generateKeyPair(options) {
+  async generateKeyPair(options) {
     return this.keyPairFromSeed(randomBytes(32), options);
   },
-  keyPairFromSeed(seed, options) {
+  async keyPairFromSeed(seed, options) {
     expectLength(seed, 32, "Ed25519 seed");
     const secret = copyBytes(seed);
     const publicKey = ed25519.getPublicKey(secret);
     const privateKey = PrivateKey.wrap("Ed25519", "noble", options?.extractable ?? false, secret);
-    return Promise.resolve({ publicKey, privateKey });
+    return { publicKey, privateKey };
   },
-  exportSeed(privateKey) {
+  async exportSeed(privateKey) {
     const secret = unwrapKey<Uint8Array>(privateKey, "Ed25519", "noble");
     if (!privateKey.extractable) throw new ConfigError("this Ed25519 key is not extractable");
-    return Promise.resolve(copyBytes(secret));
+    return copyBytes(secret);
   },
-  sign(privateKey, message) {
+  async sign(privateKey, message) {
     const secret = unwrapKey<Uint8Array>(privateKey, "Ed25519", "noble");
-    return Promise.resolve(ed25519.sign(message, secret));
+    return ed25519.sign(message, secret);
   },
-  verify(publicKey, signature, message) {
+  async verify(publicKey, signature, message) {
     try {
       // zip215: false gives the strict RFC 8032 / Web Crypto verification rules.
-      return Promise.resolve(ed25519.verify(signature, message, publicKey, { zip215: false }));
+      return ed25519.verify(signature, message, publicKey, { zip215: false });
     } catch {
-      return Promise.resolve(false);
+      return false;
     }
   },
 };

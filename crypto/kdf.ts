@@ -76,16 +76,12 @@ export const nativeKdf: Kdf = {
  */
 export const nobleKdf: Kdf = {
   backend: "noble",
-  sha256(data) {
-    return Promise.resolve(sha256(data));
+  async sha256(data) {
+    return sha256(data);
   },
-  hkdf(ikm, salt, info, length) {
-    try {
-      checkLength(length);
-      return Promise.resolve(hkdf(sha256, ikm, salt, info, length));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async hkdf(ikm, salt, info, length) {
+    checkLength(length);
+    return hkdf(sha256, ikm, salt, info, length);
   },
 };
 

@@ -45,30 +45,30 @@ export const nobleMlDsa65: SignatureScheme = {
   seedLength: 32,
   publicKeyLength: 1952,
   signatureLength: 3309,
-  generateKeyPair(options) {
+  async generateKeyPair(options) {
     return this.keyPairFromSeed(randomBytes(32), options);
   },
-  keyPairFromSeed(seed, options) {
+  async keyPairFromSeed(seed, options) {
     expectLength(seed, 32, "ML-DSA-65 seed");
     const { publicKey, secretKey } = ml_dsa65.keygen(seed);
     const secret: NobleMlDsaSecret = { seed: copyBytes(seed), secretKey };
     const privateKey = PrivateKey.wrap("ML-DSA-65", "noble", options?.extractable ?? false, secret);
-    return Promise.resolve({ publicKey, privateKey });
+    return { publicKey, privateKey };
   },
-  exportSeed(privateKey) {
+  async exportSeed(privateKey) {
     const secret = unwrapKey<NobleMlDsaSecret>(privateKey, "ML-DSA-65", "noble");
     if (!privateKey.extractable) throw new ConfigError("this ML-DSA-65 key is not extractable");
-    return Promise.resolve(copyBytes(secret.seed));
+    return copyBytes(secret.seed);
   },
-  sign(privateKey, message) {
+  async sign(privateKey, message) {
     const { secretKey } = unwrapKey<NobleMlDsaSecret>(privateKey, "ML-DSA-65", "noble");
-    return Promise.resolve(ml_dsa65.sign(message, secretKey));
+    return ml_dsa65.sign(message, secretKey);
   },
-  verify(publicKey, signature, message) {
+  async verify(publicKey, signature, message) {
     try {
-      return Promise.resolve(ml_dsa65.verify(signature, message, publicKey));
+      return ml_dsa65.verify(signature, message, publicKey);
     } catch {
-      return Promise.resolve(false);
+      return false;
     }
   },
 };

@@ -108,14 +108,14 @@ export const nativeMlKem768: Kem = {
       throw new ConfigError("native ML-KEM-768 does not accept caller-supplied randomness");
     }
     if (publicKey.length !== PUBLIC_KEY_LENGTH) throw new DecryptError();
-    let key: CryptoKey;
     try {
-      key = await publicKeys.get(publicKey);
+      const key = await publicKeys.get(publicKey);
+      const { ciphertext, sharedKey } = await kemSubtle().encapsulateBits("ML-KEM-768", key);
+      return { ciphertext: new Uint8Array(ciphertext), sharedSecret: new Uint8Array(sharedKey) };
     } catch (cause) {
+      // The FIPS 203 modulus check on the public key failed.
       throw new DecryptError({ cause });
     }
-    const { ciphertext, sharedKey } = await kemSubtle().encapsulateBits("ML-KEM-768", key);
-    return { ciphertext: new Uint8Array(ciphertext), sharedSecret: new Uint8Array(sharedKey) };
   },
   async decapsulate(privateKey, ciphertext) {
     const key = unwrapKey<CryptoKey>(privateKey, "ML-KEM-768", "native");
@@ -148,34 +148,34 @@ export const nobleMlKem768: Kem = {
   algorithm: "ML-KEM-768",
   backend: "noble",
   derandomized: true,
-  generateKeyPair(options) {
+  async generateKeyPair(options) {
     return this.keyPairFromSeed(randomBytes(64), options);
   },
-  keyPairFromSeed(seed, options) {
+  async keyPairFromSeed(seed, options) {
     expectLength(seed, 64, "ML-KEM-768 seed");
     const { publicKey, secretKey } = ml_kem768.keygen(seed);
     const secret: NobleKemSecret = { seed: copyBytes(seed), secretKey };
     const privateKey = PrivateKey.wrap("ML-KEM-768", "noble", options?.extractable ?? false, secret);
-    return Promise.resolve({ publicKey, privateKey });
+    return { publicKey, privateKey };
   },
-  exportSeed(privateKey) {
+  async exportSeed(privateKey) {
     const secret = unwrapKey<NobleKemSecret>(privateKey, "ML-KEM-768", "noble");
     if (!privateKey.extractable) throw new ConfigError("this ML-KEM-768 key is not extractable");
-    return Promise.resolve(copyBytes(secret.seed));
+    return copyBytes(secret.seed);
   },
-  encapsulate(publicKey, randomness) {
+  async encapsulate(publicKey, randomness) {
     if (randomness !== undefined) expectLength(randomness, 32, "ML-KEM-768 randomness");
     try {
       const { cipherText, sharedSecret } = ml_kem768.encapsulate(publicKey, randomness);
-      return Promise.resolve({ ciphertext: cipherText, sharedSecret });
+      return { ciphertext: cipherText, sharedSecret };
     } catch (cause) {
       // A public key of the wrong length or with coefficients out of range.
-      return Promise.reject(new DecryptError({ cause }));
+      throw new DecryptError({ cause });
     }
   },
-  decapsulate(privateKey, ciphertext) {
+  async decapsulate(privateKey, ciphertext) {
     const { secretKey } = unwrapKey<NobleKemSecret>(privateKey, "ML-KEM-768", "noble");
-    if (ciphertext.length !== CIPHERTEXT_LENGTH) return Promise.reject(new DecryptError());
-    return Promise.resolve(ml_kem768.decapsulate(ciphertext, secretKey));
+    if (ciphertext.length !== CIPHERTEXT_LENGTH) throw new DecryptError();
+    return ml_kem768.decapsulate(ciphertext, secretKey);
   },
 };

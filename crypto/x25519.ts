@@ -113,33 +113,33 @@ export const nativeX25519: KeyAgreement = {
 export const nobleX25519: KeyAgreement = {
   algorithm: "X25519",
   backend: "noble",
-  generateKeyPair(options) {
+  async generateKeyPair(options) {
     return this.keyPairFromSecret(randomBytes(32), options);
   },
-  keyPairFromSecret(secret, options) {
+  async keyPairFromSecret(secret, options) {
     expectLength(secret, 32, "X25519 secret");
     const own = copyBytes(secret);
     const publicKey = x25519.getPublicKey(own);
-    return Promise.resolve({
+    return {
       publicKey,
       privateKey: PrivateKey.wrap("X25519", "noble", options?.extractable ?? false, own),
-    });
+    };
   },
-  exportSecret(privateKey) {
+  async exportSecret(privateKey) {
     const secret = unwrapKey<Uint8Array>(privateKey, "X25519", "noble");
     if (!privateKey.extractable) throw new ConfigError("this X25519 key is not extractable");
-    return Promise.resolve(copyBytes(secret));
+    return copyBytes(secret);
   },
-  deriveSharedSecret(privateKey, publicKey) {
+  async deriveSharedSecret(privateKey, publicKey) {
     const secret = unwrapKey<Uint8Array>(privateKey, "X25519", "noble");
-    if (publicKey.length !== 32) return Promise.reject(new DecryptError());
+    if (publicKey.length !== 32) throw new DecryptError();
     let shared: Uint8Array;
     try {
       shared = x25519.getSharedSecret(secret, publicKey);
     } catch (cause) {
-      return Promise.reject(new DecryptError({ cause }));
+      throw new DecryptError({ cause });
     }
-    if (isZero(shared)) return Promise.reject(new DecryptError());
-    return Promise.resolve(shared);
+    if (isZero(shared)) throw new DecryptError();
+    return shared;
   },
 };
