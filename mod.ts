@@ -18,3 +18,4 @@
  * @module
  */
 export * from "./crypto/mod.ts";
+export * from "./spore/mod.ts";

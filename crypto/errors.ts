@@ -6,10 +6,21 @@
  * ```text
  * SporeError
  * ├── SecurityError          something an attacker could cause was refused
- * │   ├── DecryptError       AEAD or KEM failure (one fixed message: no oracle)
+ * │   ├── RecipientError     the spore is addressed to someone else
+ * │   ├── ExpiredError       past its expiry, or created too long ago
+ * │   ├── ClockSkewError     created further in the future than the skew allows
+ * │   ├── TrustError         the sender's card is not trusted by the policy
+ * │   │   ├── UnknownSenderError  no card for the sender
+ * │   │   └── KeyChangedError     a known agent's keys changed (TOFU)
+ * │   ├── StaleKeyError      sealed to a KEM key that is rotated out or unknown
  * │   ├── SignatureError     a signature did not verify
+ * │   ├── DecryptError       AEAD or KEM failure (one fixed message: no oracle)
+ * │   ├── ReplayError        a replay: outside the window, or from a dead epoch
+ * │   ├── SessionError       no such session here, or it is closed
  * │   └── PassphraseError    a key file did not open with that passphrase
  * ├── ProtocolError          bytes that are not a valid structure
+ * │   ├── UnsupportedError   unknown version, suite or kind
+ * │   ├── TooLargeError      a field or the whole input is over its limit
  * │   └── KeyFileError       a key file that is truncated, corrupted or unknown
  * ├── ConfigError            a caller or deployment mistake
  * └── TransportError         a broker or network failure
@@ -22,10 +33,21 @@
 export type SporeErrorCode =
   | "ERR_SPORE"
   | "ERR_SECURITY"
-  | "ERR_DECRYPT"
+  | "ERR_RECIPIENT"
+  | "ERR_EXPIRED"
+  | "ERR_CLOCK_SKEW"
+  | "ERR_TRUST"
+  | "ERR_UNKNOWN_SENDER"
+  | "ERR_KEY_CHANGED"
+  | "ERR_STALE_KEY"
   | "ERR_SIGNATURE"
+  | "ERR_DECRYPT"
+  | "ERR_REPLAY"
+  | "ERR_SESSION"
   | "ERR_PASSPHRASE"
   | "ERR_PROTOCOL"
+  | "ERR_UNSUPPORTED"
+  | "ERR_TOO_LARGE"
   | "ERR_KEY_FILE"
   | "ERR_CONFIG"
   | "ERR_TRANSPORT";
@@ -77,6 +99,107 @@ export class SecurityError extends SporeError {
 }
 
 /**
+ * The spore is addressed to another agent (or channel).
+ *
+ * @example
+ * ```ts
+ * import { RecipientError } from "@spores/spores";
+ * console.assert(new RecipientError("not for me").code === "ERR_RECIPIENT");
+ * ```
+ */
+export class RecipientError extends SecurityError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_RECIPIENT";
+}
+
+/**
+ * The spore is past its expiry, or was created longer ago than the clock
+ * skew window allows.
+ *
+ * @example
+ * ```ts
+ * import { ExpiredError } from "@spores/spores";
+ * console.assert(new ExpiredError("expired").code === "ERR_EXPIRED");
+ * ```
+ */
+export class ExpiredError extends SecurityError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_EXPIRED";
+}
+
+/**
+ * The spore claims a creation time further in the future than the clock skew
+ * window allows.
+ *
+ * @example
+ * ```ts
+ * import { ClockSkewError } from "@spores/spores";
+ * console.assert(new ClockSkewError("future").code === "ERR_CLOCK_SKEW");
+ * ```
+ */
+export class ClockSkewError extends SecurityError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_CLOCK_SKEW";
+}
+
+/**
+ * The trust policy does not accept the sender's agent card.
+ *
+ * @example
+ * ```ts
+ * import { TrustError } from "@spores/spores";
+ * console.assert(new TrustError("not pinned").code === "ERR_TRUST");
+ * ```
+ */
+export class TrustError extends SecurityError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_TRUST";
+}
+
+/**
+ * No verified agent card is known for the sender.
+ *
+ * @example
+ * ```ts
+ * import { TrustError, UnknownSenderError } from "@spores/spores";
+ * console.assert(new UnknownSenderError("mallory") instanceof TrustError);
+ * ```
+ */
+export class UnknownSenderError extends TrustError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_UNKNOWN_SENDER";
+}
+
+/**
+ * A known agent presented different identity keys (trust on first use).
+ *
+ * @example
+ * ```ts
+ * import { KeyChangedError } from "@spores/spores";
+ * console.assert(new KeyChangedError("bob").code === "ERR_KEY_CHANGED");
+ * ```
+ */
+export class KeyChangedError extends TrustError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_KEY_CHANGED";
+}
+
+/**
+ * The spore was sealed to a KEM key this agent no longer accepts (rotated out
+ * past its overlap window) or never had.
+ *
+ * @example
+ * ```ts
+ * import { StaleKeyError } from "@spores/spores";
+ * console.assert(new StaleKeyError("rotated out").code === "ERR_STALE_KEY");
+ * ```
+ */
+export class StaleKeyError extends SecurityError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_STALE_KEY";
+}
+
+/**
  * Decryption or decapsulation failed. The message is always the same, whatever
  * the reason, so that the error text cannot serve as an oracle.
  *
@@ -117,6 +240,37 @@ export class SignatureError extends SecurityError {
 }
 
 /**
+ * A replayed spore: its counter is older than the replay window, or it
+ * belongs to an epoch whose keys are erased. (A redelivery inside the window
+ * is not an error: it is reported as a duplicate.)
+ *
+ * @example
+ * ```ts
+ * import { ReplayError } from "@spores/spores";
+ * console.assert(new ReplayError("outside window").code === "ERR_REPLAY");
+ * ```
+ */
+export class ReplayError extends SecurityError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_REPLAY";
+}
+
+/**
+ * The spore names a session this agent does not have (foreign, expired or
+ * closed), or a handshake that does not match the one in progress.
+ *
+ * @example
+ * ```ts
+ * import { SessionError } from "@spores/spores";
+ * console.assert(new SessionError("unknown session").code === "ERR_SESSION");
+ * ```
+ */
+export class SessionError extends SecurityError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_SESSION";
+}
+
+/**
  * A well-formed key file did not open with the given passphrase.
  *
  * @example
@@ -147,6 +301,34 @@ export class PassphraseError extends SecurityError {
 export class ProtocolError extends SporeError {
   /** The code of this class. */
   static override readonly code: SporeErrorCode = "ERR_PROTOCOL";
+}
+
+/**
+ * An unknown protocol version, suite or spore kind.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError, UnsupportedError } from "@spores/spores";
+ * console.assert(new UnsupportedError("version 9") instanceof ProtocolError);
+ * ```
+ */
+export class UnsupportedError extends ProtocolError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_UNSUPPORTED";
+}
+
+/**
+ * A field, the payload or the whole input is over its limit.
+ *
+ * @example
+ * ```ts
+ * import { TooLargeError } from "@spores/spores";
+ * console.assert(new TooLargeError("payload over 1 MiB").code === "ERR_TOO_LARGE");
+ * ```
+ */
+export class TooLargeError extends ProtocolError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_TOO_LARGE";
 }
 
 /**

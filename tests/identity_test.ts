@@ -44,7 +44,7 @@ Deno.test("key file round trip keeps every key, with and without ML-DSA-65", asy
     assert.equal(back.fingerprint, id.fingerprint);
     assert.deepEqual(back.publicKeys(), id.publicKeys());
     const { xwing } = await provider();
-    const { ciphertext, sharedSecret } = await xwing.encapsulate(id.publicKeys().xwing);
+    const { ciphertext, sharedSecret } = await xwing.encapsulate(id.kemKey.publicKey);
     assert.deepEqual(await back.decapsulate(ciphertext), sharedSecret);
   }
 });

@@ -1,0 +1,251 @@
+/**
+ * Agent cards: an agent's public keys, self-signed, optionally signed by a
+ * deployment authority, in a deterministic binary encoding.
+ *
+ * ```text
+ * body  = msgpack [1, id, ed25519, mlDsa65 | nil, box, [[keyId, xwing, notBefore, notAfter | nil], ...],
+ *                  issuedAt, expiresAt | nil]
+ * card  = msgpack [body, sig, pqSig | nil, [authorityKey, authoritySig] | nil]
+ * sig          = Ed25519(identity,  "spores/v1 card" ‖ body)
+ * pqSig        = ML-DSA-65(identity, "spores/v1 card" ‖ body)        (when the card has an ML-DSA key)
+ * authoritySig = Ed25519(authority, "spores/v1 card issuer" ‖ body)
+ * ```
+ *
+ * @module
+ */
+import { decode, encode } from "@msgpack/msgpack";
+import { concat, equalBytes, utf8 } from "../crypto/bytes.ts";
+import { ConfigError, ProtocolError, SignatureError, TooLargeError } from "../crypto/errors.ts";
+import { fingerprint, type Identity, kemKeyId, MAX_KEM_KEYS } from "../crypto/identity.ts";
+import { provider } from "../crypto/provider.ts";
+import { checkId, checkReceivedId } from "./limits.ts";
+
+/** A published X-Wing key. */
+export interface CardKemKey {
+  /** 8-byte key id. */
+  keyId: Uint8Array;
+  /** 1,216-byte X-Wing public key. */
+  publicKey: Uint8Array;
+  /** Senders may use it from (Unix ms). */
+  notBefore: number;
+  /** Receivers refuse spores sealed to it after (Unix ms); absent while current. */
+  notAfter?: number;
+}
+
+/** A verified agent card. */
+export interface AgentCard {
+  /** The agent id. */
+  id: string;
+  /** Ed25519 identity key. */
+  ed25519: Uint8Array;
+  /** ML-DSA-65 identity key, for hybrid signatures. */
+  mlDsa65?: Uint8Array;
+  /** X25519 key of the classic NaCl box suite. */
+  box: Uint8Array;
+  /** X-Wing keys, oldest first. */
+  kem: CardKemKey[];
+  /** Issue time (Unix ms). */
+  issuedAt: number;
+  /** Expiry (Unix ms), if any. */
+  expiresAt?: number;
+  /** The authority key that signed the card, if one did (verified). */
+  issuer?: Uint8Array;
+  /** Fingerprint of the identity keys. */
+  fingerprint: string;
+  /** The encoded card, as published. */
+  bytes: Uint8Array;
+}
+
+/** Largest encoded card accepted. */
+export const MAX_CARD_BYTES = 64 * 1024;
+const CARD_LABEL = utf8("spores/v1 card");
+const ISSUER_LABEL = utf8("spores/v1 card issuer");
+
+/** Options for {@linkcode createCard}. */
+export interface CardOptions {
+  /** Issue time; default now. */
+  issuedAt?: number;
+  /** Lifetime in ms from issue; default none. */
+  lifetimeMs?: number;
+  /** The X25519 public key of the classic suite; default the identity's. */
+  box?: Uint8Array;
+}
+
+/**
+ * Makes and self-signs the agent card of `identity` under `id`.
+ *
+ * @example
+ * ```ts
+ * import { createCard, Identity, verifyCard } from "@spores/spores";
+ * const id = await Identity.generate();
+ * const bytes = await createCard("alice", id);
+ * const card = await verifyCard(bytes);
+ * console.assert(card.id === "alice" && card.fingerprint === id.fingerprint);
+ * ```
+ */
+export async function createCard(
+  id: string,
+  identity: Identity,
+  options: CardOptions = {},
+): Promise<Uint8Array> {
+  checkId(id, "agent id");
+  const issuedAt = options.issuedAt ?? Date.now();
+  const body = encode([
+    1,
+    id,
+    identity.signingKey.publicKey,
+    identity.pqSigningKey?.publicKey ?? null,
+    options.box ?? identity.boxKey.publicKey,
+    identity.kemKeys.map((k) => [k.keyId, k.publicKey, k.notBefore, k.notAfter ?? null]),
+    issuedAt,
+    options.lifetimeMs === undefined ? null : issuedAt + options.lifetimeMs,
+  ]);
+  const signed = concat(CARD_LABEL, body);
+  const [sig, pqSig] = await Promise.all([
+    identity.sign(signed),
+    identity.pqSigningKey ? identity.signPostQuantum(signed) : null,
+  ]);
+  return encode([body, sig, pqSig, null]);
+}
+
+/**
+ * Adds an authority's signature to a card (the deployment root key signs the
+ * body). The authority is an `Identity` whose Ed25519 key the deployment
+ * distributes to every agent.
+ *
+ * @example
+ * ```ts
+ * import { createCard, endorseCard, Identity, verifyCard } from "@spores/spores";
+ * const root = await Identity.generate();
+ * const card = await endorseCard(await createCard("alice", await Identity.generate()), root);
+ * console.assert((await verifyCard(card)).issuer !== undefined);
+ * ```
+ */
+export async function endorseCard(card: Uint8Array, authority: Identity): Promise<Uint8Array> {
+  const [body, sig, pqSig] = splitCard(card);
+  const issuerSig = await authority.sign(concat(ISSUER_LABEL, body));
+  return encode([body, sig, pqSig, [authority.signingKey.publicKey, issuerSig]]);
+}
+
+function bytesOf(v: unknown, length: number | undefined, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array) || (length !== undefined && v.length !== length)) {
+    throw new ProtocolError(`card ${what} is malformed`);
+  }
+  return v;
+}
+function timeOf(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new ProtocolError(`card ${what} is malformed`);
+  }
+  return v;
+}
+
+function splitCard(card: Uint8Array): [Uint8Array, Uint8Array, Uint8Array | null, unknown] {
+  if (!(card instanceof Uint8Array)) throw new ProtocolError("a card must be bytes");
+  if (card.length > MAX_CARD_BYTES) throw new TooLargeError(`card over ${MAX_CARD_BYTES} bytes`);
+  let outer: unknown;
+  try {
+    outer = decode(card, { maxExtLength: 0 });
+  } catch (cause) {
+    throw new ProtocolError("card is not valid MessagePack", { cause });
+  }
+  if (!Array.isArray(outer) || outer.length !== 4) throw new ProtocolError("card is malformed");
+  const [body, sig, pqSig, issuer] = outer;
+  return [
+    bytesOf(body, undefined, "body"),
+    bytesOf(sig, 64, "signature"),
+    pqSig === null ? null : bytesOf(pqSig, 3309, "ML-DSA signature"),
+    issuer,
+  ];
+}
+
+/**
+ * Decodes a card strictly and verifies its self-signature(s) and, if present,
+ * its authority signature. A `ProtocolError` for malformed bytes, a
+ * `SignatureError` for a bad signature. Whether the card is *trusted* is the
+ * trust policy's decision, not this function's.
+ *
+ * @example
+ * ```ts
+ * import { createCard, Identity, SporeError, verifyCard } from "@spores/spores";
+ * const bytes = await createCard("bob", await Identity.generate());
+ * const forged = bytes.slice();
+ * forged[20]! ^= 1;
+ * await verifyCard(forged).then(
+ *   () => console.assert(false, "a forged card verified"),
+ *   (e) => console.assert(e instanceof SporeError),
+ * );
+ * ```
+ */
+export async function verifyCard(card: Uint8Array): Promise<AgentCard> {
+  const [body, sig, pqSig, issuer] = splitCard(card);
+  let fields: unknown;
+  try {
+    fields = decode(body, { maxExtLength: 0 });
+  } catch (cause) {
+    throw new ProtocolError("card body is not valid MessagePack", { cause });
+  }
+  if (!Array.isArray(fields) || fields.length !== 8 || fields[0] !== 1) {
+    throw new ProtocolError("card body is malformed or of an unknown version");
+  }
+  const [, id, ed, mlDsa, box, kem, issuedAt, expiresAt] = fields;
+  if (typeof id !== "string") throw new ProtocolError("card id is malformed");
+  checkReceivedId(id, "card id");
+  if (!Array.isArray(kem) || kem.length < 1 || kem.length > MAX_KEM_KEYS) {
+    throw new ProtocolError("card KEM keys are malformed");
+  }
+  const result: AgentCard = {
+    id,
+    ed25519: bytesOf(ed, 32, "Ed25519 key"),
+    box: bytesOf(box, 32, "box key"),
+    kem: kem.map((k: unknown) => {
+      if (!Array.isArray(k) || k.length !== 4) throw new ProtocolError("card KEM key is malformed");
+      const entry: CardKemKey = {
+        keyId: bytesOf(k[0], 8, "KEM key id"),
+        publicKey: bytesOf(k[1], 1216, "KEM key"),
+        notBefore: timeOf(k[2], "KEM key notBefore"),
+      };
+      if (k[3] !== null) entry.notAfter = timeOf(k[3], "KEM key notAfter");
+      if (!equalBytes(entry.keyId, kemKeyId(entry.publicKey))) {
+        throw new ProtocolError("card KEM key id mismatch");
+      }
+      return entry;
+    }),
+    issuedAt: timeOf(issuedAt, "issuedAt"),
+    fingerprint: "",
+    bytes: card,
+  };
+  if (mlDsa !== null) result.mlDsa65 = bytesOf(mlDsa, 1952, "ML-DSA-65 key");
+  if (expiresAt !== null) result.expiresAt = timeOf(expiresAt, "expiresAt");
+  if ((result.mlDsa65 === undefined) !== (pqSig === null)) {
+    throw new ProtocolError("card ML-DSA-65 key and signature must come together");
+  }
+  result.fingerprint = fingerprint(result.ed25519, result.mlDsa65);
+
+  const p = await provider();
+  const signed = concat(CARD_LABEL, body);
+  const checks = [p.ed25519.verify(result.ed25519, sig, signed)];
+  if (result.mlDsa65 && pqSig) checks.push(p.mlDsa65.verify(result.mlDsa65, pqSig, signed));
+  if (issuer !== null) {
+    if (!Array.isArray(issuer) || issuer.length !== 2) throw new ProtocolError("card issuer is malformed");
+    result.issuer = bytesOf(issuer[0], 32, "issuer key");
+    checks.push(
+      p.ed25519.verify(result.issuer, bytesOf(issuer[1], 64, "issuer signature"), concat(ISSUER_LABEL, body)),
+    );
+  }
+  const verdicts = await Promise.all(checks);
+  if (!verdicts.every(Boolean)) throw new SignatureError(`agent card of ${id} has an invalid signature`);
+  return result;
+}
+
+/**
+ * The KEM key a sender should seal to at `now`: the newest whose window
+ * has begun and not ended. A `ConfigError` if there is none.
+ */
+export function currentKemKey(card: AgentCard, now: number = Date.now()): CardKemKey {
+  for (let i = card.kem.length - 1; i >= 0; i--) {
+    const k = card.kem[i]!;
+    if (k.notBefore <= now && (k.notAfter === undefined || now <= k.notAfter)) return k;
+  }
+  throw new ConfigError(`agent card of ${card.id} has no KEM key valid now`);
+}

@@ -1,0 +1,153 @@
+/**
+ * Directories publish and look up agent cards. A directory is a store, not an
+ * authority: every card it returns has been verified (`verifyCard`), and
+ * whether it is trusted is the trust policy's decision.
+ *
+ * @module
+ */
+import { base64 } from "../crypto/bytes.ts";
+import { ConfigError, ProtocolError } from "../crypto/errors.ts";
+import { type AgentCard, verifyCard } from "./card.ts";
+import { checkId } from "./limits.ts";
+
+/** Called with each newly published, verified card. */
+export type CardListener = (card: AgentCard) => void;
+
+/**
+ * Where agent cards are published and found.
+ *
+ * @example
+ * ```ts
+ * import { createCard, Identity, MemoryDirectory } from "@spores/spores";
+ * const directory = new MemoryDirectory();
+ * await directory.publish(await createCard("alice", await Identity.generate()));
+ * console.assert((await directory.lookup("alice"))?.id === "alice");
+ * ```
+ */
+export interface Directory {
+  /** Publishes a card (verified first; replaces the agent's previous card). */
+  publish(card: Uint8Array): Promise<void>;
+  /** The verified card of `id`, or `undefined`. */
+  lookup(id: string): Promise<AgentCard | undefined>;
+  /** Calls `listener` for every card published after this call; returns a function that stops it. */
+  watch(listener: CardListener): () => void;
+}
+
+/**
+ * An in-process directory, shared by the agents of one process.
+ *
+ * @example
+ * ```ts
+ * import { createCard, Identity, MemoryDirectory } from "@spores/spores";
+ * const directory = new MemoryDirectory();
+ * const stop = directory.watch((card) => console.log("published", card.id));
+ * await directory.publish(await createCard("bob", await Identity.generate()));
+ * stop();
+ * ```
+ */
+export class MemoryDirectory implements Directory {
+  readonly #cards = new Map<string, AgentCard>();
+  readonly #listeners = new Set<CardListener>();
+
+  /** Verifies and stores `card`. */
+  async publish(card: Uint8Array): Promise<void> {
+    const verified = await verifyCard(card);
+    this.#cards.set(verified.id, verified);
+    for (const l of this.#listeners) l(verified);
+  }
+
+  /** The card of `id`. */
+  lookup(id: string): Promise<AgentCard | undefined> {
+    return Promise.resolve(this.#cards.get(id));
+  }
+
+  /** Watches publications. */
+  watch(listener: CardListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
+
+/**
+ * A directory kept in a JSON file (`{ "cards": { "<id>": "<base64 card>" } }`)
+ * that a deployment distributes. It reads the file on first lookup (and
+ * after each publish); it needs `--allow-read` (and `--allow-write` to
+ * publish) for that path only.
+ *
+ * @example
+ * ```ts ignore
+ * import { FileDirectory } from "@spores/spores";
+ * const directory = new FileDirectory("./cards.json");
+ * const bob = await directory.lookup("bob");
+ * ```
+ */
+export class FileDirectory implements Directory {
+  readonly #path: string | URL;
+  #cards: Promise<Map<string, AgentCard>> | undefined;
+  readonly #listeners = new Set<CardListener>();
+
+  /** @param path The JSON file. */
+  constructor(path: string | URL) {
+    this.#path = path;
+  }
+
+  async #load(): Promise<Map<string, AgentCard>> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.#path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return new Map();
+      throw new ConfigError(`cannot read directory file ${this.#path}`, { cause: e });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (cause) {
+      throw new ProtocolError(`directory file ${this.#path} is not JSON`, { cause });
+    }
+    const cards = (parsed as { cards?: unknown })?.cards;
+    if (typeof cards !== "object" || cards === null) {
+      throw new ProtocolError(`directory file ${this.#path} has no "cards" object`);
+    }
+    const out = new Map<string, AgentCard>();
+    for (const [id, encoded] of Object.entries(cards)) {
+      if (typeof encoded !== "string") throw new ProtocolError(`card of ${id} is not a base64 string`);
+      let bytes: Uint8Array;
+      try {
+        bytes = base64.decode(encoded);
+      } catch (cause) {
+        throw new ProtocolError(`card of ${id} is not valid base64`, { cause });
+      }
+      const card = await verifyCard(bytes);
+      if (card.id !== id) throw new ProtocolError(`card filed under ${id} is for ${card.id}`);
+      out.set(id, card);
+    }
+    return out;
+  }
+
+  /** The card of `id`. */
+  async lookup(id: string): Promise<AgentCard | undefined> {
+    checkId(id, "agent id");
+    this.#cards ??= this.#load();
+    return (await this.#cards).get(id);
+  }
+
+  /** Verifies `card` and writes it into the file (atomically, by rename). */
+  async publish(card: Uint8Array): Promise<void> {
+    const verified = await verifyCard(card);
+    const cards = await this.#load();
+    cards.set(verified.id, verified);
+    const json = { cards: Object.fromEntries([...cards].map(([id, c]) => [id, base64.encode(c.bytes)])) };
+    const tmp = `${this.#path}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(json, null, 1) + "\n");
+    await Deno.rename(tmp, this.#path);
+    this.#cards = Promise.resolve(cards);
+    for (const l of this.#listeners) l(verified);
+  }
+
+  /** Watches publications made through this object. */
+  watch(listener: CardListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}

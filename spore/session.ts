@@ -1,0 +1,279 @@
+/**
+ * Session state and its epoch ratchet, and the `SessionStore` that holds it.
+ *
+ * Each direction has a chain key; epoch e's AEAD key is
+ * `HKDF-Expand(chain_e, "epoch key")` and `chain_{e+1} = HKDF-Expand(chain_e, "epoch next")`,
+ * after which `chain_e` is erased. A sender moves to the next epoch after N
+ * messages or T ms; a receiver keeps a superseded epoch's key for a grace
+ * window (so reordered spores still open) and then erases it.
+ *
+ * @module
+ */
+import { hex } from "../crypto/bytes.ts";
+import { ConfigError, ReplayError, SessionError } from "../crypto/errors.ts";
+import type { SuiteId } from "./envelope.ts";
+import { type ReplayVerdict, ReplayWindow, SeenCache } from "./replay.ts";
+import { epochKey, nextChain, type SessionSecrets } from "./schedule.ts";
+
+/** When keys rotate and how long old ones live. */
+export interface SessionPolicy {
+  /** Move to the next epoch after this many messages. Default 10,000. */
+  rotateAfterMessages: number;
+  /** Move to the next epoch after this many ms. Default 1 hour. */
+  rotateAfterMs: number;
+  /** Keep a superseded epoch (or session) open for receiving this long. Default 60 s. */
+  graceMs: number;
+  /** Run a fresh handshake after this many epochs. Default 24. */
+  rehandshakeAfterEpochs: number;
+  /** Most epochs a receiver ratchets forward for one spore. Default 8. */
+  maxEpochSkip: number;
+  /** Replay window per (session, epoch), a multiple of 32. Default 4,096. */
+  replayWindow: number;
+}
+
+/** The defaults: 10,000 messages / 1 h per epoch, 60 s grace, re-handshake every 24 epochs. */
+export const DEFAULT_SESSION_POLICY: Readonly<SessionPolicy> = Object.freeze({
+  rotateAfterMessages: 10_000,
+  rotateAfterMs: 3_600_000,
+  graceMs: 60_000,
+  rehandshakeAfterEpochs: 24,
+  maxEpochSkip: 8,
+  replayWindow: 4096,
+});
+
+/** Merges and validates a session policy. */
+export function resolveSessionPolicy(policy: Partial<SessionPolicy> | undefined): SessionPolicy {
+  const p = { ...DEFAULT_SESSION_POLICY, ...policy };
+  for (const [k, v] of Object.entries(p)) {
+    if (!Number.isInteger(v) || v < (k === "graceMs" ? 0 : 1)) {
+      throw new ConfigError(`session policy ${k} is invalid`);
+    }
+  }
+  if (p.replayWindow % 32 !== 0) throw new ConfigError("replayWindow must be a multiple of 32");
+  return p;
+}
+
+/** A receive epoch's key, and when it is erased. */
+export interface EpochKey {
+  /** The epoch. */
+  epoch: number;
+  /** Its AEAD key. */
+  key: Uint8Array;
+  /** Erase after (Unix ms); absent while it is the newest. */
+  retireAt?: number;
+}
+
+/** Everything a session is. Plain data, so that a shared store can hold it. */
+export interface SessionState {
+  /** Session id, hex. */
+  id: string;
+  /** The peer's agent id. */
+  peer: string;
+  /** The peer's identity fingerprint at handshake time. */
+  peerFingerprint: string;
+  /** Which side this agent played. */
+  role: "initiator" | "responder";
+  /** The suite of the handshake, used for data spores. */
+  suite: SuiteId;
+  /** Creation time (Unix ms). */
+  createdAt: number;
+  /** Whether the peer has proved it holds the keys (welcome or first data spore). */
+  confirmed: boolean;
+  /** Sending side. */
+  send: { epoch: number; counter: number; startedAt: number; chain: Uint8Array; key: Uint8Array };
+  /** Receiving side. */
+  recv: { epochs: EpochKey[]; chain: Uint8Array; nextEpoch: number };
+  /** Set when a newer session replaced this one: receive only, until then. */
+  retireAt?: number;
+}
+
+/** Builds a fresh session from handshake secrets. */
+export function createSession(
+  secrets: SessionSecrets,
+  role: "initiator" | "responder",
+  peer: string,
+  peerFingerprint: string,
+  suite: SuiteId,
+  now: number,
+): SessionState {
+  const sendChain = role === "initiator" ? secrets.chainI2R : secrets.chainR2I;
+  const recvChain = role === "initiator" ? secrets.chainR2I : secrets.chainI2R;
+  return {
+    id: hex.encode(secrets.sessionId),
+    peer,
+    peerFingerprint,
+    role,
+    suite,
+    createdAt: now,
+    confirmed: role === "initiator",
+    send: { epoch: 0, counter: 0, startedAt: now, chain: nextChain(sendChain), key: epochKey(sendChain) },
+    recv: { epochs: [{ epoch: 0, key: epochKey(recvChain) }], chain: nextChain(recvChain), nextEpoch: 1 },
+  };
+}
+
+/** The next (epoch, counter, key) to send with, rotating the epoch when due. Mutates `state`. */
+export function nextSend(
+  state: SessionState,
+  policy: SessionPolicy,
+  now: number,
+): { epoch: number; counter: number; key: Uint8Array; rotated: boolean } {
+  const s = state.send;
+  let rotated = false;
+  if (s.counter >= policy.rotateAfterMessages || now - s.startedAt >= policy.rotateAfterMs) {
+    s.key.fill(0);
+    s.key = epochKey(s.chain);
+    const next = nextChain(s.chain);
+    s.chain.fill(0);
+    s.chain = next;
+    s.epoch += 1;
+    s.counter = 0;
+    s.startedAt = now;
+    rotated = true;
+  }
+  return { epoch: s.epoch, counter: s.counter++, key: s.key, rotated };
+}
+
+/** Whether this session has run enough epochs that a fresh handshake is due. */
+export function rehandshakeDue(state: SessionState, policy: SessionPolicy): boolean {
+  return state.send.epoch >= policy.rehandshakeAfterEpochs;
+}
+
+/** Erases receive epochs whose grace window has passed. Mutates `state`. */
+export function pruneEpochs(state: SessionState, now: number): void {
+  const keep: EpochKey[] = [];
+  for (const e of state.recv.epochs) {
+    if (e.retireAt !== undefined && e.retireAt < now) e.key.fill(0);
+    else keep.push(e);
+  }
+  state.recv.epochs = keep;
+}
+
+/**
+ * The receive key for `epoch`, with a `commit` to call once a spore under it
+ * authenticated (ratcheting forward is only kept then). A `ReplayError` for
+ * an epoch whose key is erased; a `SessionError` for one too far ahead.
+ */
+export function receiveKey(
+  state: SessionState,
+  epoch: number,
+  policy: SessionPolicy,
+  now: number,
+): { key: Uint8Array; commit: () => void } {
+  pruneEpochs(state, now);
+  const r = state.recv;
+  const held = r.epochs.find((e) => e.epoch === epoch);
+  if (held) return { key: held.key, commit: () => {} };
+  if (epoch < r.nextEpoch) throw new ReplayError(`epoch ${epoch} of this session is closed`);
+  if (epoch - r.nextEpoch >= policy.maxEpochSkip) {
+    throw new SessionError(`epoch ${epoch} is more than ${policy.maxEpochSkip} ahead`);
+  }
+  // Derive forward tentatively; keep it only if the spore authenticates.
+  const derived: EpochKey[] = [];
+  let chain = r.chain;
+  for (let e = r.nextEpoch; e <= epoch; e++) {
+    derived.push({ epoch: e, key: epochKey(chain) });
+    chain = nextChain(chain);
+  }
+  return {
+    key: derived[derived.length - 1]!.key,
+    commit: () => {
+      for (const e of r.epochs) e.retireAt ??= now + policy.graceMs;
+      for (const e of derived.slice(0, -1)) e.retireAt = now + policy.graceMs;
+      r.chain.fill(0);
+      r.chain = chain;
+      r.nextEpoch = epoch + 1;
+      r.epochs.push(...derived);
+    },
+  };
+}
+
+/**
+ * Where sessions and replay state live. The memory implementation serves one
+ * process; a shared one (Redis) lets several processes of one agent share it.
+ * `acceptCounter` and `acceptOnce` must be atomic.
+ *
+ * @example
+ * ```ts
+ * import { MemorySessionStore } from "@spores/spores";
+ * const store = new MemorySessionStore();
+ * console.assert(await store.acceptOnce("alice:1", Date.now() + 1000) === "fresh");
+ * ```
+ */
+export interface SessionStore {
+  /** The session `id`. */
+  get(id: string): Promise<SessionState | undefined>;
+  /** Stores (or updates) a session. */
+  put(state: SessionState): Promise<void>;
+  /** Removes a session and its replay windows. */
+  delete(id: string): Promise<void>;
+  /** The session used to send to `peer`. */
+  current(peer: string): Promise<SessionState | undefined>;
+  /** Makes `id` the session used to send to `peer`. */
+  setCurrent(peer: string, id: string): Promise<void>;
+  /** Records a received (session, epoch, counter) after authentication. */
+  acceptCounter(id: string, epoch: number, counter: number): Promise<ReplayVerdict>;
+  /** Records a one-shot key (sealed spore, handshake) until `until` (Unix ms). */
+  acceptOnce(key: string, until: number): Promise<ReplayVerdict>;
+}
+
+/** A `SessionStore` in this process's memory. */
+export class MemorySessionStore implements SessionStore {
+  readonly #sessions = new Map<string, SessionState>();
+  readonly #current = new Map<string, string>();
+  readonly #windows = new Map<string, ReplayWindow>();
+  readonly #seen: SeenCache;
+  readonly #windowSize: number;
+
+  /** @param options Replay window size and one-shot cache limit. */
+  constructor(options: { replayWindow?: number; seenLimit?: number } = {}) {
+    this.#windowSize = options.replayWindow ?? DEFAULT_SESSION_POLICY.replayWindow;
+    this.#seen = new SeenCache(options.seenLimit);
+  }
+
+  /** The session `id`. */
+  get(id: string): Promise<SessionState | undefined> {
+    return Promise.resolve(this.#sessions.get(id));
+  }
+  /** Stores a session. */
+  put(state: SessionState): Promise<void> {
+    this.#sessions.set(state.id, state);
+    return Promise.resolve();
+  }
+  /** Removes a session. */
+  delete(id: string): Promise<void> {
+    const s = this.#sessions.get(id);
+    if (s) {
+      s.send.key.fill(0);
+      s.send.chain.fill(0);
+      s.recv.chain.fill(0);
+      for (const e of s.recv.epochs) e.key.fill(0);
+    }
+    this.#sessions.delete(id);
+    for (const key of this.#windows.keys()) if (key.startsWith(`${id}/`)) this.#windows.delete(key);
+    return Promise.resolve();
+  }
+  /** The session used to send to `peer`. */
+  current(peer: string): Promise<SessionState | undefined> {
+    const id = this.#current.get(peer);
+    return Promise.resolve(id === undefined ? undefined : this.#sessions.get(id));
+  }
+  /** Sets the sending session for `peer`. */
+  setCurrent(peer: string, id: string): Promise<void> {
+    this.#current.set(peer, id);
+    return Promise.resolve();
+  }
+  /** Records a counter. */
+  acceptCounter(id: string, epoch: number, counter: number): Promise<ReplayVerdict> {
+    const key = `${id}/${epoch}`;
+    let w = this.#windows.get(key);
+    if (!w) {
+      w = new ReplayWindow(this.#windowSize);
+      this.#windows.set(key, w);
+    }
+    return Promise.resolve(w.accept(counter));
+  }
+  /** Records a one-shot key. */
+  acceptOnce(key: string, until: number): Promise<ReplayVerdict> {
+    return Promise.resolve(this.#seen.accept(key, until));
+  }
+}
