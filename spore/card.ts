@@ -239,13 +239,14 @@ export async function verifyCard(card: Uint8Array): Promise<AgentCard> {
 }
 
 /**
- * The KEM key a sender should seal to at `now`: the newest whose window
- * has begun and not ended. A `ConfigError` if there is none.
+ * The KEM key a sender should seal to at `now`: the newest that has not
+ * ended and whose start is not further ahead than the clock skew allows.
+ * A `ConfigError` if there is none.
  */
-export function currentKemKey(card: AgentCard, now: number = Date.now()): CardKemKey {
+export function currentKemKey(card: AgentCard, now: number = Date.now(), skewMs = 300_000): CardKemKey {
   for (let i = card.kem.length - 1; i >= 0; i--) {
     const k = card.kem[i]!;
-    if (k.notBefore <= now && (k.notAfter === undefined || now <= k.notAfter)) return k;
+    if (k.notBefore <= now + skewMs && (k.notAfter === undefined || now <= k.notAfter)) return k;
   }
   throw new ConfigError(`agent card of ${card.id} has no KEM key valid now`);
 }

@@ -337,7 +337,7 @@ export class SporeEngine {
     const now = this.#now();
     const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
     const { card, digest } = await this.#trusted(to);
-    const kem = currentKemKey(card, now);
+    const kem = currentKemKey(card, now, this.#skew);
     const header = this.#header(Kind.SEALED, this.#suite, to, msg, now);
     header.keyId = kem.keyId;
     const headerBytes = encodeHeader(header);
@@ -384,7 +384,7 @@ export class SporeEngine {
     }
     if (existing) this.#dropPending(existing, new SessionError(`handshake with ${peer} superseded`));
     const { card } = await this.#trusted(peer);
-    const kem = currentKemKey(card, now);
+    const kem = currentKemKey(card, now, this.#skew);
     const suite = this.#suite;
     const header = this.#header(Kind.HELLO, suite, peer, { type: "spores.hello", ttlMs: HELLO_TTL }, now);
     header.keyId = kem.keyId;

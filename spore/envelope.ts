@@ -130,8 +130,14 @@ function sectionsOf(kind: KindId, suite: SuiteId): SectionSpec | undefined {
   }
 }
 
-/** Which kind-specific header fields each kind has. */
-const KIND_FIELDS: Record<KindId, readonly ("keyId" | "sessionId" | "epoch" | "counter" | "helloRef")[]> = {
+type KindField = "keyId" | "sessionId" | "epoch" | "counter" | "helloRef";
+
+/** Which kind-specific header fields each kind has (a classic sealed spore names no KEM key). */
+function kindFields(kind: KindId, suite: SuiteId): readonly KindField[] {
+  return kind === Kind.SEALED && suite === Suite.NACL_ED25519 ? [] : KIND_FIELDS[kind];
+}
+
+const KIND_FIELDS: Record<KindId, readonly KindField[]> = {
   [Kind.SEALED]: ["keyId"],
   [Kind.SESSION]: ["sessionId", "epoch", "counter"],
   [Kind.HELLO]: ["keyId"],
@@ -156,7 +162,7 @@ export function encodeHeader(h: Header): Uint8Array {
   w.u16(0);
   w.shortString(h.id).shortString(h.type).shortString(h.from).shortString(h.to);
   w.u64(h.createdAt).u64(h.expiresAt).u8(h.priority);
-  for (const field of KIND_FIELDS[h.kind]) {
+  for (const field of kindFields(h.kind, h.suite)) {
     switch (field) {
       case "keyId":
         w.bytes(fixed(h.keyId, 8, field));
@@ -230,7 +236,7 @@ function parseHeader(r: Reader, limits: Limits): { header: Header; end: number }
   };
   if (header.priority > 9) throw new ProtocolError(`priority ${header.priority} out of 0..9`);
   if (header.expiresAt < header.createdAt) throw new ProtocolError("expires_at is before created_at");
-  for (const field of KIND_FIELDS[kind]) {
+  for (const field of kindFields(kind, suite)) {
     switch (field) {
       case "keyId":
         header.keyId = fields.bytes(8, field);
