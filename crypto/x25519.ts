@@ -9,6 +9,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { concat, copyBytes, randomBytes } from "./bytes.ts";
 import { ConfigError, DecryptError } from "./errors.ts";
 import { type Backend, expectLength, PrivateKey, unwrapKey } from "./keys.ts";
+import { PublicKeyCache } from "./public_key_cache.ts";
 import { pkcs8Prefix, subtle } from "./signature.ts";
 import type { KeyOptions, KeyPair } from "./signature.ts";
 
@@ -46,6 +47,9 @@ function isZero(bytes: Uint8Array): boolean {
   for (const b of bytes) acc |= b;
   return acc === 0;
 }
+
+// Static peer keys (an X-Wing recipient's) recur: import each once.
+const peers = new PublicKeyCache((raw) => subtle().importKey("raw", raw, "X25519", true, []));
 
 /**
  * X25519 through Web Crypto.
@@ -90,7 +94,7 @@ export const nativeX25519: KeyAgreement = {
     const key = unwrapKey<CryptoKey>(privateKey, "X25519", "native");
     if (publicKey.length !== 32) throw new DecryptError();
     try {
-      const peer = await subtle().importKey("raw", copyBytes(publicKey), "X25519", true, []);
+      const peer = await peers.get(publicKey);
       const bits = await crypto.subtle.deriveBits({ name: "X25519", public: peer }, key, 256);
       return new Uint8Array(bits);
     } catch (cause) {
