@@ -104,6 +104,31 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+interface SenderKey {
+  channel: string;
+  keyId: Uint8Array;
+  key: Uint8Array;
+  generation: number;
+  counter: number;
+}
+
+/** A sender key as it travels, inside a direct spore of type `spores.sender-key`. */
+export interface SenderKeyGrant {
+  /** The channel. */
+  channel: string;
+  /** 8-byte key id. */
+  keyId: Uint8Array;
+  /** 32-byte key. */
+  key: Uint8Array;
+  /** Key generation. */
+  generation: number;
+}
+
+/** Most sender keys a channel keeps (the current one and the recent ones still in flight). */
+const SENDER_KEYS_KEPT = 4;
+/** Most peer sender keys held. */
+const PEER_SENDER_KEYS_MAX = 10_000;
+
 const DEFAULT_TTL = 300_000;
 const HELLO_TTL = 120_000;
 const ZERO_NONCE = new Uint8Array(12);
@@ -154,6 +179,8 @@ export class SporeEngine {
   readonly limits: Limits;
   /** Session policy in force. */
   readonly policy: SessionPolicy;
+  /** Key rotations this engine made: sending epochs after the first, and KEM key rotations. */
+  readonly stats: { rotations: number } = { rotations: 0 };
   readonly #crypto: CryptoProvider;
   readonly #directory: Directory;
   readonly #trust: TrustPolicy;
@@ -169,6 +196,9 @@ export class SporeEngine {
   readonly #pending = new Map<string, Pending>();
   readonly #pendingByPeer = new Map<string, Pending>();
   readonly #welcomes = new Map<string, { bytes: Uint8Array; until: number; peer: string }>();
+  readonly #channels = new Set<string>();
+  readonly #ownSenderKeys = new Map<string, SenderKey[]>();
+  readonly #peerSenderKeys = new Map<string, SenderKey>();
   #card: Uint8Array | undefined;
 
   private constructor(options: EngineOptions, crypto: CryptoProvider) {
@@ -217,6 +247,7 @@ export class SporeEngine {
    */
   async rotateKemKey(overlapMs?: number): Promise<void> {
     await this.identity.rotateKemKey({ overlapMs, now: this.#now() });
+    this.stats.rotations++;
     this.#card = undefined;
     await this.publishCard();
   }
@@ -318,7 +349,8 @@ export class SporeEngine {
     const now = this.#now();
     const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
     const header = this.#header(Kind.SESSION, state.suite, state.peer, msg, now);
-    const { epoch, counter, key } = nextSend(state, this.policy, now);
+    const { epoch, counter, key, rotated } = nextSend(state, this.policy, now);
+    if (rotated) this.stats.rotations++;
     header.sessionId = hex.decode(state.id);
     header.epoch = epoch;
     header.counter = counter;
@@ -362,6 +394,132 @@ export class SporeEngine {
     const box = naclBox.seal(payload, nonce, card.box, this.identity.boxKey.privateKey);
     const sig = await this.identity.sign(concat(LABELS.classicSig, headerBytes, nonce, box));
     return encodeEnvelope(headerBytes, [nonce, box, sig]);
+  }
+
+  // ---- broadcast (sender keys) ----------------------------------------------------
+
+  /** Receives broadcasts of `channel` from now on. */
+  join(channel: string): void {
+    this.#channels.add(checkId(channel, "channel"));
+  }
+
+  /** Stops accepting broadcasts of `channel`. */
+  leave(channel: string): void {
+    this.#channels.delete(channel);
+  }
+
+  /** Channels joined. */
+  get channels(): string[] {
+    return [...this.#channels];
+  }
+
+  #senderKey(channel: string): SenderKey {
+    const keys = this.#ownSenderKeys.get(channel) ?? [];
+    let current = keys[keys.length - 1];
+    if (!current || current.counter >= this.policy.rotateAfterMessages) {
+      current = {
+        channel,
+        keyId: randomBytes(8),
+        key: randomBytes(32),
+        generation: (current?.generation ?? -1) + 1,
+        counter: 0,
+      };
+      keys.push(current);
+      while (keys.length > SENDER_KEYS_KEPT) keys.shift()!.key.fill(0);
+      this.#ownSenderKeys.set(channel, keys);
+    }
+    return current;
+  }
+
+  /**
+   * Seals `msg` for every member of `channel`: one AEAD under this agent's
+   * sender key for the channel, and this agent's signature. Members obtain
+   * the sender key from this agent (`grantSenderKey`) over a direct spore.
+   */
+  async sealBroadcast(channel: string, msg: OutgoingSpore): Promise<Uint8Array> {
+    checkId(channel, "channel");
+    const now = this.#now();
+    const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
+    const sk = this.#senderKey(channel);
+    const header = this.#header(Kind.BROADCAST, this.#suite, channel, msg, now);
+    header.keyId = sk.keyId;
+    header.epoch = sk.generation;
+    header.counter = sk.counter++;
+    const headerBytes = encodeHeader(header);
+    const ciphertext = await this.#crypto.aead.seal(
+      aeadKey(sk.key),
+      counterNonce(header.epoch, header.counter),
+      payload,
+      headerBytes,
+    );
+    const sigs = await this.#sign(this.#suite, concat(LABELS.broadcastSig, headerBytes, ciphertext));
+    return encodeEnvelope(headerBytes, [ciphertext, ...sigs]);
+  }
+
+  /**
+   * The sender key `keyId` (hex) of `channel`, for `requester` (an
+   * authenticated, trusted agent that asked over a direct spore), or
+   * `undefined` if this agent has no such key. Send it back with `seal`.
+   */
+  grantSenderKey(channel: string, keyId: string, requester: string): SenderKeyGrant | undefined {
+    checkId(requester, "requester");
+    const key = this.#ownSenderKeys.get(channel)?.find((k) => hex.encode(k.keyId) === keyId);
+    if (!key) return undefined;
+    return { channel, keyId: key.keyId, key: key.key, generation: key.generation };
+  }
+
+  /** Installs a sender key that `from` sent in a direct spore (already authenticated). */
+  installSenderKey(from: string, grant: unknown): void {
+    const g = grant as Partial<SenderKeyGrant> | null;
+    if (
+      typeof g !== "object" || g === null || typeof g.channel !== "string" ||
+      !(g.keyId instanceof Uint8Array) ||
+      g.keyId.length !== 8 || !(g.key instanceof Uint8Array) || g.key.length !== 32 ||
+      !Number.isInteger(g.generation) || g.generation! < 0
+    ) {
+      throw new ProtocolError("malformed sender key grant");
+    }
+    checkId(g.channel, "channel");
+    if (this.#peerSenderKeys.size >= PEER_SENDER_KEYS_MAX) {
+      this.#peerSenderKeys.delete(this.#peerSenderKeys.keys().next().value!);
+    }
+    this.#peerSenderKeys.set(`${from}/${hex.encode(g.keyId)}`, {
+      channel: g.channel,
+      keyId: g.keyId.slice(),
+      key: g.key.slice(),
+      generation: g.generation!,
+      counter: 0,
+    });
+  }
+
+  async #openBroadcast(env: Envelope, _now: number): Promise<OpenResult> {
+    const h = env.header;
+    const { card } = await this.#trusted(h.from);
+    this.#checkSuite(card, h.suite);
+    const [ciphertext, ...sigs] = env.sections as [Uint8Array, ...Uint8Array[]];
+    await this.#verify(
+      card,
+      h.suite,
+      concat(LABELS.broadcastSig, env.headerBytes, ciphertext),
+      sigs,
+      "broadcast",
+    );
+    const keyId = hex.encode(h.keyId!);
+    const sk = this.#peerSenderKeys.get(`${h.from}/${keyId}`);
+    if (!sk) return { status: "pending-key", from: h.from, channel: h.to, keyId };
+    if (sk.channel !== h.to || sk.generation !== h.epoch) {
+      throw new SessionError("sender key of another channel");
+    }
+    const payload = await this.#crypto.aead.open(
+      aeadKey(sk.key),
+      counterNonce(h.epoch!, h.counter!),
+      ciphertext,
+      env.headerBytes,
+    );
+    const verdict = await this.#store.acceptCounter(`b/${h.from}/${keyId}`, h.epoch!, h.counter!);
+    if (verdict === "duplicate") return { status: "duplicate", id: h.id, from: h.from };
+    if (verdict === "stale") throw new ReplayError("broadcast older than the replay window");
+    return this.#opened(h, decodePayload(payload, this.limits.maxPayloadBytes), "broadcast");
   }
 
   // ---- handshake, initiator -------------------------------------------------------
@@ -466,7 +624,9 @@ export class SporeEngine {
     if (h.suite === Suite.NACL_ED25519 && !this.#allowClassic) {
       throw new UnsupportedError("the classic NaCl suite is disabled here");
     }
-    if (h.to !== this.id) throw new RecipientError(`spore for ${h.to} reached ${this.id}`);
+    if (h.kind === Kind.BROADCAST ? !this.#channels.has(h.to) : h.to !== this.id) {
+      throw new RecipientError(`spore for ${h.to} reached ${this.id}`);
+    }
     if (h.expiresAt - h.createdAt > this.#maxTtl) throw new ProtocolError("spore lifetime over the maximum");
     if (h.createdAt > now + this.#skew) {
       throw new ClockSkewError("spore created in the future beyond the skew");
@@ -483,8 +643,8 @@ export class SporeEngine {
         return await this.#openHello(env, now);
       case Kind.WELCOME:
         return await this.#openWelcome(env, now);
-      default:
-        throw new UnsupportedError(`spore kind ${h.kind} is not accepted by direct delivery`);
+      case Kind.BROADCAST:
+        return await this.#openBroadcast(env, now);
     }
   }
 

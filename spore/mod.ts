@@ -32,3 +32,7 @@ export * from "./replay.ts";
 export * from "./session.ts";
 export * from "./trust.ts";
 export * from "./types.ts";
+export * from "./agent.ts";
+export * from "./logger.ts";
+export * from "./metrics.ts";
+export * from "./reef.ts";

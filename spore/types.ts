@@ -53,7 +53,9 @@ export type OpenResult =
   /** A handshake step: send `reply` (a welcome) to `peer` if present. */
   | { status: "handshake"; peer: string; sessionId: string; reply?: Uint8Array }
   /** A hello that lost a simultaneous open: the peer answers ours instead. */
-  | { status: "ignored"; from: string; reason: string };
+  | { status: "ignored"; from: string; reason: string }
+  /** A broadcast under a sender key not yet received: ask `from` for `keyId` (hex), then open it again. */
+  | { status: "pending-key"; from: string; channel: string; keyId: string };
 
 /** A session, as callers see it. */
 export interface SessionInfo {

@@ -1,0 +1,656 @@
+/**
+ * The agent runtime: an agent with an identity, on a transport, that sends
+ * and receives spores and runs handlers with at-least-once delivery and
+ * exactly-once handling of redeliveries.
+ *
+ * @module
+ */
+import { hex } from "../crypto/bytes.ts";
+import { ConfigError, SporeError, TransportError } from "../crypto/errors.ts";
+import { Identity } from "../crypto/identity.ts";
+import type { Delivery, Transport, TransportFactory } from "../transports/transport.ts";
+import type { Directory } from "./directory.ts";
+import { SporeEngine } from "./engine.ts";
+import { inspect, type SporeInfo } from "./envelope.ts";
+import { checkId, type Limits } from "./limits.ts";
+import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
+import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
+import type { SessionPolicy, SessionStore } from "./session.ts";
+import { TofuTrust, type TrustPolicy } from "./trust.ts";
+import type { OpenedSpore, SessionInfo } from "./types.ts";
+
+/** A message as a handler receives it: authenticated, decrypted, fresh, not a replay. */
+export interface Message<T = unknown> {
+  /** Spore id. */
+  id: string;
+  /** Message type. */
+  type: string;
+  /** Sender (authenticated). */
+  from: string;
+  /** This agent, or the channel of a broadcast. */
+  to: string;
+  /** The content. */
+  content: T;
+  /** Creation time stated by the sender (Unix ms). */
+  createdAt: number;
+  /** Expiry (Unix ms). */
+  expiresAt: number;
+  /** Priority 0..9. */
+  priority: number;
+  /** Suite name. */
+  suite: string;
+  /** How it travelled. */
+  kind: "sealed" | "session" | "broadcast";
+  /** For a broadcast: the channel. */
+  channel?: string;
+  /** How many times the transport delivered it before. */
+  redeliveries: number;
+}
+
+/** A handler; the spore is acknowledged when it resolves, redelivered when it throws. */
+export type Handler<T = unknown> = (message: Message<T>) => void | Promise<void>;
+
+/** A map from message type to content type, for typed agents. */
+export type MessageTypes = Record<string, unknown>;
+
+/** What to send. */
+export interface SendOptions<K extends string = string, T = unknown> {
+  /** Message type (not starting with `spores.`, which is reserved). */
+  type: K;
+  /** The content: JSON-like values and `Uint8Array`. */
+  content?: T;
+  /** 0 (lowest) to 9 (highest). Default 4. */
+  priority?: number;
+  /** Time to live, ms. Default 300,000. */
+  ttlMs?: number;
+}
+
+/** Options of {@linkcode Agent.start}. */
+export interface AgentOptions {
+  /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
+  id: string;
+  /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
+  transport: string | Transport;
+  /** Options passed to the transport module for a URL. */
+  transportOptions?: Record<string, unknown>;
+  /** Keys; default a fresh, non-extractable identity. */
+  identity?: Identity;
+  /** Card directory; default the transport's. */
+  directory?: Directory;
+  /** Trust policy; default trust on first use. */
+  trust?: TrustPolicy;
+  /** Session store; default in memory. */
+  store?: SessionStore;
+  /** Structured events; default silent. */
+  logger?: Logger;
+  /** Handler failures before a spore is dead-lettered. Default 5. */
+  maxRedeliveries?: number;
+  /** How long `connect` waits for the handshake, ms. Default 10,000. */
+  connectTimeoutMs?: number;
+  /** Deliveries in flight at once. Default 64. */
+  prefetch?: number;
+  /** Who may receive this agent's sender key for a channel. Default: any trusted agent. */
+  channelAccess?: (channel: string, agent: string) => boolean | Promise<boolean>;
+  /** Format limits. */
+  limits?: Partial<Limits>;
+  /** Key rotation and replay settings. */
+  session?: Partial<SessionPolicy>;
+  /** Clock skew tolerated, ms. Default 300,000. */
+  skewMs?: number;
+  /** Allow the classic NaCl suite. Default `false`. */
+  allowClassic?: boolean;
+  /** Closes the agent when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Details of a `dead-letter` event. */
+export interface DeadLetter {
+  /** The message given up on. */
+  message: Message;
+  /** Deliveries made. */
+  attempts: number;
+  /** What the last handler attempt threw. */
+  error: unknown;
+}
+
+const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
+  "memory:": "memory",
+});
+
+/**
+ * Opens the transport for `url` by importing only its module.
+ *
+ * @example
+ * ```ts
+ * import { openTransport } from "@spores/spores";
+ * const t = await openTransport("memory://docs");
+ * await t.close();
+ * ```
+ */
+export async function openTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+  let scheme: string;
+  try {
+    scheme = new URL(url).protocol;
+  } catch (cause) {
+    throw new ConfigError(`transport must be a URL such as memory:// (got ${JSON.stringify(url)})`, {
+      cause,
+    });
+  }
+  const name = TRANSPORT_MODULES[scheme];
+  if (!name) {
+    const known = Object.keys(TRANSPORT_MODULES).map((s) => `${s}//`).join(", ");
+    throw new ConfigError(`unknown transport scheme ${scheme}// (known: ${known})`);
+  }
+  // The in-process broker is pure, so its import can be analysed (and needs no
+  // permission). Broker transports use a computed specifier: the module graph of
+  // mod.ts holds none of them, so only the transport a URL names (and its broker
+  // client) is ever loaded. Loading one from local files needs --allow-read for it.
+  const module: { createTransport: TransportFactory } = name === "memory"
+    ? await import("../transports/memory.ts")
+    : await import(new URL(`../transports/${name}.ts`, import.meta.url).href);
+  return await module.createTransport(url, options);
+}
+
+const RESERVED = "spores.";
+const KEY_REQUEST = "spores.sender-key-request";
+const KEY_GRANT = "spores.sender-key";
+const KEY_WAIT_MS = 10_000;
+
+/**
+ * An agent.
+ *
+ * @example Two agents on the in-process broker
+ * ```ts
+ * import { Agent } from "@spores/spores";
+ * const alice = await Agent.start({ id: "alice", transport: "memory://doc-agent" });
+ * const bob = await Agent.start({ id: "bob", transport: "memory://doc-agent" });
+ * const got = Promise.withResolvers<string>();
+ * bob.on("chat", (msg) => got.resolve(`${msg.from}: ${msg.content}`));
+ * await alice.connect("bob");
+ * await alice.send("bob", { type: "chat", content: "hello" });
+ * console.assert((await got.promise) === "alice: hello");
+ * await alice.close();
+ * await bob.close();
+ * ```
+ */
+export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarget {
+  /** The agent id. */
+  readonly id: string;
+  /** The agent's identity. */
+  readonly identity: Identity;
+  /** The transport in use. */
+  readonly transport: Transport;
+  readonly #engine: SporeEngine;
+  readonly #ownsTransport: boolean;
+  readonly #logger: Logger;
+  readonly #maxRedeliveries: number;
+  readonly #connectTimeout: number;
+  readonly #prefetch: number;
+  readonly #channelAccess: (channel: string, agent: string) => boolean | Promise<boolean>;
+  readonly #handlers = new Map<string, Handler<never>>();
+  #anyHandler: Handler | undefined;
+  readonly #subscriptions = new Map<string, { close(): Promise<void> }>();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #retry = new Map<string, { spore: OpenedSpore; until: number }>();
+  readonly #keyWaiters = new Map<string, (() => void)[]>();
+  readonly #metrics: AgentMetrics = emptyMetrics();
+  #rotationsSeen = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    id: string,
+    identity: Identity,
+    engine: SporeEngine,
+    transport: Transport,
+    ownsTransport: boolean,
+    options: AgentOptions,
+  ) {
+    super();
+    this.id = id;
+    this.identity = identity;
+    this.#engine = engine;
+    this.transport = transport;
+    this.#ownsTransport = ownsTransport;
+    this.#logger = options.logger ?? silentLogger;
+    this.#maxRedeliveries = options.maxRedeliveries ?? 5;
+    this.#connectTimeout = options.connectTimeoutMs ?? 10_000;
+    this.#prefetch = options.prefetch ?? 64;
+    this.#channelAccess = options.channelAccess ?? (() => true);
+    if (!Number.isInteger(this.#maxRedeliveries) || this.#maxRedeliveries < 0) {
+      throw new ConfigError("maxRedeliveries must be a non-negative integer");
+    }
+  }
+
+  /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
+  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions): Promise<Agent<T>> {
+    const id = checkId(options.id, "agent id");
+    options.signal?.throwIfAborted();
+    const owns = typeof options.transport === "string";
+    const transport = typeof options.transport === "string"
+      ? await openTransport(options.transport, options.transportOptions)
+      : options.transport;
+    try {
+      const directory = options.directory ?? transport.directory;
+      if (!directory) throw new ConfigError(`transport ${transport.name} has no directory: pass one`);
+      const identity = options.identity ?? await Identity.generate();
+      const engine = await SporeEngine.create({
+        id,
+        identity,
+        directory,
+        trust: options.trust ?? new TofuTrust(),
+        store: options.store,
+        limits: options.limits,
+        session: options.session,
+        skewMs: options.skewMs,
+        allowClassic: options.allowClassic,
+      });
+      const agent = new Agent<T>(id, identity, engine, transport, owns, options);
+      await engine.publishCard();
+      const sub = await transport.subscribe({ agent: id }, (d) => agent.#track(agent.#receive(d)), {
+        prefetch: agent.#prefetch,
+      });
+      agent.#subscriptions.set("", sub);
+      options.signal?.addEventListener("abort", () => void agent.close(), { once: true });
+      agent.#log("info", "started", {
+        suite: engine.suite,
+        transport: transport.name,
+        fingerprint: identity.fingerprint,
+      });
+      return agent;
+    } catch (e) {
+      if (owns) await transport.close();
+      throw e;
+    }
+  }
+
+  #log(
+    level: LogLevel,
+    event: string,
+    fields: Record<string, string | number | boolean | undefined> = {},
+  ): void {
+    const e: LogEvent = { level, event, agent: this.id, time: Date.now(), ...fields };
+    try {
+      this.#logger.log(e);
+    } catch {
+      // A logger must not break the agent.
+    }
+  }
+
+  #track(p: Promise<void>): Promise<void> {
+    this.#inFlight.add(p);
+    return p.finally(() => this.#inFlight.delete(p));
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ConfigError(`agent ${this.id} is closed`);
+  }
+
+  /** Registers the handler of `type` (replacing any previous one). */
+  on<K extends keyof Types & string>(type: K, handler: Handler<Types[K]>): this {
+    checkId(type, "message type");
+    if (type.startsWith(RESERVED)) {
+      throw new ConfigError(`message types starting with ${RESERVED} are reserved`);
+    }
+    this.#handlers.set(type, handler as Handler<never>);
+    return this;
+  }
+
+  /** Registers a handler for every type that has no handler of its own. */
+  onAny(handler: Handler): this {
+    this.#anyHandler = handler;
+    return this;
+  }
+
+  /** Counters and latency histograms (a snapshot). */
+  metrics(): AgentMetrics {
+    this.#syncRotations();
+    return snapshot(this.#metrics);
+  }
+
+  #syncRotations(): void {
+    const r = this.#engine.stats.rotations;
+    this.#metrics.rotations += r - this.#rotationsSeen;
+    this.#rotationsSeen = r;
+  }
+
+  /** This agent's card (to publish elsewhere, or to pin its fingerprint). */
+  card(): Promise<Uint8Array> {
+    return this.#engine.card();
+  }
+
+  /**
+   * Runs the authenticated post-quantum handshake with `peer`, retrying the
+   * hello until the welcome arrives or `timeoutMs` passes (`TransportError`).
+   */
+  async connect(
+    peer: string,
+    options: { timeoutMs?: number; signal?: AbortSignal; force?: boolean } = {},
+  ): Promise<SessionInfo> {
+    this.#check();
+    const timeout = options.timeoutMs ?? this.#connectTimeout;
+    const { bytes, established } = await this.#engine.hello(peer, { force: options.force });
+    const deadline = Date.now() + timeout;
+    const retryEvery = Math.max(250, Math.floor(timeout / 5));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const abort = new Promise<never>((_, reject) => {
+      options.signal?.addEventListener("abort", () => reject(options.signal!.reason), { once: true });
+    });
+    try {
+      for (;;) {
+        await this.transport.publish({ agent: peer }, bytes, { priority: 9, ttlMs: 120_000 });
+        const left = deadline - Date.now();
+        if (left <= 0) throw new TransportError(`handshake with ${peer} timed out after ${timeout} ms`);
+        const wait = new Promise<"retry">((resolve) =>
+          timer = setTimeout(() => resolve("retry"), Math.min(left, retryEvery))
+        );
+        const r = await Promise.race([established, wait, abort]);
+        clearTimeout(timer);
+        if (r !== "retry") {
+          this.#log("info", "connected", { peer, session: r.id, role: r.role });
+          return r;
+        }
+        if (Date.now() >= deadline) {
+          throw new TransportError(`handshake with ${peer} timed out after ${timeout} ms`);
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Sends a message to `peer`: on the session if one exists (see
+   * `connect`), otherwise as a one-shot sealed spore. Resolves with the spore
+   * id when the transport has accepted it.
+   */
+  async send<K extends keyof Types & string>(
+    peer: string,
+    message: SendOptions<K, Types[K]>,
+  ): Promise<string> {
+    this.#check();
+    if (message.type.startsWith(RESERVED)) {
+      throw new ConfigError(`message types starting with ${RESERVED} are reserved`);
+    }
+    return await this.#send(peer, message);
+  }
+
+  async #send(peer: string, message: SendOptions): Promise<string> {
+    const bytes = await this.#engine.seal(peer, message);
+    const info = inspect(bytes, this.#engine.limits);
+    await this.#publish({ agent: peer }, bytes, info);
+    if (info.kind === "session" && await this.#engine.rekeyDue(peer)) {
+      this.connect(peer, { force: true }).catch((e) =>
+        this.#log("warn", "rekey-failed", { peer, code: e instanceof SporeError ? e.code : "ERR_INTERNAL" })
+      );
+    }
+    return info.id;
+  }
+
+  async #publish(
+    to: { agent: string } | { channel: string },
+    bytes: Uint8Array,
+    info: SporeInfo,
+  ): Promise<void> {
+    if (bytes.length > this.transport.capabilities.maxMessageBytes) {
+      throw new TransportError(
+        `spore of ${bytes.length} bytes over the ${this.transport.name} limit of ${this.transport.capabilities.maxMessageBytes}`,
+      );
+    }
+    await this.transport.publish(to, bytes, {
+      priority: info.priority,
+      ttlMs: Math.max(1, info.expiresAt - Date.now()),
+      dedupId: info.id,
+    });
+    this.#metrics.sent++;
+    this.#log("debug", "sent", {
+      to: info.to,
+      id: info.id,
+      type: info.type,
+      kind: info.kind,
+      size: bytes.length,
+    });
+  }
+
+  /** Publishes a message to every member of `channel`, under this agent's sender key. */
+  async broadcast<K extends keyof Types & string>(
+    channel: string,
+    message: SendOptions<K, Types[K]>,
+  ): Promise<string> {
+    this.#check();
+    if (message.type.startsWith(RESERVED)) {
+      throw new ConfigError(`message types starting with ${RESERVED} are reserved`);
+    }
+    const bytes = await this.#engine.sealBroadcast(channel, message);
+    const info = inspect(bytes, this.#engine.limits);
+    await this.#publish({ channel }, bytes, info);
+    return info.id;
+  }
+
+  /** Joins `channel`: this agent receives its broadcasts, including those sent while it was away. */
+  async join(channel: string): Promise<void> {
+    this.#check();
+    checkId(channel, "channel");
+    if (this.#subscriptions.has(channel)) return;
+    this.#engine.join(channel);
+    const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
+      member: this.id,
+      prefetch: this.#prefetch,
+    });
+    this.#subscriptions.set(channel, sub);
+    this.#log("info", "joined", { channel });
+  }
+
+  /** Leaves `channel`. */
+  async leave(channel: string): Promise<void> {
+    const sub = this.#subscriptions.get(channel);
+    if (!sub || channel === "") return;
+    this.#subscriptions.delete(channel);
+    this.#engine.leave(channel);
+    await sub.close();
+  }
+
+  #reject(error: unknown, bytes: Uint8Array): void {
+    const code = error instanceof SporeError ? error.code : "ERR_INTERNAL";
+    this.#metrics.rejected[code] = (this.#metrics.rejected[code] ?? 0) + 1;
+    let claimed: SporeInfo | undefined;
+    try {
+      claimed = inspect(bytes, this.#engine.limits);
+    } catch {
+      claimed = undefined;
+    }
+    this.#log(code === "ERR_INTERNAL" ? "error" : "warn", "rejected", {
+      code,
+      size: bytes.length,
+      claimedFrom: claimed?.from,
+      claimedId: claimed?.id,
+      kind: claimed?.kind,
+    });
+  }
+
+  async #receive(d: Delivery): Promise<void> {
+    let result;
+    try {
+      result = await this.#engine.open(d.bytes);
+      if (result.status === "pending-key") {
+        await this.#awaitSenderKey(result.from, result.channel, result.keyId);
+        result = await this.#engine.open(d.bytes);
+        if (result.status === "pending-key") {
+          this.#log("warn", "sender-key-missing", { from: result.from, channel: result.channel });
+          await this.#redeliverOrDrop(d, undefined, new TransportError("sender key did not arrive"));
+          return;
+        }
+      }
+    } catch (e) {
+      this.#reject(e, d.bytes);
+      await d.ack();
+      return;
+    }
+    switch (result.status) {
+      case "message":
+        await this.#dispatch(d, result.spore);
+        return;
+      case "duplicate": {
+        const retry = this.#retry.get(`${result.from}/${result.id}`);
+        if (retry) {
+          await this.#dispatch(d, retry.spore);
+          return;
+        }
+        if (result.reply) await this.transport.publish({ agent: result.from }, result.reply, { priority: 9 });
+        this.#metrics.duplicates++;
+        this.#log("debug", "duplicate", { from: result.from, id: result.id });
+        await d.ack();
+        return;
+      }
+      case "handshake":
+        if (result.reply) await this.transport.publish({ agent: result.peer }, result.reply, { priority: 9 });
+        this.#metrics.handshakes++;
+        this.#log("info", "handshake", { peer: result.peer, session: result.sessionId });
+        await d.ack();
+        return;
+      case "ignored":
+        this.#log("debug", "hello-ignored", { from: result.from, reason: result.reason });
+        await d.ack();
+        return;
+    }
+  }
+
+  async #awaitSenderKey(from: string, channel: string, keyId: string): Promise<void> {
+    const key = `${from}/${keyId}`;
+    const arrived = new Promise<void>((resolve) => {
+      const list = this.#keyWaiters.get(key) ?? [];
+      list.push(resolve);
+      this.#keyWaiters.set(key, list);
+    });
+    if (this.#keyWaiters.get(key)!.length === 1) {
+      await this.#send(from, { type: KEY_REQUEST, content: { channel, keyId }, priority: 9 });
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([arrived, new Promise<void>((r) => timer = setTimeout(r, KEY_WAIT_MS))]);
+    clearTimeout(timer);
+  }
+
+  async #internal(spore: OpenedSpore): Promise<void> {
+    if (spore.type === KEY_REQUEST) {
+      const { channel, keyId } = (spore.content ?? {}) as { channel?: unknown; keyId?: unknown };
+      if (typeof channel !== "string" || typeof keyId !== "string") return;
+      if (!(await this.#channelAccess(channel, spore.from))) {
+        this.#log("warn", "sender-key-refused", { to: spore.from, channel });
+        return;
+      }
+      const grant = this.#engine.grantSenderKey(channel, keyId, spore.from);
+      if (grant) await this.#send(spore.from, { type: KEY_GRANT, content: grant, priority: 9 });
+    } else if (spore.type === KEY_GRANT) {
+      this.#engine.installSenderKey(spore.from, spore.content);
+      const keyId = (spore.content as { keyId: Uint8Array }).keyId;
+      const key = `${spore.from}/${hex.encode(keyId)}`;
+      for (const wake of this.#keyWaiters.get(key) ?? []) wake();
+      this.#keyWaiters.delete(key);
+    }
+  }
+
+  async #dispatch(d: Delivery, spore: OpenedSpore): Promise<void> {
+    const key = `${spore.from}/${spore.id}`;
+    if (spore.type.startsWith(RESERVED)) {
+      try {
+        await this.#internal(spore);
+      } catch (e) {
+        this.#reject(e, d.bytes);
+      }
+      await d.ack();
+      return;
+    }
+    const handler = this.#handlers.get(spore.type) ?? this.#anyHandler;
+    if (!handler) {
+      this.#metrics.unhandled++;
+      this.#log("warn", "unhandled", { from: spore.from, id: spore.id, type: spore.type });
+      await d.ack();
+      return;
+    }
+    const message: Message = {
+      id: spore.id,
+      type: spore.type,
+      from: spore.from,
+      to: spore.to,
+      content: spore.content,
+      createdAt: spore.createdAt,
+      expiresAt: spore.expiresAt,
+      priority: spore.priority,
+      suite: spore.suite,
+      kind: spore.kind,
+      redeliveries: d.redeliveries,
+    };
+    if (spore.kind === "broadcast") message.channel = spore.to;
+    const started = performance.now();
+    try {
+      await (handler as Handler)(message);
+    } catch (error) {
+      this.#retry.set(key, { spore, until: spore.expiresAt });
+      await this.#redeliverOrDrop(d, message, error);
+      return;
+    }
+    this.#retry.delete(key);
+    observe(this.#metrics.handlerLatency, performance.now() - started);
+    observe(this.#metrics.deliveryLatency, Math.max(0, Date.now() - spore.createdAt));
+    this.#metrics.delivered++;
+    this.#log("debug", "delivered", { from: spore.from, id: spore.id, type: spore.type });
+    await d.ack();
+  }
+
+  async #redeliverOrDrop(
+    d: Delivery,
+    message: Message | undefined,
+    error: unknown,
+  ): Promise<void> {
+    const attempts = d.redeliveries + 1;
+    const code = error instanceof SporeError ? error.code : undefined;
+    if (attempts <= this.#maxRedeliveries) {
+      this.#metrics.redeliveries++;
+      this.#log("warn", "handler-failed", { id: message?.id, from: message?.from, attempt: attempts, code });
+      await d.nack();
+      return;
+    }
+    if (message) this.#retry.delete(`${message.from}/${message.id}`);
+    this.#metrics.deadLetters++;
+    this.#log("error", "dead-letter", {
+      id: message?.id,
+      from: message?.from,
+      type: message?.type,
+      attempts,
+    });
+    if (message) {
+      this.dispatchEvent(
+        new CustomEvent<DeadLetter>("dead-letter", { detail: { message, attempts, error } }),
+      );
+    }
+    await d.ack();
+    this.#pruneRetry();
+  }
+
+  #pruneRetry(): void {
+    const now = Date.now();
+    for (const [k, v] of this.#retry) if (v.until < now) this.#retry.delete(k);
+  }
+
+  /**
+   * Closes the agent: stops new deliveries, waits for running handlers (their
+   * spores are acknowledged or returned to the broker), then closes the
+   * transport if the agent opened it.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
+      this.#subscriptions.clear();
+      while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+      if (this.#ownsTransport) await this.transport.close();
+      this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
+    })();
+    return this.#closing;
+  }
+
+  /** `await using agent = await Agent.start(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The Reef: Praval's call shape on top of secure agents. Every agent named in
+ * a call gets its own identity and keys; every spore is sealed, signed and
+ * checked exactly as with `Agent`. There is no plaintext mode.
+ *
+ * @module
+ */
+import { ConfigError } from "../crypto/errors.ts";
+import type { Transport } from "../transports/transport.ts";
+import { Agent, type AgentOptions, type Message } from "./agent.ts";
+import { checkId } from "./limits.ts";
+
+/** Praval's spore types. */
+export const SporeType = {
+  KNOWLEDGE: "knowledge",
+  REQUEST: "request",
+  RESPONSE: "response",
+  BROADCAST: "broadcast",
+  NOTIFICATION: "notification",
+} as const;
+/** One of the {@linkcode SporeType} values. */
+export type SporeTypeValue = typeof SporeType[keyof typeof SporeType];
+
+const TYPES = new Set<string>(Object.values(SporeType));
+
+/** A spore as a Reef subscriber receives it (Praval's fields, in camelCase). */
+export interface Spore {
+  /** Spore id. */
+  id: string;
+  /** Its type. */
+  sporeType: SporeTypeValue;
+  /** Sender (authenticated). */
+  fromAgent: string;
+  /** Recipient, or `null` for a broadcast. */
+  toAgent: string | null;
+  /** The knowledge carried. */
+  knowledge: Record<string, unknown>;
+  /** Creation time. */
+  createdAt: Date;
+  /** Expiry time. */
+  expiresAt: Date;
+  /** Priority: Praval's 1..10 scale. */
+  priority: number;
+}
+
+/** Options of `send` and `broadcast`. */
+export interface ReefSendOptions {
+  /** Default `"knowledge"` for `send`, `"broadcast"` for `broadcast`. */
+  sporeType?: SporeTypeValue;
+  /** Praval's 1 (lowest) .. 10 (highest). Default 5. */
+  priority?: number;
+  /** Lifetime in seconds. Default 300. */
+  expiresInSeconds?: number;
+}
+
+/** Options of {@linkcode Reef.start}. */
+export interface ReefOptions extends Omit<AgentOptions, "id" | "transport" | "identity"> {
+  /** A transport URL or instance shared by the Reef's agents. Default `memory://`. */
+  transport?: string | Transport;
+  /** The channel broadcasts go to. Default `"reef"`. */
+  channel?: string;
+}
+
+function toPriority(p: number | undefined): number {
+  const v = p ?? 5;
+  if (!Number.isInteger(v) || v < 1 || v > 10) throw new ConfigError("priority must be an integer 1..10");
+  return v - 1;
+}
+
+/**
+ * A Praval-style reef of agents in one process.
+ *
+ * @example
+ * ```ts
+ * import { Reef } from "@spores/spores";
+ * const reef = await Reef.start({ transport: "memory://doc-reef" });
+ * const got = Promise.withResolvers<string>();
+ * await reef.subscribe("analyst", (spore) => got.resolve(`${spore.fromAgent}: ${spore.knowledge.topic}`));
+ * await reef.send("researcher", "analyst", { topic: "tides" }, { sporeType: "request", priority: 8 });
+ * console.assert((await got.promise) === "researcher: tides");
+ * await reef.close();
+ * ```
+ */
+export class Reef {
+  readonly #options: ReefOptions;
+  readonly #agents = new Map<string, Promise<Agent>>();
+  readonly #channel: string;
+  readonly #transport: Transport | undefined;
+  readonly #url: string;
+
+  private constructor(options: ReefOptions, transport: Transport | undefined, url: string) {
+    this.#options = options;
+    this.#transport = transport;
+    this.#url = url;
+    this.#channel = checkId(options.channel ?? "reef", "channel");
+  }
+
+  /** Starts a reef. Agents start on first use. */
+  static start(options: ReefOptions = {}): Promise<Reef> {
+    const t = options.transport ?? "memory://";
+    return Promise.resolve(
+      new Reef(options, typeof t === "string" ? undefined : t, typeof t === "string" ? t : ""),
+    );
+  }
+
+  /** The agent behind `name` (started on first use). */
+  agent(name: string): Promise<Agent> {
+    checkId(name, "agent name");
+    let a = this.#agents.get(name);
+    if (!a) {
+      a = Agent.start({ ...this.#options, id: name, transport: this.#transport ?? this.#url });
+      a.catch(() => this.#agents.delete(name));
+      this.#agents.set(name, a);
+    }
+    return a;
+  }
+
+  /** Sends knowledge from one agent to another; resolves with the spore id. */
+  async send(
+    fromAgent: string,
+    toAgent: string,
+    knowledge: Record<string, unknown>,
+    options: ReefSendOptions = {},
+  ): Promise<string> {
+    const type = options.sporeType ?? SporeType.KNOWLEDGE;
+    if (!TYPES.has(type)) throw new ConfigError(`unknown spore type ${type}`);
+    await this.agent(toAgent); // the recipient must exist to have a card
+    const from = await this.agent(fromAgent);
+    return await from.send(toAgent, {
+      type,
+      content: knowledge,
+      priority: toPriority(options.priority),
+      ttlMs: Math.round((options.expiresInSeconds ?? 300) * 1000),
+    });
+  }
+
+  /** Broadcasts knowledge from an agent to every subscriber of the reef. */
+  async broadcast(
+    fromAgent: string,
+    knowledge: Record<string, unknown>,
+    options: ReefSendOptions = {},
+  ): Promise<string> {
+    const type = options.sporeType ?? SporeType.BROADCAST;
+    if (!TYPES.has(type)) throw new ConfigError(`unknown spore type ${type}`);
+    const from = await this.agent(fromAgent);
+    return await from.broadcast(this.#channel, {
+      type,
+      content: knowledge,
+      priority: toPriority(options.priority),
+      ttlMs: Math.round((options.expiresInSeconds ?? 300) * 1000),
+    });
+  }
+
+  /** Delivers every spore for `agentName` (direct and broadcast) to `handler`. */
+  async subscribe(agentName: string, handler: (spore: Spore) => void | Promise<void>): Promise<void> {
+    const agent = await this.agent(agentName);
+    agent.onAny((m: Message) =>
+      handler({
+        id: m.id,
+        sporeType: m.type as SporeTypeValue,
+        fromAgent: m.from,
+        toAgent: m.kind === "broadcast" ? null : m.to,
+        knowledge: (m.content ?? {}) as Record<string, unknown>,
+        createdAt: new Date(m.createdAt),
+        expiresAt: new Date(m.expiresAt),
+        priority: m.priority + 1,
+      })
+    );
+    await agent.join(this.#channel);
+  }
+
+  /** Closes every agent of the reef. */
+  async close(): Promise<void> {
+    const agents = await Promise.allSettled([...this.#agents.values()]);
+    await Promise.all(agents.map((a) => a.status === "fulfilled" ? a.value.close() : undefined));
+    this.#agents.clear();
+  }
+
+  /** `await using reef = await Reef.start()` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The transport contract: what the agent runtime needs from a broker. A
+ * transport moves opaque bytes (sealed spores); it never sees keys or
+ * plaintext, and it is never trusted for authenticity.
+ *
+ * `docs/TRANSPORTS.md` says what each capability promises.
+ *
+ * @module
+ */
+import type { Directory } from "../spore/directory.ts";
+
+/** Where bytes go: one agent's queue, or a channel that fans out to its members. */
+export type Address = { readonly agent: string } | { readonly channel: string };
+
+/** Options of one publication. */
+export interface PublishOptions {
+  /** 0 (lowest) to 9 (highest); honoured where `capabilities.priority`. Default 4. */
+  priority?: number;
+  /** Time to live in ms; after it the broker may drop the message. */
+  ttlMs?: number;
+  /** An id the broker may use to drop duplicate publications (the spore id). */
+  dedupId?: string;
+}
+
+/** One message handed to a subscriber. */
+export interface Delivery {
+  /** The published bytes. */
+  readonly bytes: Uint8Array;
+  /** How many times this message was delivered before (0 on first delivery). */
+  readonly redeliveries: number;
+  /** The dedup id it was published with, if any. */
+  readonly dedupId?: string;
+  /** Priority it was published with. */
+  readonly priority: number;
+  /** Done with it: the broker forgets it. */
+  ack(): Promise<void>;
+  /** Not done: the broker delivers it again (or dead-letters it, where it does that itself). */
+  nack(): Promise<void>;
+}
+
+/** Receives deliveries. The transport waits for it before counting the message as handled. */
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
+
+/** A running subscription. */
+export interface Subscription {
+  /** Stops new deliveries; unacknowledged ones are redelivered later. */
+  close(): Promise<void>;
+}
+
+/** Options of a subscription. */
+export interface SubscribeOptions {
+  /** For a channel: the member this subscription reads for (each member gets every message). */
+  member?: string;
+  /** Most deliveries handed out and not yet acknowledged. Default 64. */
+  prefetch?: number;
+}
+
+/** What a transport promises; see `docs/TRANSPORTS.md`. */
+export interface TransportCapabilities {
+  /** Messages survive a broker restart. */
+  readonly durable: boolean;
+  /** One publisher's messages to one address arrive in order (between redeliveries). */
+  readonly ordered: boolean;
+  /** Higher priority is delivered first when a backlog exists. */
+  readonly priority: boolean;
+  /** The broker drops messages whose TTL has passed. */
+  readonly ttl: boolean;
+  /** Largest message the broker accepts, in bytes. */
+  readonly maxMessageBytes: number;
+  /** Channels fan out to every member, including members that were offline. */
+  readonly broadcast: boolean;
+}
+
+/**
+ * A broker connection.
+ *
+ * @example
+ * ```ts
+ * import { createTransport } from "@spores/spores/memory";
+ * const transport = await createTransport("memory://example");
+ * const sub = await transport.subscribe({ agent: "bob" }, async (d) => {
+ *   console.log(d.bytes.length);
+ *   await d.ack();
+ * });
+ * await transport.publish({ agent: "bob" }, new Uint8Array([1, 2, 3]));
+ * await sub.close();
+ * await transport.close();
+ * ```
+ */
+export interface Transport {
+  /** The URL scheme family, e.g. `"memory"`, `"redis"`. */
+  readonly name: string;
+  /** What this transport promises. */
+  readonly capabilities: TransportCapabilities;
+  /** A directory of agent cards kept by this broker, if it offers one. */
+  readonly directory?: Directory;
+  /** Publishes `bytes`; resolves when the broker has accepted them. */
+  publish(to: Address, bytes: Uint8Array, options?: PublishOptions): Promise<void>;
+  /** Delivers messages for `from` to `handler` until the subscription is closed. */
+  subscribe(from: Address, handler: DeliveryHandler, options?: SubscribeOptions): Promise<Subscription>;
+  /** Closes gracefully: subscriptions stop, unacknowledged messages stay with the broker. */
+  close(): Promise<void>;
+}
+
+/** How a transport module is loaded by URL scheme. */
+export type TransportFactory = (url: string, options?: Record<string, unknown>) => Promise<Transport>;
