@@ -63,6 +63,8 @@ export interface SendOptions<K extends string = string, T = unknown> {
   priority?: number;
   /** Time to live, ms. Default 300,000. */
   ttlMs?: number;
+  /** Spore id (unique per sender); default 32 random hex digits. Lets a caller register a reply before sending. */
+  id?: string;
 }
 
 /** Options of {@linkcode Agent.start}. */
@@ -312,6 +314,16 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     const r = this.#engine.stats.rotations;
     this.#metrics.rotations += r - this.#rotationsSeen;
     this.#rotationsSeen = r;
+  }
+
+  /**
+   * Rotates this agent's X-Wing key and publishes the new card; spores sealed
+   * to the old key still open for `overlapMs` (default one hour).
+   */
+  async rotateKemKey(overlapMs?: number): Promise<void> {
+    this.#check();
+    await this.#engine.rotateKemKey(overlapMs);
+    this.#log("info", "kem-key-rotated", { keyId: hex.encode(this.identity.kemKey.keyId) });
   }
 
   /** This agent's card (to publish elsewhere, or to pin its fingerprint). */
