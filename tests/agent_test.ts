@@ -18,7 +18,7 @@ import {
   type Transport,
   TransportError,
 } from "../mod.ts";
-import { createTransport, MemoryBroker } from "../transports/memory.ts";
+import { createTransport, type MemoryBroker } from "../transports/memory.ts";
 
 const unique = () => `memory://agents-${crypto.randomUUID().slice(0, 8)}`;
 const until = async (cond: () => boolean, ms = 5000) => {
