@@ -15,7 +15,7 @@ import { inspect, type SporeInfo } from "./envelope.ts";
 import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
-import type { SessionPolicy, SessionStore } from "./session.ts";
+import { MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 
@@ -87,6 +87,8 @@ export interface AgentOptions {
   logger?: Logger;
   /** Handler failures before a spore is dead-lettered. Default 5. */
   maxRedeliveries?: number;
+  /** How long a handler may hold a message before another process of this agent may take it over, ms. Default 60,000. */
+  handlerLeaseMs?: number;
   /** How long `connect` waits for the handshake, ms. Default 10,000. */
   connectTimeoutMs?: number;
   /** Deliveries in flight at once. Default 64. */
@@ -183,7 +185,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   /** The transport in use. */
   readonly transport: Transport;
   readonly #engine: SporeEngine;
+  readonly #store: SessionStore;
   readonly #ownsTransport: boolean;
+  readonly #leaseMs: number;
   readonly #logger: Logger;
   readonly #maxRedeliveries: number;
   readonly #connectTimeout: number;
@@ -193,7 +197,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #anyHandler: Handler | undefined;
   readonly #subscriptions = new Map<string, { close(): Promise<void> }>();
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #retry = new Map<string, { spore: OpenedSpore; until: number }>();
   readonly #keyWaiters = new Map<string, (() => void)[]>();
   readonly #metrics: AgentMetrics = emptyMetrics();
   #rotationsSeen = 0;
@@ -204,6 +207,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     id: string,
     identity: Identity,
     engine: SporeEngine,
+    store: SessionStore,
     transport: Transport,
     ownsTransport: boolean,
     options: AgentOptions,
@@ -212,10 +216,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     this.id = id;
     this.identity = identity;
     this.#engine = engine;
+    this.#store = store;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
     this.#logger = options.logger ?? silentLogger;
     this.#maxRedeliveries = options.maxRedeliveries ?? 5;
+    this.#leaseMs = options.handlerLeaseMs ?? 60_000;
     this.#connectTimeout = options.connectTimeoutMs ?? 10_000;
     this.#prefetch = options.prefetch ?? 64;
     this.#channelAccess = options.channelAccess ?? (() => true);
@@ -236,18 +242,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       const directory = options.directory ?? transport.directory;
       if (!directory) throw new ConfigError(`transport ${transport.name} has no directory: pass one`);
       const identity = options.identity ?? await Identity.generate();
+      const store = options.store ?? new MemorySessionStore({ replayWindow: options.session?.replayWindow });
       const engine = await SporeEngine.create({
         id,
         identity,
         directory,
         trust: options.trust ?? new TofuTrust(),
-        store: options.store,
+        store,
         limits: options.limits,
         session: options.session,
         skewMs: options.skewMs,
         allowClassic: options.allowClassic,
       });
-      const agent = new Agent<T>(id, identity, engine, transport, owns, options);
+      const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
       await engine.publishCard();
       const sub = await transport.subscribe({ agent: id }, (d) => agent.#track(agent.#receive(d)), {
         prefetch: agent.#prefetch,
@@ -503,9 +510,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await this.#dispatch(d, result.spore);
         return;
       case "duplicate": {
-        const retry = this.#retry.get(`${result.from}/${result.id}`);
-        if (retry) {
-          await this.#dispatch(d, retry.spore);
+        // A copy of a message whose handler did not finish is handled again.
+        if (result.spore && !result.spore.type.startsWith(RESERVED)) {
+          await this.#dispatch(d, result.spore);
           return;
         }
         if (result.reply) await this.transport.publish({ agent: result.from }, result.reply, { priority: 9 });
@@ -593,15 +600,28 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       redeliveries: d.redeliveries,
     };
     if (spore.kind === "broadcast") message.channel = spore.to;
+    const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    if (receipt === "done") {
+      this.#metrics.duplicates++;
+      this.#log("debug", "duplicate", { from: spore.from, id: spore.id });
+      await d.ack();
+      return;
+    }
+    if (receipt === "busy") {
+      // Another process of this agent is handling it: let the broker bring it back later.
+      await new Promise((r) => setTimeout(r, Math.min(1000, this.#leaseMs)));
+      await d.nack();
+      return;
+    }
     const started = performance.now();
     try {
       await (handler as Handler)(message);
     } catch (error) {
-      this.#retry.set(key, { spore, until: spore.expiresAt });
+      await this.#store.releaseReceipt(key);
       await this.#redeliverOrDrop(d, message, error);
       return;
     }
-    this.#retry.delete(key);
+    await this.#store.completeReceipt(key, spore.expiresAt + 300_000);
     observe(this.#metrics.handlerLatency, performance.now() - started);
     observe(this.#metrics.deliveryLatency, Math.max(0, Date.now() - spore.createdAt));
     this.#metrics.delivered++;
@@ -622,7 +642,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await d.nack();
       return;
     }
-    if (message) this.#retry.delete(`${message.from}/${message.id}`);
+    if (message) {
+      await this.#store.completeReceipt(`${message.from}/${message.id}`, message.expiresAt + 300_000);
+    }
     this.#metrics.deadLetters++;
     this.#log("error", "dead-letter", {
       id: message?.id,
@@ -635,13 +657,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         new CustomEvent<DeadLetter>("dead-letter", { detail: { message, attempts, error } }),
       );
     }
-    await d.ack();
-    this.#pruneRetry();
-  }
-
-  #pruneRetry(): void {
-    const now = Date.now();
-    for (const [k, v] of this.#retry) if (v.until < now) this.#retry.delete(k);
+    if (d.deadLetter) await d.deadLetter();
+    else await d.ack();
   }
 
   /**

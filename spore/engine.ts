@@ -517,9 +517,8 @@ export class SporeEngine {
       env.headerBytes,
     );
     const verdict = await this.#store.acceptCounter(`b/${h.from}/${keyId}`, h.epoch!, h.counter!);
-    if (verdict === "duplicate") return { status: "duplicate", id: h.id, from: h.from };
     if (verdict === "stale") throw new ReplayError("broadcast older than the replay window");
-    return this.#opened(h, decodePayload(payload, this.limits.maxPayloadBytes), "broadcast");
+    return this.#result(h, payload, "broadcast", verdict === "duplicate");
   }
 
   // ---- handshake, initiator -------------------------------------------------------
@@ -648,13 +647,20 @@ export class SporeEngine {
     }
   }
 
-  #opened(h: Header, content: unknown, kind: OpenedSpore["kind"], sessionId?: string): OpenResult {
+  /** A message, or a duplicate that still carries the message (for a handler that did not finish). */
+  #result(
+    h: Header,
+    payload: Uint8Array,
+    kind: OpenedSpore["kind"],
+    duplicate: boolean,
+    sessionId?: string,
+  ): OpenResult {
     const spore: OpenedSpore = {
       id: h.id,
       type: h.type,
       from: h.from,
       to: h.to,
-      content,
+      content: decodePayload(payload, this.limits.maxPayloadBytes),
       createdAt: h.createdAt,
       expiresAt: h.expiresAt,
       priority: h.priority,
@@ -662,7 +668,7 @@ export class SporeEngine {
       kind,
     };
     if (sessionId !== undefined) spore.sessionId = sessionId;
-    return { status: "message", spore };
+    return duplicate ? { status: "duplicate", id: h.id, from: h.from, spore } : { status: "message", spore };
   }
 
   async #once(h: Header, prefix: string): Promise<boolean> {
@@ -694,8 +700,7 @@ export class SporeEngine {
     } finally {
       key.destroy();
     }
-    if (await this.#once(h, "s")) return { status: "duplicate", id: h.id, from: h.from };
-    return this.#opened(h, decodePayload(payload, this.limits.maxPayloadBytes), "sealed");
+    return this.#result(h, payload, "sealed", await this.#once(h, "s"));
   }
 
   async #openClassic(env: Envelope, _now: number): Promise<OpenResult> {
@@ -706,8 +711,7 @@ export class SporeEngine {
       sig,
     ], "classic spore");
     const payload = naclBox.open(box, nonce, card.box, this.identity.boxKey.privateKey);
-    if (await this.#once(h, "c")) return { status: "duplicate", id: h.id, from: h.from };
-    return this.#opened(h, decodePayload(payload, this.limits.maxPayloadBytes), "sealed");
+    return this.#result(h, payload, "sealed", await this.#once(h, "c"));
   }
 
   async #openSession(env: Envelope, now: number): Promise<OpenResult> {
@@ -736,9 +740,8 @@ export class SporeEngine {
     state.confirmed = true;
     await this.#store.put(state);
     const verdict = await this.#store.acceptCounter(id, h.epoch!, h.counter!);
-    if (verdict === "duplicate") return { status: "duplicate", id: h.id, from: h.from };
     if (verdict === "stale") throw new ReplayError("spore older than the replay window");
-    return this.#opened(h, decodePayload(payload, this.limits.maxPayloadBytes), "session", id);
+    return this.#result(h, payload, "session", verdict === "duplicate", id);
   }
 
   async #openHello(env: Envelope, now: number): Promise<OpenResult> {

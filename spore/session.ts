@@ -214,7 +214,22 @@ export interface SessionStore {
   acceptCounter(id: string, epoch: number, counter: number): Promise<ReplayVerdict>;
   /** Records a one-shot key (sealed spore, handshake) until `until` (Unix ms). */
   acceptOnce(key: string, until: number): Promise<ReplayVerdict>;
+  /**
+   * Claims the handling of a message (key: sender and spore id) for
+   * `leaseMs`: `"claimed"` if nobody handled it or a previous claim was
+   * released or expired, `"busy"` if a live claim exists, `"done"` if it was
+   * handled. Several processes of one agent use this to hand each message to
+   * exactly one handler, and to hand it to another after a crash.
+   */
+  claimReceipt(key: string, leaseMs: number): Promise<ReceiptState>;
+  /** Marks a claimed message handled, remembered until `until` (Unix ms). */
+  completeReceipt(key: string, until: number): Promise<void>;
+  /** Gives a claim up (the handler failed), so a redelivery can be handled. */
+  releaseReceipt(key: string): Promise<void>;
 }
+
+/** What a delivery receipt says; see {@linkcode SessionStore.claimReceipt}. */
+export type ReceiptState = "claimed" | "busy" | "done";
 
 /** A `SessionStore` in this process's memory. */
 export class MemorySessionStore implements SessionStore {
@@ -223,6 +238,8 @@ export class MemorySessionStore implements SessionStore {
   readonly #windows = new Map<string, ReplayWindow>();
   readonly #seen: SeenCache;
   readonly #windowSize: number;
+  readonly #receipts = new Map<string, { state: "busy" | "done"; until: number }>();
+  #lastReceiptPrune = 0;
 
   /** @param options Replay window size and one-shot cache limit. */
   constructor(options: { replayWindow?: number; seenLimit?: number } = {}) {
@@ -275,5 +292,29 @@ export class MemorySessionStore implements SessionStore {
   /** Records a one-shot key. */
   acceptOnce(key: string, until: number): Promise<ReplayVerdict> {
     return Promise.resolve(this.#seen.accept(key, until));
+  }
+  /** Claims a message's handling. */
+  claimReceipt(key: string, leaseMs: number): Promise<ReceiptState> {
+    const now = Date.now();
+    this.#pruneReceipts(now);
+    const r = this.#receipts.get(key);
+    if (r && r.until >= now) return Promise.resolve(r.state === "done" ? "done" : "busy");
+    this.#receipts.set(key, { state: "busy", until: now + leaseMs });
+    return Promise.resolve("claimed");
+  }
+  /** Marks a message handled. */
+  completeReceipt(key: string, until: number): Promise<void> {
+    this.#receipts.set(key, { state: "done", until });
+    return Promise.resolve();
+  }
+  /** Releases a claim. */
+  releaseReceipt(key: string): Promise<void> {
+    if (this.#receipts.get(key)?.state === "busy") this.#receipts.delete(key);
+    return Promise.resolve();
+  }
+  #pruneReceipts(now: number): void {
+    if (now - this.#lastReceiptPrune < 1000) return;
+    this.#lastReceiptPrune = now;
+    for (const [k, r] of this.#receipts) if (r.until < now) this.#receipts.delete(k);
   }
 }

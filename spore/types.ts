@@ -48,8 +48,11 @@ export interface OpenedSpore {
 export type OpenResult =
   /** A message for a handler. */
   | { status: "message"; spore: OpenedSpore }
-  /** A redelivery of a spore already accepted: ack it and drop it. `reply` re-answers a repeated hello. */
-  | { status: "duplicate"; id: string; from: string; reply?: Uint8Array }
+  /**
+   * A redelivery of a spore already accepted. `spore` is the message again (for a handler that did not finish:
+   * the runtime decides with its delivery receipts); `reply` re-answers a repeated hello.
+   */
+  | { status: "duplicate"; id: string; from: string; spore?: OpenedSpore; reply?: Uint8Array }
   /** A handshake step: send `reply` (a welcome) to `peer` if present. */
   | { status: "handshake"; peer: string; sessionId: string; reply?: Uint8Array }
   /** A hello that lost a simultaneous open: the peer answers ours instead. */

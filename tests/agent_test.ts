@@ -110,7 +110,9 @@ Deno.test("poison message: after the redelivery limit it becomes a dead letter a
   assert.equal(calls, 4, "no more attempts after the dead letter");
   assert.equal(b.metrics().deadLetters, 1);
   assert.equal(b.metrics().redeliveries, 3);
-  assert.equal((b.transport as { broker?: MemoryBroker }).broker?.depth("b"), 0);
+  const broker = (b.transport as unknown as { broker: MemoryBroker }).broker;
+  assert.equal(broker.depth("b"), 0);
+  assert.equal(broker.deadLetters("b").length, 1, "the broker keeps the dead letter");
 });
 
 /** Wraps a transport and records every publication. */

@@ -58,6 +58,8 @@ class Queue {
   #pumping = false;
   /** Messages dropped at dequeue because their TTL passed. */
   expired = 0;
+  /** Messages given up on by their consumer (the most recent 1,000). */
+  readonly dead: Uint8Array[] = [];
 
   constructor(readonly broker: MemoryBroker) {}
 
@@ -171,6 +173,13 @@ class Queue {
       priority: entry.priority,
       ack: () => settle(false),
       nack: () => settle(true),
+      deadLetter: () => {
+        if (!settled) {
+          this.dead.push(entry.bytes);
+          if (this.dead.length > 1000) this.dead.shift();
+        }
+        return settle(false);
+      },
     };
     queueMicrotask(async () => {
       try {
@@ -248,6 +257,11 @@ export class MemoryBroker {
   /** Messages waiting (not in flight) for an agent, for tests and tooling. */
   depth(agent: string): number {
     return state(this).queues.get(`agent/${agent}`)?.depth ?? 0;
+  }
+
+  /** Messages an agent's consumers gave up on (dead letters), most recent last. */
+  deadLetters(agent: string): Uint8Array[] {
+    return [...(state(this).queues.get(`agent/${agent}`)?.dead ?? [])];
   }
 
   /** Messages dropped because their TTL passed, for an agent's queue. */

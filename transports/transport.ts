@@ -36,6 +36,8 @@ export interface Delivery {
   ack(): Promise<void>;
   /** Not done: the broker delivers it again (or dead-letters it, where it does that itself). */
   nack(): Promise<void>;
+  /** Given up on: the broker moves it to its dead-letter store (where it has one) and forgets it here. */
+  deadLetter?(): Promise<void>;
 }
 
 /** Receives deliveries. The transport waits for it before counting the message as handled. */
