@@ -119,6 +119,8 @@ export interface DeadLetter {
 
 const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "memory:": "memory",
+  "redis:": "redis",
+  "rediss:": "redis",
 });
 
 /**

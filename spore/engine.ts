@@ -52,7 +52,6 @@ import { confirmation, counterNonce, LABELS, sealedKey, sessionSecrets, transcri
 import {
   createSession,
   MemorySessionStore,
-  nextSend,
   receiveKey,
   rehandshakeDue,
   resolveSessionPolicy,
@@ -349,13 +348,12 @@ export class SporeEngine {
     const now = this.#now();
     const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
     const header = this.#header(Kind.SESSION, state.suite, state.peer, msg, now);
-    const { epoch, counter, key, rotated } = nextSend(state, this.policy, now);
+    const { epoch, counter, key, rotated } = await this.#store.allocateSend(state, this.policy, now);
     if (rotated) this.stats.rotations++;
     header.sessionId = hex.decode(state.id);
     header.epoch = epoch;
     header.counter = counter;
     const headerBytes = encodeHeader(header);
-    await this.#store.put(state);
     const ciphertext = await this.#crypto.aead.seal(
       aeadKey(key),
       counterNonce(epoch, counter),

@@ -210,6 +210,16 @@ export interface SessionStore {
   current(peer: string): Promise<SessionState | undefined>;
   /** Makes `id` the session used to send to `peer`. */
   setCurrent(peer: string, id: string): Promise<void>;
+  /**
+   * Allocates the next (epoch, counter) to send on `state`, rotating the
+   * epoch when due, and returns the epoch's key. Must be atomic across every
+   * process sharing the store: a (key, nonce) pair is never used twice.
+   */
+  allocateSend(
+    state: SessionState,
+    policy: SessionPolicy,
+    now: number,
+  ): Promise<{ epoch: number; counter: number; key: Uint8Array; rotated: boolean }>;
   /** Records a received (session, epoch, counter) after authentication. */
   acceptCounter(id: string, epoch: number, counter: number): Promise<ReplayVerdict>;
   /** Records a one-shot key (sealed spore, handshake) until `until` (Unix ms). */
@@ -278,6 +288,14 @@ export class MemorySessionStore implements SessionStore {
   setCurrent(peer: string, id: string): Promise<void> {
     this.#current.set(peer, id);
     return Promise.resolve();
+  }
+  /** Allocates the next send position (the session object is this store's own). */
+  allocateSend(
+    state: SessionState,
+    policy: SessionPolicy,
+    now: number,
+  ): Promise<{ epoch: number; counter: number; key: Uint8Array; rotated: boolean }> {
+    return Promise.resolve(nextSend(state, policy, now));
   }
   /** Records a counter. */
   acceptCounter(id: string, epoch: number, counter: number): Promise<ReplayVerdict> {

@@ -1,0 +1,109 @@
+/**
+ * Making ioredis clients from a `redis://` / `rediss://` URL and options:
+ * TLS (CA, client certificate and key), ACL user and password and database
+ * number from the URL, reconnection with backoff, and Cluster or Sentinel
+ * through ioredis's own options.
+ *
+ * @module
+ */
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { ConfigError } from "../../crypto/errors.ts";
+
+/** TLS settings for `rediss://`. */
+export interface RedisTlsOptions {
+  /** PEM CA certificate(s) to trust instead of the system store. */
+  ca?: string | string[];
+  /** PEM client certificate, for mutual TLS. */
+  cert?: string;
+  /** PEM client private key, for mutual TLS. */
+  key?: string;
+  /** Server name to verify, when it differs from the host. */
+  servername?: string;
+}
+
+/** Connection options of the Redis transport. */
+export interface RedisConnectionOptions {
+  /** TLS for `rediss://` URLs. */
+  tls?: RedisTlsOptions;
+  /** Time to establish a connection, ms. Default 10,000. */
+  connectTimeoutMs?: number;
+  /** Longest pause between reconnection attempts, ms. Default 2,000. */
+  maxBackoffMs?: number;
+  /** Redis Cluster start-up nodes; when set, a cluster client is made (keys are hash-tagged per agent). */
+  cluster?: { host: string; port: number }[];
+  /** Extra ioredis options (Sentinel: `sentinels` and `name`), merged last. */
+  ioredis?: RedisOptions;
+}
+
+/** A client of either kind. */
+export type RedisClient = Redis | Cluster;
+
+/** Where a URL points, without its credentials (safe for messages and logs). */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.hostname}${u.port ? `:${u.port}` : ""}`;
+  } catch {
+    return "an invalid URL";
+  }
+}
+
+/** Makes a client (not yet connected). */
+export function createClient(url: string, options: RedisConnectionOptions = {}): RedisClient {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (cause) {
+    throw new ConfigError("not a valid redis:// URL", { cause });
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
+    throw new ConfigError(`not a redis:// or rediss:// URL: ${describeUrl(url)}`);
+  }
+  const tls = u.protocol === "rediss:"
+    ? {
+      ca: options.tls?.ca,
+      cert: options.tls?.cert,
+      key: options.tls?.key,
+      servername: options.tls?.servername ?? u.hostname,
+      rejectUnauthorized: true,
+    }
+    : undefined;
+  const maxBackoff = options.maxBackoffMs ?? 2000;
+  const base: RedisOptions = {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), maxBackoff),
+    enableAutoPipelining: true,
+    tls,
+    ...options.ioredis,
+  };
+  if (options.cluster) {
+    return new Cluster(options.cluster, {
+      redisOptions: {
+        ...base,
+        username: decodeURIComponent(u.username) || undefined,
+        password: decodeURIComponent(u.password) || undefined,
+      },
+      clusterRetryStrategy: base.retryStrategy,
+      lazyConnect: true,
+    });
+  }
+  return new Redis(url, base);
+}
+
+/** ioredis commands whose typings are missing or too narrow for the arguments Spores passes. */
+export interface LooseCommands {
+  /** XAUTOCLAIM with binary replies. */
+  xautoclaimBuffer(...args: (string | number)[]): Promise<unknown>;
+  /** XCLAIM with binary replies. */
+  xclaimBuffer(...args: (string | number)[]): Promise<unknown>;
+  /** XCLAIM with any option combination. */
+  xclaim(...args: (string | number)[]): Promise<unknown>;
+  /** EVAL with binary replies. */
+  evalBuffer(...args: (string | number | Uint8Array)[]): Promise<unknown>;
+}
+
+/** The same client, typed for {@linkcode LooseCommands}. */
+export function loose(client: RedisClient): LooseCommands {
+  return client as unknown as LooseCommands;
+}

@@ -1,0 +1,503 @@
+/**
+ * The Redis transport: one stream per agent and per channel, consumer groups,
+ * blocking batched reads, acknowledgement after the handler, reclaiming of
+ * messages left by a dead consumer, a dead-letter stream, and TTL checked at
+ * read time.
+ *
+ * ```text
+ * {prefix}:agent:{<id>}       stream of an agent's spores; consumer group "<id>"
+ * {prefix}:dlq:{<id>}         dead letters of an agent
+ * {prefix}:channel:{<name>}   stream of a channel; one consumer group per member
+ * {prefix}:cards              hash of agent cards (see RedisDirectory)
+ * ```
+ * Braces are Redis Cluster hash tags: one agent's keys share a slot.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { checkId } from "../../spore/limits.ts";
+import type {
+  Address,
+  Delivery,
+  DeliveryHandler,
+  PublishOptions,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from "../transport.ts";
+import {
+  createClient,
+  describeUrl,
+  loose,
+  type RedisClient,
+  type RedisConnectionOptions,
+} from "./connection.ts";
+import { RedisDirectory } from "./directory.ts";
+
+/** Options of the Redis transport. */
+export interface RedisTransportOptions extends RedisConnectionOptions {
+  /** Key prefix. Default `"spores"`. */
+  prefix?: string;
+  /** Approximate stream length kept (`XADD MAXLEN ~`). Default 100,000. */
+  maxLen?: number;
+  /** Entries read per `XREADGROUP`. Default 64. */
+  batch?: number;
+  /** How long one blocking read waits, ms. Default 1,000. */
+  blockMs?: number;
+  /** How long an entry may stay unacknowledged with a consumer before another takes it, ms. Default 30,000. */
+  visibilityTimeoutMs?: number;
+  /** How often a subscriber looks for such entries, ms. Default 5,000. */
+  claimIntervalMs?: number;
+  /** Deliveries after which the transport itself dead-letters an entry. Default 16. */
+  maxDeliveries?: number;
+  /** Largest message, bytes. Default 16 MiB. */
+  maxMessageBytes?: number;
+}
+
+/** Bytes as a Node Buffer view (no copy), as ioredis needs for binary values. */
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+/** A plain Uint8Array copy of a Buffer. */
+const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+const text = (b: unknown): string => (b instanceof Uint8Array ? new TextDecoder().decode(b) : String(b));
+
+type Fields = Record<string, Uint8Array>;
+function fieldsOf(list: unknown): Fields | undefined {
+  if (!Array.isArray(list)) return undefined;
+  const out: Fields = {};
+  for (let i = 0; i + 1 < list.length; i += 2) out[text(list[i])] = list[i + 1] as Uint8Array;
+  return out;
+}
+
+function isBusyGroup(e: unknown): boolean {
+  return e instanceof Error && e.message.includes("BUSYGROUP");
+}
+
+/** Stream and group of an address. */
+export function keysOf(
+  prefix: string,
+  from: Address,
+  member?: string,
+): { stream: string; group: string; dlq: string } {
+  if ("agent" in from) {
+    const id = checkId(from.agent, "agent");
+    return { stream: `${prefix}:agent:{${id}}`, group: id, dlq: `${prefix}:dlq:{${id}}` };
+  }
+  const channel = checkId(from.channel, "channel");
+  const m = checkId(member, "channel member");
+  return { stream: `${prefix}:channel:{${channel}}`, group: m, dlq: `${prefix}:dlq:{${channel}}` };
+}
+
+/**
+ * A Redis connection for agents.
+ *
+ * @example
+ * ```ts ignore
+ * import { createTransport } from "@spores/spores/redis";
+ * const transport = await createTransport("redis://127.0.0.1:6379");
+ * await transport.publish({ agent: "bob" }, new Uint8Array([1]));
+ * await transport.close();
+ * ```
+ */
+export class RedisTransport implements Transport {
+  /** `"redis"`. */
+  readonly name = "redis";
+  /** What it promises. */
+  readonly capabilities: TransportCapabilities;
+  /** Agent cards in Redis. */
+  readonly directory: RedisDirectory;
+  /** The command connection. */
+  readonly client: RedisClient;
+  /** Entries dropped at read time because their TTL had passed. */
+  expired = 0;
+  readonly #url: string;
+  readonly #options: RedisTransportOptions;
+  readonly #prefix: string;
+  readonly #subscriptions = new Set<RedisSubscription>();
+  #closed = false;
+
+  private constructor(url: string, client: RedisClient, options: RedisTransportOptions, durable: boolean) {
+    this.#url = url;
+    this.client = client;
+    this.#options = options;
+    this.#prefix = options.prefix ?? "spores";
+    this.directory = new RedisDirectory(client, this.#prefix);
+    this.capabilities = Object.freeze({
+      durable,
+      ordered: true,
+      priority: false,
+      ttl: true,
+      maxMessageBytes: options.maxMessageBytes ?? 16 << 20,
+      broadcast: true,
+    });
+  }
+
+  /** Connects (failing with a `TransportError` if the server cannot be reached). */
+  static async connect(url: string, options: RedisTransportOptions = {}): Promise<RedisTransport> {
+    const prefix = options.prefix ?? "spores";
+    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
+      throw new ConfigError("prefix must be 1..64 of [A-Za-z0-9._:-]");
+    }
+    const client = createClient(url, options);
+    client.on("error", () => {}); // reported through failed commands; reconnection is automatic
+    try {
+      await client.connect();
+      await client.ping();
+    } catch (cause) {
+      client.disconnect();
+      throw new TransportError(`cannot reach Redis at ${describeUrl(url)}`, { cause });
+    }
+    let durable = false;
+    try {
+      const aof = await (client as { config(...a: string[]): Promise<string[]> }).config("GET", "appendonly");
+      const save = await (client as { config(...a: string[]): Promise<string[]> }).config("GET", "save");
+      durable = aof[1] === "yes" || (save[1] ?? "") !== "";
+    } catch {
+      durable = false; // CONFIG not allowed for this user: promise nothing
+    }
+    return new RedisTransport(url, client, options, durable);
+  }
+
+  /** @internal A new connection like the command one (for blocking reads). */
+  duplicate(): RedisClient {
+    const c = createClient(this.#url, this.#options);
+    c.on("error", () => {});
+    return c;
+  }
+
+  /** Key prefix. */
+  get prefix(): string {
+    return this.#prefix;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new TransportError("redis transport is closed");
+  }
+
+  /** Appends to the agent's or channel's stream; resolves when Redis has it. */
+  async publish(to: Address, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
+    this.#check();
+    if (bytes.length > this.capabilities.maxMessageBytes) {
+      throw new TransportError(
+        `message of ${bytes.length} bytes over the limit ${this.capabilities.maxMessageBytes}`,
+      );
+    }
+    const stream = "agent" in to
+      ? `${this.#prefix}:agent:{${checkId(to.agent, "agent")}}`
+      : `${this.#prefix}:channel:{${checkId(to.channel, "channel")}}`;
+    const expiresAt = options.ttlMs === undefined ? 0 : Date.now() + options.ttlMs;
+    try {
+      await this.client.xadd(
+        stream,
+        "MAXLEN",
+        "~",
+        String(this.#options.maxLen ?? 100_000),
+        "*",
+        "d",
+        asBuffer(bytes),
+        "p",
+        String(options.priority ?? 4),
+        "e",
+        String(expiresAt),
+        "i",
+        options.dedupId ?? "",
+      );
+    } catch (cause) {
+      throw new TransportError(`Redis refused a publish to ${"agent" in to ? to.agent : to.channel}`, {
+        cause,
+      });
+    }
+  }
+
+  /** Reads the agent's stream as its consumer group, or a channel's as the member's group. */
+  async subscribe(
+    from: Address,
+    handler: DeliveryHandler,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    this.#check();
+    const keys = keysOf(this.#prefix, from, options.member);
+    const sub = new RedisSubscription(this, keys, handler, {
+      prefetch: options.prefetch ?? 64,
+      batch: this.#options.batch ?? 64,
+      blockMs: this.#options.blockMs ?? 1000,
+      visibilityMs: this.#options.visibilityTimeoutMs ?? 30_000,
+      claimEveryMs: this.#options.claimIntervalMs ?? 5000,
+      maxDeliveries: this.#options.maxDeliveries ?? 16,
+      startAt: "agent" in from ? "0" : "$",
+    });
+    await sub.start();
+    this.#subscriptions.add(sub);
+    sub.onClose = () => this.#subscriptions.delete(sub);
+    return sub;
+  }
+
+  /** Stops subscriptions (handing their unacknowledged entries back) and disconnects. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#subscriptions].map((s) => s.close()));
+    await this.directory.close();
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}
+
+interface SubscriptionSettings {
+  prefetch: number;
+  batch: number;
+  blockMs: number;
+  visibilityMs: number;
+  claimEveryMs: number;
+  maxDeliveries: number;
+  startAt: "0" | "$";
+}
+
+type XRead = [Uint8Array, [Uint8Array, unknown[]][]][] | null;
+
+/** One consumer of one stream. */
+class RedisSubscription implements Subscription {
+  onClose: (() => void) | undefined;
+  readonly #t: RedisTransport;
+  readonly #keys: { stream: string; group: string; dlq: string };
+  readonly #handler: DeliveryHandler;
+  readonly #s: SubscriptionSettings;
+  readonly #consumer = `c-${crypto.randomUUID()}`;
+  readonly #inFlight = new Set<string>();
+  #blocking: RedisClient | undefined;
+  #closed = false;
+  #recover = true;
+  #loop: Promise<void> | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #space: (() => void) | undefined;
+
+  constructor(
+    t: RedisTransport,
+    keys: { stream: string; group: string; dlq: string },
+    handler: DeliveryHandler,
+    s: SubscriptionSettings,
+  ) {
+    this.#t = t;
+    this.#keys = keys;
+    this.#handler = handler;
+    this.#s = s;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.#t.client.xgroup("CREATE", this.#keys.stream, this.#keys.group, this.#s.startAt, "MKSTREAM");
+    } catch (e) {
+      if (!isBusyGroup(e)) throw new TransportError("cannot create the Redis consumer group", { cause: e });
+    }
+    this.#blocking = this.#t.duplicate();
+    // After a reconnection, re-read what this consumer holds but has not acknowledged.
+    this.#blocking.on("ready", () => this.#recover = true);
+    await this.#blocking.connect();
+    this.#loop = this.#run();
+    this.#timer = setInterval(() => void this.#claimStale().catch(() => {}), this.#s.claimEveryMs);
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      try {
+        if (this.#recover) {
+          this.#recover = false;
+          await this.#readPending();
+          await this.#claimStale();
+        }
+        while (this.#inFlight.size >= this.#s.prefetch && !this.#closed) {
+          await new Promise<void>((r) => this.#space = r);
+        }
+        if (this.#closed) break;
+        const count = Math.min(this.#s.batch, this.#s.prefetch - this.#inFlight.size);
+        const res = await this.#blocking!.xreadgroupBuffer(
+          "GROUP",
+          this.#keys.group,
+          this.#consumer,
+          "COUNT",
+          count,
+          "BLOCK",
+          this.#s.blockMs,
+          "STREAMS",
+          this.#keys.stream,
+          ">",
+        ) as XRead;
+        for (const [, entries] of res ?? []) {
+          for (const [id, fields] of entries) this.#dispatch(text(id), fieldsOf(fields), 1);
+        }
+      } catch {
+        if (this.#closed) break;
+        this.#recover = true;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** Entries this consumer read but did not acknowledge (after a reconnection). */
+  async #readPending(): Promise<void> {
+    const res = await this.#blocking!.xreadgroupBuffer(
+      "GROUP",
+      this.#keys.group,
+      this.#consumer,
+      "COUNT",
+      1000,
+      "STREAMS",
+      this.#keys.stream,
+      "0",
+    ) as XRead;
+    for (const [, entries] of res ?? []) {
+      for (const [id, fields] of entries) {
+        const key = text(id);
+        if (!this.#inFlight.has(key)) this.#dispatch(key, fieldsOf(fields), await this.#deliveries(key));
+      }
+    }
+  }
+
+  /** Takes over entries another consumer held longer than the visibility timeout. */
+  async #claimStale(): Promise<void> {
+    if (this.#closed) return;
+    let cursor = "0-0";
+    for (let round = 0; round < 10; round++) {
+      const res = await loose(this.#t.client).xautoclaimBuffer(
+        this.#keys.stream,
+        this.#keys.group,
+        this.#consumer,
+        this.#s.visibilityMs,
+        cursor,
+        "COUNT",
+        this.#s.batch,
+      ) as [Uint8Array, [Uint8Array, unknown[] | null][]];
+      const [next, entries] = res;
+      for (const [id, fields] of entries) {
+        const key = text(id);
+        if (fields === null) {
+          await this.#t.client.xack(this.#keys.stream, this.#keys.group, key); // trimmed away
+          continue;
+        }
+        if (!this.#inFlight.has(key)) this.#dispatch(key, fieldsOf(fields), await this.#deliveries(key));
+      }
+      cursor = text(next);
+      if (cursor === "0-0") return;
+    }
+  }
+
+  async #deliveries(id: string): Promise<number> {
+    const rows = await this.#t.client.xpending(this.#keys.stream, this.#keys.group, id, id, 1) as unknown[][];
+    return Number(rows?.[0]?.[3] ?? 1);
+  }
+
+  #dispatch(id: string, fields: Fields | undefined, deliveries: number): void {
+    if (this.#closed) return;
+    const c = this.#t.client;
+    const { stream, group } = this.#keys;
+    const data = fields?.["d"];
+    if (!data) {
+      void c.xack(stream, group, id).catch(() => {});
+      return;
+    }
+    const expiresAt = Number(text(fields["e"] ?? "0"));
+    if (expiresAt > 0 && Date.now() > expiresAt) {
+      this.#t.expired++;
+      void c.xack(stream, group, id).catch(() => {});
+      return;
+    }
+    if (deliveries > this.#s.maxDeliveries) {
+      void this.#deadLetter(id, data, deliveries).catch(() => {});
+      return;
+    }
+    this.#inFlight.add(id);
+    let settled = false;
+    const done = () => {
+      settled = true;
+      this.#inFlight.delete(id);
+      this.#space?.();
+      this.#space = undefined;
+    };
+    const delivery: Delivery = {
+      bytes: plain(data),
+      redeliveries: Math.max(0, deliveries - 1),
+      dedupId: text(fields["i"] ?? "") || undefined,
+      priority: Number(text(fields["p"] ?? "4")),
+      ack: async () => {
+        if (settled) return;
+        done();
+        await c.xack(stream, group, id);
+      },
+      nack: async () => {
+        if (settled) return;
+        done();
+        if (this.#closed) return; // stays pending; handed back on close
+        // Take it again at once (this raises its delivery count) and redeliver.
+        const again = await loose(c).xclaimBuffer(stream, group, this.#consumer, 0, id) as [
+          Uint8Array,
+          unknown[],
+        ][];
+        const entry = again?.[0];
+        if (entry) queueMicrotask(() => this.#dispatch(id, fieldsOf(entry[1]), deliveries + 1));
+      },
+      deadLetter: async () => {
+        if (settled) return;
+        done();
+        await this.#deadLetter(id, data, deliveries);
+      },
+    };
+    queueMicrotask(async () => {
+      try {
+        await this.#handler(delivery);
+      } catch {
+        await delivery.nack().catch(() => {});
+      }
+    });
+  }
+
+  async #deadLetter(id: string, data: Uint8Array, deliveries: number): Promise<void> {
+    const c = this.#t.client;
+    await c.xadd(
+      this.#keys.dlq,
+      "MAXLEN",
+      "~",
+      "10000",
+      "*",
+      "d",
+      asBuffer(data),
+      "id",
+      id,
+      "n",
+      String(deliveries),
+    );
+    await c.xack(this.#keys.stream, this.#keys.group, id);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#space?.();
+    // Hand unacknowledged entries back: mark them idle so the next consumer takes them at once.
+    const held = [...this.#inFlight];
+    this.#inFlight.clear();
+    if (held.length > 0) {
+      try {
+        await loose(this.#t.client).xclaim(
+          this.#keys.stream,
+          this.#keys.group,
+          this.#consumer,
+          0,
+          ...held,
+          "IDLE",
+          this.#s.visibilityMs + 1,
+          "JUSTID",
+        );
+      } catch {
+        // They stay pending and are reclaimed after the visibility timeout.
+      }
+    }
+    this.#blocking?.disconnect();
+    await this.#loop?.catch(() => {});
+    this.onClose?.();
+  }
+}
