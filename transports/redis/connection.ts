@@ -48,6 +48,10 @@ export function describeUrl(url: string): string {
   }
 }
 
+function isIp(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith("[") || host.includes(":");
+}
+
 /** Makes a client (not yet connected). */
 export function createClient(url: string, options: RedisConnectionOptions = {}): RedisClient {
   let u: URL;
@@ -64,7 +68,8 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
       ca: options.tls?.ca,
       cert: options.tls?.cert,
       key: options.tls?.key,
-      servername: options.tls?.servername ?? u.hostname,
+      // SNI takes a host name only; an IP address is verified against the certificate's IP SAN.
+      servername: options.tls?.servername ?? (isIp(u.hostname) ? undefined : u.hostname),
       rejectUnauthorized: true,
     }
     : undefined;
@@ -88,7 +93,13 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
       lazyConnect: true,
     });
   }
-  return new Redis(url, base);
+  const client = new Redis(url, base);
+  // ioredis listens for one error per socket; a second (EPIPE after a reset, as when a server refuses a
+  // client certificate after the TLS handshake) would be uncaught. Keep a listener for the socket's life.
+  client.on("connect", () => {
+    (client as unknown as { stream?: { on(e: string, f: () => void): void } }).stream?.on("error", () => {});
+  });
+  return client;
 }
 
 /** ioredis commands whose typings are missing or too narrow for the arguments Spores passes. */

@@ -145,6 +145,8 @@ export class RedisTransport implements Transport {
       await client.connect();
       await client.ping();
     } catch (cause) {
+      // Stop reconnecting; let a socket that is still failing (EPIPE, reset) fail into ioredis's own handlers.
+      await new Promise((r) => setTimeout(r, 50));
       client.disconnect();
       throw new TransportError(`cannot reach Redis at ${describeUrl(url)}`, { cause });
     }

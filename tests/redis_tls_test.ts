@@ -1,0 +1,128 @@
+// TLS and mutual TLS to Redis on loopback: a redis-server of the test's own, with generated certificates.
+import assert from "node:assert/strict";
+import { Agent, type Message, TransportError } from "../mod.ts";
+import { createTransport } from "../transports/redis.ts";
+import { requireTool } from "./_env.ts";
+import { freePort, makePki, waitPort } from "./_tls.ts";
+
+Deno.test("redis over TLS and mutual TLS; a wrong CA or a missing client certificate is refused", async () => {
+  if (!(await requireTool("redis-server", ["redis-server", "--version"]))) return;
+  if (!(await requireTool("openssl", ["openssl", "version"]))) return;
+  const pki = await makePki();
+  const port = freePort();
+  const server = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      "0",
+      "--tls-port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--tls-cert-file",
+      pki.serverCert,
+      "--tls-key-file",
+      pki.serverKey,
+      "--tls-ca-cert-file",
+      pki.caFile,
+      "--tls-auth-clients",
+      "optional",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      pki.dir,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitPort(port);
+    const url = `rediss://127.0.0.1:${port}`;
+    // Server authentication with the right CA: agents talk end to end.
+    await using alice = await Agent.start({
+      id: "alice",
+      transport: url,
+      transportOptions: { tls: { ca: pki.ca } },
+    });
+    await using bob = await Agent.start({
+      id: "bob",
+      transport: url,
+      transportOptions: { tls: { ca: pki.ca } },
+    });
+    const got = Promise.withResolvers<Message>();
+    bob.on("t", (m) => got.resolve(m));
+    await alice.send("bob", { type: "t", content: "over TLS" });
+    assert.equal((await got.promise).content, "over TLS");
+    // Mutual TLS: a client certificate signed by the CA.
+    const mtls = await createTransport(url, {
+      tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+    });
+    await mtls.publish({ agent: "bob" }, new Uint8Array([1]));
+    await mtls.close();
+    // A CA that did not sign the server certificate.
+    await assert.rejects(
+      createTransport(url, {
+        tls: { ca: pki.otherCa },
+        connectTimeoutMs: 2000,
+        ioredis: { retryStrategy: () => null },
+      }),
+      TransportError,
+    );
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await Deno.remove(pki.dir, { recursive: true });
+  }
+});
+
+Deno.test("redis mutual TLS required: a client without a certificate is refused", async () => {
+  if (!(await requireTool("redis-server", ["redis-server", "--version"]))) return;
+  const pki = await makePki();
+  const port = freePort();
+  const server = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      "0",
+      "--tls-port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--tls-cert-file",
+      pki.serverCert,
+      "--tls-key-file",
+      pki.serverKey,
+      "--tls-ca-cert-file",
+      pki.caFile,
+      "--tls-auth-clients",
+      "yes",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      pki.dir,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitPort(port);
+    const url = `rediss://127.0.0.1:${port}`;
+    const ok = await createTransport(url, { tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+    await ok.publish({ agent: "x" }, new Uint8Array([1]));
+    await ok.close();
+    await assert.rejects(
+      createTransport(url, {
+        tls: { ca: pki.ca },
+        connectTimeoutMs: 2000,
+        ioredis: { retryStrategy: () => null },
+      }),
+      TransportError,
+    );
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await Deno.remove(pki.dir, { recursive: true });
+  }
+});
