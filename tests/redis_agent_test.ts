@@ -206,3 +206,26 @@ Deno.test("redis: the directory verifies cards and announces publications", asyn
     await b.close();
   }
 });
+
+Deno.test("redis: examples/redis_chat.ts runs with the permissions its header states", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--quiet",
+      "--allow-net=127.0.0.1:6379",
+      "--allow-read=.",
+      "--allow-env",
+      "examples/redis_chat.ts",
+    ],
+    cwd: new URL("../", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(
+    new TextDecoder().decode(out.stdout),
+    /alice ← bob: "hello alice, via Redis streams" \(session spore\)/,
+  );
+});
