@@ -121,6 +121,8 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "memory:": "memory",
   "redis:": "redis",
   "rediss:": "redis",
+  "amqp:": "amqp",
+  "amqps:": "amqp",
 });
 
 /**
@@ -422,6 +424,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       priority: info.priority,
       ttlMs: Math.max(1, info.expiresAt - Date.now()),
       dedupId: info.id,
+      type: info.type,
     });
     this.#metrics.sent++;
     this.#log("debug", "sent", {
@@ -503,6 +506,13 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         }
       }
     } catch (e) {
+      if (e instanceof TransportError) {
+        // The spore is not at fault (a directory or store is unreachable): keep it for later.
+        this.#log("warn", "receive-deferred", { code: e.code, size: d.bytes.length });
+        await new Promise((r) => setTimeout(r, 250));
+        await d.nack();
+        return;
+      }
       this.#reject(e, d.bytes);
       await d.ack();
       return;

@@ -192,6 +192,7 @@ export class SporeEngine {
   readonly #digest: Uint8Array;
   readonly #suite: SuiteId;
   readonly #cards = new Map<string, { card: AgentCard; digest: Uint8Array; until: number }>();
+  readonly #lookups = new Map<string, Promise<{ card: AgentCard; digest: Uint8Array }>>();
   readonly #pending = new Map<string, Pending>();
   readonly #pendingByPeer = new Map<string, Pending>();
   readonly #welcomes = new Map<string, { bytes: Uint8Array; until: number; peer: string }>();
@@ -258,10 +259,20 @@ export class SporeEngine {
 
   // ---- trust ----------------------------------------------------------------
 
-  async #trusted(id: string): Promise<{ card: AgentCard; digest: Uint8Array }> {
-    const now = this.#now();
+  #trusted(id: string): Promise<{ card: AgentCard; digest: Uint8Array }> {
     const cached = this.#cards.get(id);
-    if (cached && cached.until > now) return cached;
+    if (cached && cached.until > this.#now()) return Promise.resolve(cached);
+    // One lookup per id at a time: concurrent spores from one sender share it.
+    let pending = this.#lookups.get(id);
+    if (!pending) {
+      pending = this.#lookup(id).finally(() => this.#lookups.delete(id));
+      this.#lookups.set(id, pending);
+    }
+    return pending;
+  }
+
+  async #lookup(id: string): Promise<{ card: AgentCard; digest: Uint8Array }> {
+    const now = this.#now();
     const card = await this.#directory.lookup(id);
     if (!card) throw new UnknownSenderError(`no agent card for ${id}`);
     if (card.id !== id) throw new UnknownSenderError(`directory returned the card of ${card.id} for ${id}`);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { Agent, Identity, type Message, TransportError } from "../mod.ts";
 import { createTransport, RedisSessionStore, RedisTransport } from "../transports/redis.ts";
+import { cleanRedis } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
 
 const REDIS = "redis://127.0.0.1:6379";
@@ -14,7 +15,12 @@ const until = async (cond: () => boolean, ms = 30_000, what = "condition") => {
     await new Promise((r) => setTimeout(r, 10));
   }
 };
-const freshPrefix = () => `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+const prefixes: string[] = [];
+const freshPrefix = () => {
+  const p = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+  prefixes.push(p);
+  return p;
+};
 
 async function bobKeyFile(): Promise<{ identity: Identity; file: string; passphrase: string }> {
   const identity = await Identity.generate({ extractable: true });
@@ -228,4 +234,9 @@ Deno.test("redis: examples/redis_chat.ts runs with the permissions its header st
     new TextDecoder().decode(out.stdout),
     /alice ← bob: "hello alice, via Redis streams" \(session spore\)/,
   );
+});
+
+Deno.test("redis: remove the tests' keys", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  for (const p of prefixes) await cleanRedis(p);
 });

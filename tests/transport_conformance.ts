@@ -64,6 +64,7 @@ export function transportConformance(target: ConformanceTarget): void {
     const t = await target.open();
     try {
       const agent = unique("a");
+      await collect(t, { agent }, 0, 50); // the agent exists (has subscribed once)
       const sent = ["one", "two", "three"];
       for (const s of sent) await t.publish({ agent }, enc(s));
       const got = await collect(t, { agent }, 3, 2000 + slack);
@@ -83,6 +84,7 @@ export function transportConformance(target: ConformanceTarget): void {
     const t = await target.open();
     try {
       const agent = unique("a");
+      await collect(t, { agent }, 0, 50);
       await t.publish({ agent }, enc("retry me"));
       const got = await collect(t, { agent }, 3, 5000 + slack, {
         ack: (d, i) => (i < 2 ? d.nack() : d.ack()),
@@ -103,6 +105,7 @@ export function transportConformance(target: ConformanceTarget): void {
     try {
       if (!t.capabilities.ttl) return;
       const agent = unique("a");
+      await collect(t, { agent }, 0, 50);
       await t.publish({ agent }, enc("short"), { ttlMs: 50 });
       await t.publish({ agent }, enc("long"), { ttlMs: 60_000 });
       await sleep(300 + slack);
@@ -153,6 +156,7 @@ export function transportConformance(target: ConformanceTarget): void {
     const agent = unique("a");
     let b: Transport | undefined;
     try {
+      await collect(a, { agent }, 0, 50);
       await a.publish({ agent }, enc("in flight"));
       const received = Promise.withResolvers<void>();
       await a.subscribe({ agent }, () => {

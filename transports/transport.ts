@@ -20,6 +20,8 @@ export interface PublishOptions {
   ttlMs?: number;
   /** An id the broker may use to drop duplicate publications (the spore id). */
   dedupId?: string;
+  /** The message type, for brokers that route on it (AMQP routing keys). Public header data only. */
+  type?: string;
 }
 
 /** One message handed to a subscriber. */

@@ -1,0 +1,159 @@
+// Agents on the real RabbitMQ broker: end to end, TTL into the dead-letter queue, unroutable publishes,
+// connections closed by the broker mid-stream, and a broker restart with persistent messages queued.
+import assert from "node:assert/strict";
+import { connect } from "amqplib";
+import { Agent, Identity, type Message, TransportError } from "../mod.ts";
+import { AmqpTransport, createTransport } from "../transports/amqp.ts";
+import { cleanRabbit } from "./_cleanup.ts";
+import { requireBroker } from "./_env.ts";
+import { waitPort } from "./_tls.ts";
+
+const AMQP = "amqp://guest:guest@127.0.0.1:5672";
+const exchange = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+const transportOptions = { exchange };
+const until = async (cond: () => boolean, ms = 60_000, what = "condition") => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+async function rabbitmqctl(...args: string[]): Promise<void> {
+  const out = await new Deno.Command("rabbitmqctl", { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) throw new Error(`rabbitmqctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+async function messagesIn(queue: string): Promise<number> {
+  const conn = await connect(AMQP);
+  try {
+    const ch = await conn.createChannel();
+    const { messageCount } = await ch.checkQueue(queue);
+    await ch.close();
+    return messageCount;
+  } finally {
+    await conn.close();
+  }
+}
+
+Deno.test("amqp: agents started by URL talk end to end; an unknown agent is a TransportError", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  await using alice = await Agent.start({ id: "alice", transport: AMQP, transportOptions });
+  await using bob = await Agent.start({ id: "bob", transport: AMQP, transportOptions });
+  const got = Promise.withResolvers<Message>();
+  bob.on("chat", (m) => got.resolve(m));
+  await alice.connect("bob");
+  await alice.send("bob", { type: "chat", content: "over rabbitmq", priority: 7 });
+  const m = await got.promise;
+  assert.equal(m.content, "over rabbitmq");
+  assert.equal(m.kind, "session");
+  assert.equal(m.priority, 7);
+  const raw = await createTransport(AMQP, transportOptions);
+  await assert.rejects(raw.publish({ agent: "nobody-here" }, new Uint8Array(10)), TransportError);
+  await raw.close();
+});
+
+Deno.test("amqp: an expired message goes to the agent's dead-letter queue", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const t = await createTransport(AMQP, transportOptions);
+  try {
+    const sub = await t.subscribe({ agent: "sleeper" }, (d) => d.ack());
+    await sub.close(); // the queue exists, nobody consumes
+    await t.publish({ agent: "sleeper" }, new Uint8Array([1, 2, 3]), { ttlMs: 50, type: "t" });
+    await until(() => false, 0).catch(() => {});
+    const dead = `${exchange}.dead.sleeper`;
+    const end = Date.now() + 5000;
+    while ((await messagesIn(dead)) === 0) {
+      if (Date.now() > end) throw new Error("no dead letter");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await messagesIn(`${exchange}.agent.sleeper`), 0);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("amqp: connections closed by the broker during 10,000 messages: every confirmed spore handled exactly once", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const alice = await Agent.start({ id: "alice", transport: AMQP, transportOptions });
+  const bob = await Agent.start({ id: "bob", transport: AMQP, transportOptions, prefetch: 256 });
+  const handled = new Map<string, number>();
+  bob.on("n", (m) => void handled.set(m.id, (handled.get(m.id) ?? 0) + 1));
+  const confirmed = new Set<string>();
+  let failures = 0;
+  try {
+    await alice.connect("bob");
+    const N = 10_000;
+    const closer = (async () => {
+      for (const at of [2500, 6000]) {
+        await until(() => confirmed.size >= at, 120_000, "progress");
+        await rabbitmqctl("close_all_connections", "spores test");
+      }
+    })();
+    let next = 0;
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (next < N) {
+        const i = next++;
+        for (;;) {
+          try {
+            confirmed.add(await alice.send("bob", { type: "n", content: i }));
+            break;
+          } catch (e) {
+            if (!(e instanceof TransportError)) throw e;
+            failures++;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+      }
+    }));
+    await closer;
+    await until(
+      () => [...confirmed].every((id) => handled.has(id)),
+      120_000,
+      "every confirmed spore handled",
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok((alice.transport as AmqpTransport).connections >= 3, "the broker closed the connections twice");
+    for (const [id, n] of handled) assert.equal(n, 1, `spore ${id} handled ${n} times`);
+    assert.equal(confirmed.size, N);
+    console.log(`(${failures} publishes failed during the outages and were retried as new spores)`);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+Deno.test("amqp: a broker restart with persistent messages queued loses none", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const bobIdentity = await Identity.generate({ extractable: true });
+  const bob = await Agent.start({ id: "bob", transport: AMQP, transportOptions, identity: bobIdentity });
+  await bob.close(); // its queue and card stay in the broker
+  const alice = await Agent.start({ id: "alice", transport: AMQP, transportOptions });
+  let restarted: Agent | undefined;
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) ids.push(await alice.send("bob", { type: "n", content: i }));
+    try {
+      await rabbitmqctl("stop_app");
+    } finally {
+      await rabbitmqctl("start_app"); // always put the broker back
+    }
+    await waitPort(5672, 60_000);
+    restarted = await Agent.start({ id: "bob", transport: AMQP, transportOptions, identity: bobIdentity });
+    const got = new Set<string>();
+    restarted.on("n", (m) => void got.add(m.id));
+    await until(() => got.size === 100, 20_000, "all 100 after the restart").catch((e) => {
+      console.log("rejected", JSON.stringify(restarted!.metrics().rejected), "got", got.size);
+      throw e;
+    });
+    assert.deepEqual([...got].sort(), [...ids].sort());
+  } finally {
+    await restarted?.close();
+    await alice.close();
+  }
+});
+
+Deno.test("amqp: remove the tests' queues and exchanges", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  await cleanRabbit(exchange);
+});

@@ -1,0 +1,33 @@
+/**
+ * The RabbitMQ transport (`amqp://`, `amqps://`), on amqplib.
+ *
+ * Deno permissions: `--allow-net=<host>:<port>` (plus `--allow-read` for
+ * certificate files, and for this module itself when it is loaded from local
+ * files by URL scheme).
+ *
+ * @example
+ * ```ts ignore
+ * import { Agent } from "@spores/spores";
+ * const alice = await Agent.start({ id: "alice", transport: "amqp://guest:guest@127.0.0.1:5672" });
+ * ```
+ *
+ * @module
+ */
+import type { TransportFactory } from "./transport.ts";
+import { AmqpTransport, type AmqpTransportOptions } from "./amqp/transport.ts";
+
+export * from "./amqp/directory.ts";
+export { type AmqpTlsOptions, AmqpTransport, type AmqpTransportOptions } from "./amqp/transport.ts";
+
+/**
+ * Connects to RabbitMQ at `url` (`amqp://user:password@host:port/vhost?heartbeat=15` or `amqps://...`).
+ *
+ * @example
+ * ```ts ignore
+ * import { createTransport } from "@spores/spores/amqp";
+ * const transport = await createTransport("amqp://guest:guest@127.0.0.1:5672");
+ * await transport.close();
+ * ```
+ */
+export const createTransport: TransportFactory = (url, options) =>
+  AmqpTransport.connect(url, (options ?? {}) as AmqpTransportOptions);

@@ -1,0 +1,445 @@
+/**
+ * The RabbitMQ transport (AMQP 0-9-1, amqplib): a durable topic exchange,
+ * durable per-agent queues with priorities and a dead-letter exchange,
+ * persistent messages with per-message TTL, publisher confirms with
+ * mandatory routing, manual acknowledgements, and reconnection that
+ * re-declares the topology and re-subscribes.
+ *
+ * ```text
+ * exchange  {exchange} (topic, durable)              routing keys agent.<to>.<type>, broadcast.<channel>.<type>
+ * queue     {exchange}.agent.<id>                    bound to agent.<id>.#; x-max-priority 9 (classic) or quorum
+ * queue     {exchange}.channel.<channel>.<member>    bound to broadcast.<channel>.#; one per channel member
+ * exchange  {exchange}.dlx (topic, durable)          dead letters keep their routing key
+ * queue     {exchange}.dead.<id>                     an agent's dead letters (bound to agent.<id>.#)
+ * queue     {exchange}.card.<id>                     last-value queue of an agent's card (see AmqpDirectory)
+ * ```
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { type Channel, type ChannelModel, type ConfirmChannel, connect, type ConsumeMessage } from "amqplib";
+import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { checkId } from "../../spore/limits.ts";
+import type {
+  Address,
+  Delivery,
+  DeliveryHandler,
+  PublishOptions,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from "../transport.ts";
+import { AmqpDirectory } from "./directory.ts";
+
+/** TLS settings for `amqps://`. */
+export interface AmqpTlsOptions {
+  /** PEM CA certificate(s) to trust. */
+  ca?: string | string[];
+  /** PEM client certificate, for mutual TLS. */
+  cert?: string;
+  /** PEM client key, for mutual TLS. */
+  key?: string;
+  /** Server name to verify. */
+  servername?: string;
+}
+
+/** Options of the AMQP transport. */
+export interface AmqpTransportOptions {
+  /** Exchange name (and prefix of every queue). Default `"spores"`. */
+  exchange?: string;
+  /** Queue type of agent queues: `"classic"` (with priorities) or `"quorum"`. Default `"classic"`. */
+  queueType?: "classic" | "quorum";
+  /** TLS for `amqps://`. */
+  tls?: AmqpTlsOptions;
+  /** Heartbeat interval, s. Default 15. */
+  heartbeatSeconds?: number;
+  /** Socket connect timeout, ms. Default 10,000. */
+  connectTimeoutMs?: number;
+  /** How long a publish waits for a connection during an outage, ms. Default 30,000. */
+  publishTimeoutMs?: number;
+  /** Longest pause between reconnection attempts, ms. Default 5,000. */
+  maxBackoffMs?: number;
+  /** Largest message, bytes. Default 16 MiB. */
+  maxMessageBytes?: number;
+}
+
+const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function describe(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.hostname}${u.port ? `:${u.port}` : ""}${
+      u.pathname && u.pathname !== "/" ? u.pathname : ""
+    }`;
+  } catch {
+    return "an invalid URL";
+  }
+}
+
+interface SubState {
+  queue: string;
+  setup: (ch: Channel) => Promise<void>;
+  handler: DeliveryHandler;
+  prefetch: number;
+  channel: Channel | undefined;
+  closed: boolean;
+  counts: Map<string, number>;
+}
+
+/**
+ * A RabbitMQ connection for agents.
+ *
+ * @example
+ * ```ts ignore
+ * import { createTransport } from "@spores/spores/amqp";
+ * const transport = await createTransport("amqp://guest:guest@127.0.0.1:5672");
+ * await transport.close();
+ * ```
+ */
+export class AmqpTransport implements Transport {
+  /** `"amqp"`. */
+  readonly name = "amqp";
+  /** What it promises. */
+  readonly capabilities: TransportCapabilities;
+  /** Agent cards in RabbitMQ. */
+  readonly directory: AmqpDirectory;
+  /** Connections made so far (1 + reconnections). */
+  connections = 0;
+  readonly #url: string;
+  readonly #o: Required<Omit<AmqpTransportOptions, "tls">> & { tls?: AmqpTlsOptions };
+  readonly #subs = new Set<SubState>();
+  readonly #declared = new Set<string>();
+  #conn: ChannelModel | undefined;
+  #pub: ConfirmChannel | undefined;
+  #ready: Promise<void> | undefined;
+  #closed = false;
+  #seq = 0;
+  readonly #returned = new Set<string>();
+
+  private constructor(url: string, options: AmqpTransportOptions) {
+    this.#url = url;
+    this.#o = {
+      exchange: options.exchange ?? "spores",
+      queueType: options.queueType ?? "classic",
+      heartbeatSeconds: options.heartbeatSeconds ?? 15,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
+      maxBackoffMs: options.maxBackoffMs ?? 5000,
+      maxMessageBytes: options.maxMessageBytes ?? 16 << 20,
+      tls: options.tls,
+    };
+    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(this.#o.exchange)) {
+      throw new ConfigError("exchange must be 1..64 of [A-Za-z0-9._:-]");
+    }
+    this.directory = new AmqpDirectory(this, this.#o.exchange);
+    this.capabilities = Object.freeze({
+      durable: true,
+      ordered: true,
+      priority: this.#o.queueType === "classic",
+      ttl: true,
+      maxMessageBytes: this.#o.maxMessageBytes,
+      broadcast: true,
+    });
+  }
+
+  /** Connects and declares the topology (a `TransportError` if the broker cannot be reached). */
+  static async connect(url: string, options: AmqpTransportOptions = {}): Promise<AmqpTransport> {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch (cause) {
+      throw new ConfigError("not a valid amqp:// URL", { cause });
+    }
+    if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
+      throw new ConfigError(`not an amqp:// URL: ${describe(url)}`);
+    }
+    const t = new AmqpTransport(url, options);
+    try {
+      await t.#open();
+    } catch (cause) {
+      throw new TransportError(`cannot reach RabbitMQ at ${describe(url)}`, { cause });
+    }
+    return t;
+  }
+
+  /** Exchange name. */
+  get exchange(): string {
+    return this.#o.exchange;
+  }
+
+  async #open(): Promise<void> {
+    const u = new URL(this.#url);
+    const tls = u.protocol === "amqps:"
+      ? {
+        ca: this.#o.tls?.ca,
+        cert: this.#o.tls?.cert,
+        key: this.#o.tls?.key,
+        servername: this.#o.tls?.servername,
+      }
+      : {};
+    if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(this.#o.heartbeatSeconds));
+    const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, ...tls });
+    conn.on("error", () => {}); // followed by "close", handled below
+    conn.on("close", () => this.#lost(conn));
+    const pub = await conn.createConfirmChannel();
+    pub.on("error", () => {});
+    pub.on("return", (msg: ConsumeMessage) => {
+      const id = msg.properties.headers?.["x-spores-pub"];
+      if (typeof id === "string") this.#returned.add(id);
+    });
+    this.#declared.clear();
+    await this.#declareBase(pub);
+    this.#conn = conn;
+    this.#pub = pub;
+    this.connections++;
+    for (const s of this.#subs) if (!s.closed) await this.#consume(s, conn);
+  }
+
+  #lost(conn: ChannelModel): void {
+    if (this.#conn !== conn || this.#closed) return;
+    this.#conn = undefined;
+    this.#pub = undefined;
+    for (const s of this.#subs) s.channel = undefined;
+    this.#ready = this.#reconnect();
+  }
+
+  async #reconnect(): Promise<void> {
+    for (let attempt = 0; !this.#closed; attempt++) {
+      await sleep(Math.min(100 * 2 ** Math.min(attempt, 8), this.#o.maxBackoffMs));
+      try {
+        await this.#open();
+        return;
+      } catch {
+        // try again
+      }
+    }
+  }
+
+  async #declareBase(ch: Channel): Promise<void> {
+    const x = this.#o.exchange;
+    await ch.assertExchange(x, "topic", { durable: true });
+    await ch.assertExchange(`${x}.dlx`, "topic", { durable: true });
+    await ch.assertExchange(`${x}.cards`, "fanout", { durable: true });
+  }
+
+  /** @internal Declares an agent's queue and its dead-letter queue (once per connection). */
+  async declareAgent(ch: Channel, id: string): Promise<string> {
+    const x = this.#o.exchange;
+    const queue = `${x}.agent.${id}`;
+    if (this.#declared.has(queue)) return queue;
+    const args: Record<string, unknown> = { "x-dead-letter-exchange": `${x}.dlx` };
+    if (this.#o.queueType === "quorum") args["x-queue-type"] = "quorum";
+    else args["x-max-priority"] = 9;
+    await ch.assertQueue(queue, { durable: true, arguments: args });
+    await ch.bindQueue(queue, x, `agent.${id}.#`);
+    await ch.assertQueue(`${x}.dead.${id}`, { durable: true });
+    await ch.bindQueue(`${x}.dead.${id}`, `${x}.dlx`, `agent.${id}.#`);
+    this.#declared.add(queue);
+    return queue;
+  }
+
+  /** @internal A live confirm channel, waiting out an outage up to the publish timeout. */
+  async channel(): Promise<ConfirmChannel> {
+    const deadline = Date.now() + this.#o.publishTimeoutMs;
+    while (!this.#pub) {
+      if (this.#closed) throw new TransportError("amqp transport is closed");
+      if (Date.now() > deadline) throw new TransportError("RabbitMQ unreachable: publish timed out");
+      await Promise.race([this.#ready, sleep(100)]);
+    }
+    return this.#pub;
+  }
+
+  /**
+   * Publishes to the exchange; resolves when the broker confirmed it. A
+   * direct message that no queue takes (no such agent) is a `TransportError`.
+   */
+  async publish(to: Address, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
+    if (this.#closed) throw new TransportError("amqp transport is closed");
+    if (bytes.length > this.capabilities.maxMessageBytes) {
+      throw new TransportError(
+        `message of ${bytes.length} bytes over the limit ${this.capabilities.maxMessageBytes}`,
+      );
+    }
+    const type = options.type ? checkId(options.type, "type").replaceAll(".", "_") : "spore";
+    const direct = "agent" in to;
+    const key = direct
+      ? `agent.${checkId(to.agent, "agent")}.${type}`
+      : `broadcast.${checkId(to.channel, "channel")}.${type}`;
+    const pubId = `${++this.#seq}`;
+    const ch = await this.channel();
+    const props = {
+      persistent: true,
+      mandatory: direct,
+      priority: options.priority ?? 4,
+      expiration: options.ttlMs === undefined ? undefined : String(Math.max(1, Math.floor(options.ttlMs))),
+      messageId: options.dedupId,
+      contentType: "application/vnd.spores",
+      headers: { "x-spores-pub": pubId },
+    };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const ok = ch.publish(
+          this.#o.exchange,
+          key,
+          buf(bytes),
+          props,
+          (err: unknown) => err ? reject(err) : resolve(),
+        );
+        if (!ok) ch.once("drain", () => {}); // back-pressure: the confirm resolves after the buffer drains
+      });
+    } catch (cause) {
+      this.#returned.delete(pubId);
+      throw new TransportError(
+        `RabbitMQ did not confirm a publish to ${key.split(".").slice(0, 2).join(".")}`,
+        { cause },
+      );
+    }
+    if (this.#returned.delete(pubId)) {
+      throw new TransportError(
+        `no queue for ${direct ? `agent ${(to as { agent: string }).agent}` : "that channel"}`,
+      );
+    }
+  }
+
+  async #consume(s: SubState, conn: ChannelModel): Promise<void> {
+    const ch = await conn.createChannel();
+    ch.on("error", () => {});
+    await s.setup(ch);
+    await ch.prefetch(s.prefetch);
+    s.channel = ch;
+    await ch.consume(s.queue, (msg) => {
+      if (msg === null) {
+        // The broker cancelled the consumer (queue deleted): resubscribe on a fresh channel.
+        if (!s.closed && this.#conn === conn) void this.#consume(s, conn).catch(() => {});
+        return;
+      }
+      this.#deliver(s, ch, msg);
+    }, { noAck: false });
+  }
+
+  #deliver(s: SubState, ch: Channel, msg: ConsumeMessage): void {
+    const header = msg.properties.headers?.["x-delivery-count"];
+    const id = String(msg.properties.messageId ?? msg.properties.headers?.["x-spores-pub"] ?? "");
+    const seen = s.counts.get(id) ?? 0;
+    const redeliveries = typeof header === "number" ? header : Math.max(seen, msg.fields.redelivered ? 1 : 0);
+    let settled = false;
+    const settle = (f: () => void) => {
+      if (settled) return Promise.resolve();
+      settled = true;
+      // A message from a channel that has since closed cannot be settled: the broker redelivers it.
+      if (s.channel === ch) f();
+      return Promise.resolve();
+    };
+    const delivery: Delivery = {
+      bytes: new Uint8Array(msg.content),
+      redeliveries,
+      dedupId: msg.properties.messageId || undefined,
+      priority: msg.properties.priority ?? 4,
+      ack: () =>
+        settle(() => {
+          s.counts.delete(id);
+          ch.ack(msg);
+        }),
+      nack: () =>
+        settle(() => {
+          s.counts.set(id, redeliveries + 1);
+          if (s.counts.size > 10_000) s.counts.delete(s.counts.keys().next().value!);
+          ch.nack(msg, false, true);
+        }),
+      deadLetter: () =>
+        settle(() => {
+          s.counts.delete(id);
+          ch.nack(msg, false, false); // to the dead-letter exchange
+        }),
+    };
+    queueMicrotask(async () => {
+      try {
+        await s.handler(delivery);
+      } catch {
+        await delivery.nack();
+      }
+    });
+  }
+
+  /** Consumes an agent's queue, or a channel's member queue. */
+  async subscribe(
+    from: Address,
+    handler: DeliveryHandler,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    if (this.#closed) throw new TransportError("amqp transport is closed");
+    const x = this.#o.exchange;
+    let queue: string;
+    let setup: (ch: Channel) => Promise<void>;
+    if ("agent" in from) {
+      const id = checkId(from.agent, "agent");
+      queue = `${x}.agent.${id}`;
+      setup = async (ch) => void await this.declareAgent(ch, id);
+    } else {
+      const channel = checkId(from.channel, "channel");
+      const member = checkId(options.member, "channel member");
+      queue = `${x}.channel.${channel}.${member}`;
+      setup = async (ch) => {
+        await ch.assertQueue(queue, { durable: true, arguments: { "x-dead-letter-exchange": `${x}.dlx` } });
+        await ch.bindQueue(queue, x, `broadcast.${channel}.#`);
+      };
+    }
+    const s: SubState = {
+      queue,
+      setup,
+      handler,
+      prefetch: options.prefetch ?? 64,
+      channel: undefined,
+      closed: false,
+      counts: new Map(),
+    };
+    const conn = this.#conn ?? (await this.channel(), this.#conn!);
+    try {
+      await this.#consume(s, conn);
+    } catch (cause) {
+      throw new TransportError(`cannot consume ${queue}`, { cause });
+    }
+    this.#subs.add(s);
+    return {
+      close: async () => {
+        s.closed = true;
+        this.#subs.delete(s);
+        const ch = s.channel;
+        s.channel = undefined;
+        try {
+          await ch?.close(); // unacknowledged messages return to the queue
+        } catch {
+          // already closed with its connection
+        }
+      },
+    };
+  }
+
+  /** @internal A new channel (a confirm channel if asked) on the current connection. */
+  async openChannel(confirm = false): Promise<Channel> {
+    await this.channel();
+    const conn = this.#conn!;
+    const ch = confirm ? await conn.createConfirmChannel() : await conn.createChannel();
+    ch.on("error", () => {});
+    return ch;
+  }
+
+  /** Closes subscriptions (their unacknowledged messages return to their queues) and the connection. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const s of this.#subs) s.closed = true;
+    this.#subs.clear();
+    await this.directory.close();
+    const conn = this.#conn;
+    this.#conn = undefined;
+    this.#pub = undefined;
+    try {
+      await conn?.close();
+    } catch {
+      // already gone
+    }
+  }
+}
