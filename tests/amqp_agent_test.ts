@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { connect } from "amqplib";
 import { Agent, Identity, type Message, TransportError } from "../mod.ts";
-import { AmqpTransport, createTransport } from "../transports/amqp.ts";
+import { type AmqpTransport, createTransport } from "../transports/amqp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
 import { waitPort } from "./_tls.ts";
