@@ -16,15 +16,46 @@ interface Target {
   url: string;
   open(prefix: string): Promise<Transport>;
   options(prefix: string): Record<string, unknown>;
+  /** Removes what a round left in the broker. */
+  cleanup(prefix: string): Promise<void>;
 }
 
+const AMQP = "amqp://guest:guest@127.0.0.1:5672";
+const amqp = (confirms: boolean): Target => ({
+  name: `RabbitMQ (amqplib, ${confirms ? "publisher confirms" : "no confirms"})`,
+  url: AMQP,
+  open: async (prefix) =>
+    (await import("../transports/amqp.ts")).createTransport(AMQP, { exchange: prefix, confirms }),
+  options: (prefix) => ({ exchange: prefix, confirms }),
+  cleanup: async (x) => {
+    const { connect } = await import("amqplib");
+    const conn = await connect(AMQP);
+    const ch = await conn.createChannel();
+    for (const id of ["alice", "bob"]) {
+      for (const q of [`${x}.agent.${id}`, `${x}.dead.${id}`, `${x}.card.${id}`]) await ch.deleteQueue(q);
+    }
+    for (const e of [x, `${x}.dlx`, `${x}.cards`]) await ch.deleteExchange(e);
+    await conn.close();
+  },
+});
+
 const targets: Record<string, Target> = {
+  amqp: amqp(true),
+  "amqp-noconfirm": amqp(false),
   redis: {
     name: "Redis (ioredis, streams)",
     url: "redis://127.0.0.1:6379",
     open: async (prefix) =>
       (await import("../transports/redis.ts")).createTransport("redis://127.0.0.1:6379", { prefix }),
     options: (prefix) => ({ prefix }),
+    cleanup: async (prefix) => {
+      const t = await (await import("../transports/redis.ts")).RedisTransport.connect(
+        "redis://127.0.0.1:6379",
+      );
+      const keys = await t.client.keys(`${prefix}:*`);
+      if (keys.length > 0) await t.client.del(...keys);
+      await t.close();
+    },
   },
 };
 
@@ -58,6 +89,7 @@ async function plaintext(t: Target): Promise<number> {
   await sub.close();
   await sender.close();
   await receiver.close();
+  await t.cleanup(prefix);
   return rate;
 }
 
@@ -83,6 +115,7 @@ async function secure(t: Target): Promise<number> {
   const rate = N / ((performance.now() - start) / 1000);
   await alice.close();
   await bob.close();
+  await t.cleanup(prefix);
   return rate;
 }
 

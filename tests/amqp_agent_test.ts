@@ -153,6 +153,31 @@ Deno.test("amqp: a broker restart with persistent messages queued loses none", a
   }
 });
 
+Deno.test("amqp: examples/amqp_agents.ts runs with the permissions its header states", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--quiet",
+        "--allow-net=127.0.0.1:5672",
+        "--allow-read=.",
+        "examples/amqp_agents.ts",
+      ],
+      cwd: new URL("../", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const text = new TextDecoder().decode(out.stdout);
+    assert.match(text, /worker {2}← job \{"task":"page on-call"\} priority 9 \(session\)/);
+    assert.match(text, /auditor ← #audit/);
+  } finally {
+    await cleanRabbit("spores-example");
+  }
+});
+
 Deno.test("amqp: remove the tests' queues and exchanges", async () => {
   if (!(await requireBroker("RabbitMQ", 5672))) return;
   await cleanRabbit(exchange);

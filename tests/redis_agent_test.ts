@@ -229,6 +229,7 @@ Deno.test("redis: examples/redis_chat.ts runs with the permissions its header st
     stdout: "piped",
     stderr: "piped",
   }).output();
+  await cleanRedis("spores-example");
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.match(
     new TextDecoder().decode(out.stdout),
