@@ -96,7 +96,6 @@ interface Pending {
   hello: Uint8Array;
   ephemeral: PrivateKey;
   ss1: Uint8Array;
-  suite: SuiteId;
   expiresAt: number;
   promise: Promise<SessionInfo>;
   resolve: (s: SessionInfo) => void;
@@ -577,7 +576,6 @@ export class SporeEngine {
       hello: bytes,
       ephemeral: ephemeral.privateKey,
       ss1: enc.sharedSecret,
-      suite,
       expiresAt: header.expiresAt,
       promise,
       resolve,
@@ -778,9 +776,11 @@ export class SporeEngine {
     const secrets = sessionSecrets(ss1, ss2, th, digest, this.#digest);
     ss1.fill(0);
     ss2.fill(0);
+    // The welcome, and the session, use the responder's own suite: it signs with the keys it has.
+    const suite = this.#suite;
     const header = this.#header(
       Kind.WELCOME,
-      h.suite,
+      suite,
       h.from,
       { type: "spores.welcome", ttlMs: HELLO_TTL },
       now,
@@ -789,9 +789,9 @@ export class SporeEngine {
     header.sessionId = secrets.sessionId;
     const headerBytes = encodeHeader(header);
     const confirm = confirmation(secrets.confirmKey, th, headerBytes);
-    const sigs2 = await this.#sign(h.suite, concat(LABELS.welcomeSig, th, headerBytes, ct2, confirm));
+    const sigs2 = await this.#sign(suite, concat(LABELS.welcomeSig, th, headerBytes, ct2, confirm));
     const welcome = encodeEnvelope(headerBytes, [ct2, confirm, ...sigs2]);
-    const state = createSession(secrets, "responder", h.from, card.fingerprint, h.suite, now);
+    const state = createSession(secrets, "responder", h.from, card.fingerprint, suite, now);
     secrets.confirmKey.fill(0);
     await this.#install(state);
     this.#welcomes.set(ref, { bytes: welcome, until: h.expiresAt + this.#skew, peer: h.from });
@@ -825,8 +825,8 @@ export class SporeEngine {
       throw new SessionError("welcome for no handshake in progress");
     }
     if (pending.peer !== h.from) throw new SessionError("welcome from an agent the hello was not sent to");
-    if (h.suite !== pending.suite) throw new SessionError("welcome suite differs from the hello's");
     const { card, digest } = await this.#trusted(h.from);
+    this.#checkSuite(card, h.suite);
     const [ct2, confirm, ...sigs] = env.sections as [Uint8Array, Uint8Array, ...Uint8Array[]];
     const th = transcriptHash(pending.hello, ct2);
     await this.#verify(

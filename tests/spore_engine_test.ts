@@ -311,3 +311,17 @@ Deno.test("limits: oversize payloads are refused when sealing and when opening",
   await assert.rejects(alice.seal("bob", { type: "no/slash" }), SporeError);
   await assert.rejects(alice.seal("b@d", { type: "t" }), SporeError);
 });
+
+Deno.test("mixed suites: a hybrid-signature agent and an Ed25519-only agent handshake both ways", async () => {
+  const w = new World();
+  const pq = await w.agent("pq", { identityOptions: { postQuantumSignatures: true } });
+  const classic = await w.agent("ed");
+  for (const [a, b] of [[pq, classic], [classic, pq]] as const) {
+    await handshake(a, b);
+    const m = await a.seal(b.id, { type: "t", content: a.id });
+    assert.equal(inspect(m).kind, "session");
+    assert.equal(contentOf(await b.open(m)), a.id);
+    const back = await b.seal(a.id, { type: "t", content: b.id });
+    assert.equal(contentOf(await a.open(back)), b.id);
+  }
+});
