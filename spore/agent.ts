@@ -8,7 +8,12 @@
 import { hex } from "../crypto/bytes.ts";
 import { ConfigError, SporeError, TransportError } from "../crypto/errors.ts";
 import { Identity } from "../crypto/identity.ts";
-import type { Delivery, Transport, TransportFactory } from "../transports/transport.ts";
+import {
+  checkMessageSize,
+  type Delivery,
+  type Transport,
+  type TransportFactory,
+} from "../transports/transport.ts";
 import type { Directory } from "./directory.ts";
 import { SporeEngine } from "./engine.ts";
 import { inspect, type SporeInfo } from "./envelope.ts";
@@ -160,6 +165,14 @@ export async function openTransport(url: string, options?: Record<string, unknow
 }
 
 const RESERVED = "spores.";
+
+/** A message type an application may use: a valid id, outside the reserved `spores.` space. */
+function checkUserType(type: string): void {
+  checkId(type, "message type");
+  if (type.startsWith(RESERVED)) {
+    throw new ConfigError(`message types starting with ${RESERVED} are reserved`);
+  }
+}
 const KEY_REQUEST = "spores.sender-key-request";
 const KEY_GRANT = "spores.sender-key";
 const KEY_WAIT_MS = 10_000;
@@ -301,10 +314,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
   /** Registers the handler of `type` (replacing any previous one). */
   on<K extends keyof Types & string>(type: K, handler: Handler<Types[K]>): this {
-    checkId(type, "message type");
-    if (type.startsWith(RESERVED)) {
-      throw new ConfigError(`message types starting with ${RESERVED} are reserved`);
-    }
+    checkUserType(type);
     this.#handlers.set(type, handler as Handler<never>);
     return this;
   }
@@ -392,9 +402,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     message: SendOptions<K, Types[K]>,
   ): Promise<string> {
     this.#check();
-    if (message.type.startsWith(RESERVED)) {
-      throw new ConfigError(`message types starting with ${RESERVED} are reserved`);
-    }
+    checkUserType(message.type);
     return await this.#send(peer, message);
   }
 
@@ -415,11 +423,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     bytes: Uint8Array,
     info: SporeInfo,
   ): Promise<void> {
-    if (bytes.length > this.transport.capabilities.maxMessageBytes) {
-      throw new TransportError(
-        `spore of ${bytes.length} bytes over the ${this.transport.name} limit of ${this.transport.capabilities.maxMessageBytes}`,
-      );
-    }
+    checkMessageSize(bytes, this.transport.capabilities.maxMessageBytes);
     await this.transport.publish(to, bytes, {
       priority: info.priority,
       ttlMs: Math.max(1, info.expiresAt - Date.now()),
@@ -442,9 +446,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     message: SendOptions<K, Types[K]>,
   ): Promise<string> {
     this.#check();
-    if (message.type.startsWith(RESERVED)) {
-      throw new ConfigError(`message types starting with ${RESERVED} are reserved`);
-    }
+    checkUserType(message.type);
     const bytes = await this.#engine.sealBroadcast(channel, message);
     const info = inspect(bytes, this.#engine.limits);
     await this.#publish({ channel }, bytes, info);

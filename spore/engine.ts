@@ -684,12 +684,18 @@ export class SporeEngine {
     return verdict === "duplicate";
   }
 
-  async #openSealed(env: Envelope, now: number): Promise<OpenResult> {
-    const h = env.header;
+  /** The trusted sender of a spore sealed to one of this agent's KEM keys, and that key. */
+  async #senderAndKey(h: Header, now: number) {
     const { card, digest } = await this.#trusted(h.from);
     this.#checkSuite(card, h.suite);
     const kem = this.identity.findKemKey(h.keyId!, now);
     if (!kem) throw new StaleKeyError("spore sealed to a KEM key that is rotated out or unknown");
+    return { card, digest, kem };
+  }
+
+  async #openSealed(env: Envelope, now: number): Promise<OpenResult> {
+    const h = env.header;
+    const { card, digest, kem } = await this.#senderAndKey(h, now);
     const [enc, ciphertext, ...sigs] = env.sections as [Uint8Array, Uint8Array, ...Uint8Array[]];
     await this.#verify(
       card,
@@ -753,10 +759,7 @@ export class SporeEngine {
 
   async #openHello(env: Envelope, now: number): Promise<OpenResult> {
     const h = env.header;
-    const { card, digest } = await this.#trusted(h.from);
-    this.#checkSuite(card, h.suite);
-    const kem = this.identity.findKemKey(h.keyId!, now);
-    if (!kem) throw new StaleKeyError("hello sealed to a KEM key that is rotated out or unknown");
+    const { card, digest, kem } = await this.#senderAndKey(h, now);
     const [epk, ct1, ...sigs] = env.sections as [Uint8Array, Uint8Array, ...Uint8Array[]];
     await this.#verify(card, h.suite, concat(LABELS.helloSig, env.headerBytes, epk, ct1), sigs, "hello");
     const ref = hex.encode(sha256Sync(env.bytes).subarray(0, 16));

@@ -61,10 +61,24 @@ export interface ReefOptions extends Omit<AgentOptions, "id" | "transport" | "id
   channel?: string;
 }
 
-function toPriority(p: number | undefined): number {
-  const v = p ?? 5;
-  if (!Number.isInteger(v) || v < 1 || v > 10) throw new ConfigError("priority must be an integer 1..10");
-  return v - 1;
+/** Praval's options as an agent message: 1..10 priority to 0..9, seconds to ms. */
+function toMessage(
+  knowledge: Record<string, unknown>,
+  options: ReefSendOptions,
+  defaultType: SporeTypeValue,
+): { type: SporeTypeValue; content: Record<string, unknown>; priority: number; ttlMs: number } {
+  const type = options.sporeType ?? defaultType;
+  if (!TYPES.has(type)) throw new ConfigError(`unknown spore type ${type}`);
+  const priority = options.priority ?? 5;
+  if (!Number.isInteger(priority) || priority < 1 || priority > 10) {
+    throw new ConfigError("priority must be an integer 1..10");
+  }
+  return {
+    type,
+    content: knowledge,
+    priority: priority - 1,
+    ttlMs: Math.round((options.expiresInSeconds ?? 300) * 1000),
+  };
 }
 
 /**
@@ -122,16 +136,9 @@ export class Reef {
     knowledge: Record<string, unknown>,
     options: ReefSendOptions = {},
   ): Promise<string> {
-    const type = options.sporeType ?? SporeType.KNOWLEDGE;
-    if (!TYPES.has(type)) throw new ConfigError(`unknown spore type ${type}`);
+    const message = toMessage(knowledge, options, SporeType.KNOWLEDGE);
     await this.agent(toAgent); // the recipient must exist to have a card
-    const from = await this.agent(fromAgent);
-    return await from.send(toAgent, {
-      type,
-      content: knowledge,
-      priority: toPriority(options.priority),
-      ttlMs: Math.round((options.expiresInSeconds ?? 300) * 1000),
-    });
+    return await (await this.agent(fromAgent)).send(toAgent, message);
   }
 
   /** Broadcasts knowledge from an agent to every subscriber of the reef. */
@@ -140,15 +147,8 @@ export class Reef {
     knowledge: Record<string, unknown>,
     options: ReefSendOptions = {},
   ): Promise<string> {
-    const type = options.sporeType ?? SporeType.BROADCAST;
-    if (!TYPES.has(type)) throw new ConfigError(`unknown spore type ${type}`);
-    const from = await this.agent(fromAgent);
-    return await from.broadcast(this.#channel, {
-      type,
-      content: knowledge,
-      priority: toPriority(options.priority),
-      ttlMs: Math.round((options.expiresInSeconds ?? 300) * 1000),
-    });
+    const message = toMessage(knowledge, options, SporeType.BROADCAST);
+    return await (await this.agent(fromAgent)).broadcast(this.#channel, message);
   }
 
   /** Delivers every spore for `agentName` (direct and broadcast) to `handler`. */

@@ -3,11 +3,13 @@ import assert from "node:assert/strict";
 import { Agent, type Message, TransportError } from "../mod.ts";
 import { createTransport } from "../transports/redis.ts";
 import { requireTool } from "./_env.ts";
-import { freePort, makePki, waitPort } from "./_tls.ts";
+import { freePort, makePki, type TestPki, waitPort } from "./_tls.ts";
 
-Deno.test("redis over TLS and mutual TLS; a wrong CA or a missing client certificate is refused", async () => {
-  if (!(await requireTool("redis-server", ["redis-server", "--version"]))) return;
-  if (!(await requireTool("openssl", ["openssl", "version"]))) return;
+/** Runs `test` against a redis-server of its own with TLS on a free loopback port, then stops it. */
+async function withTlsRedis(
+  authClients: "optional" | "yes",
+  test: (url: string, pki: TestPki) => Promise<void>,
+) {
   const pki = await makePki();
   const port = freePort();
   const server = new Deno.Command("redis-server", {
@@ -25,7 +27,7 @@ Deno.test("redis over TLS and mutual TLS; a wrong CA or a missing client certifi
       "--tls-ca-cert-file",
       pki.caFile,
       "--tls-auth-clients",
-      "optional",
+      authClients,
       "--save",
       "",
       "--appendonly",
@@ -38,7 +40,18 @@ Deno.test("redis over TLS and mutual TLS; a wrong CA or a missing client certifi
   }).spawn();
   try {
     await waitPort(port);
-    const url = `rediss://127.0.0.1:${port}`;
+    await test(`rediss://127.0.0.1:${port}`, pki);
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await Deno.remove(pki.dir, { recursive: true });
+  }
+}
+
+Deno.test("redis over TLS and mutual TLS; a wrong CA or a missing client certificate is refused", async () => {
+  if (!(await requireTool("redis-server", ["redis-server", "--version"]))) return;
+  if (!(await requireTool("openssl", ["openssl", "version"]))) return;
+  await withTlsRedis("optional", async (url, pki) => {
     // Server authentication with the right CA: agents talk end to end.
     await using alice = await Agent.start({
       id: "alice",
@@ -69,46 +82,12 @@ Deno.test("redis over TLS and mutual TLS; a wrong CA or a missing client certifi
       }),
       TransportError,
     );
-  } finally {
-    server.kill("SIGTERM");
-    await server.status;
-    await Deno.remove(pki.dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("redis mutual TLS required: a client without a certificate is refused", async () => {
   if (!(await requireTool("redis-server", ["redis-server", "--version"]))) return;
-  const pki = await makePki();
-  const port = freePort();
-  const server = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      "0",
-      "--tls-port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--tls-cert-file",
-      pki.serverCert,
-      "--tls-key-file",
-      pki.serverKey,
-      "--tls-ca-cert-file",
-      pki.caFile,
-      "--tls-auth-clients",
-      "yes",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      pki.dir,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    await waitPort(port);
-    const url = `rediss://127.0.0.1:${port}`;
+  await withTlsRedis("yes", async (url, pki) => {
     const ok = await createTransport(url, { tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
     await ok.publish({ agent: "x" }, new Uint8Array([1]));
     await ok.close();
@@ -120,9 +99,5 @@ Deno.test("redis mutual TLS required: a client without a certificate is refused"
       }),
       TransportError,
     );
-  } finally {
-    server.kill("SIGTERM");
-    await server.status;
-    await Deno.remove(pki.dir, { recursive: true });
-  }
+  });
 });

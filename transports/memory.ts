@@ -12,15 +12,16 @@
 import { ConfigError, TransportError } from "../crypto/errors.ts";
 import { MemoryDirectory } from "../spore/directory.ts";
 import { checkId } from "../spore/limits.ts";
-import type {
-  Address,
-  Delivery,
-  DeliveryHandler,
-  PublishOptions,
-  SubscribeOptions,
-  Subscription,
-  Transport,
-  TransportCapabilities,
+import {
+  type Address,
+  checkMessageSize,
+  type Delivery,
+  type DeliveryHandler,
+  type PublishOptions,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  type TransportCapabilities,
 } from "./transport.ts";
 
 /** Limits of a memory broker. */
@@ -351,11 +352,7 @@ export class MemoryTransport implements Transport {
   /** Publishes to an agent queue or every member of a channel. */
   async publish(to: Address, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
     this.#check();
-    if (bytes.length > this.broker.maxMessageBytes) {
-      throw new TransportError(
-        `message of ${bytes.length} bytes over the broker limit ${this.broker.maxMessageBytes}`,
-      );
-    }
+    checkMessageSize(bytes, this.broker.maxMessageBytes);
     const priority = options.priority ?? 4;
     if (!Number.isInteger(priority) || priority < 0 || priority > 9) {
       throw new ConfigError("priority must be 0..9");

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { TransportError } from "../crypto/errors.ts";
 import type { Directory } from "../spore/directory.ts";
 
 /** Where bytes go: one agent's queue, or a channel that fans out to its members. */
@@ -108,3 +109,18 @@ export interface Transport {
 
 /** How a transport module is loaded by URL scheme. */
 export type TransportFactory = (url: string, options?: Record<string, unknown>) => Promise<Transport>;
+
+/**
+ * Fails with a `TransportError` if `bytes` is larger than a transport accepts.
+ *
+ * @example
+ * ```ts
+ * import { checkMessageSize } from "@spores/spores";
+ * checkMessageSize(new Uint8Array(10), 1024);
+ * ```
+ */
+export function checkMessageSize(bytes: Uint8Array, limit: number): void {
+  if (bytes.length > limit) {
+    throw new TransportError(`message of ${bytes.length} bytes over the limit of ${limit}`);
+  }
+}

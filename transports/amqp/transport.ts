@@ -20,15 +20,16 @@ import { Buffer } from "node:buffer";
 import { type Channel, type ChannelModel, type ConfirmChannel, connect, type ConsumeMessage } from "amqplib";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { checkId } from "../../spore/limits.ts";
-import type {
-  Address,
-  Delivery,
-  DeliveryHandler,
-  PublishOptions,
-  SubscribeOptions,
-  Subscription,
-  Transport,
-  TransportCapabilities,
+import {
+  type Address,
+  checkMessageSize,
+  type Delivery,
+  type DeliveryHandler,
+  type PublishOptions,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  type TransportCapabilities,
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
 
@@ -257,11 +258,7 @@ export class AmqpTransport implements Transport {
    */
   async publish(to: Address, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
     if (this.#closed) throw new TransportError("amqp transport is closed");
-    if (bytes.length > this.capabilities.maxMessageBytes) {
-      throw new TransportError(
-        `message of ${bytes.length} bytes over the limit ${this.capabilities.maxMessageBytes}`,
-      );
-    }
+    checkMessageSize(bytes, this.capabilities.maxMessageBytes);
     const type = options.type ? checkId(options.type, "type").replaceAll(".", "_") : "spore";
     const direct = "agent" in to;
     const key = direct

@@ -17,15 +17,16 @@
 import { Buffer } from "node:buffer";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { checkId } from "../../spore/limits.ts";
-import type {
-  Address,
-  Delivery,
-  DeliveryHandler,
-  PublishOptions,
-  SubscribeOptions,
-  Subscription,
-  Transport,
-  TransportCapabilities,
+import {
+  type Address,
+  checkMessageSize,
+  type Delivery,
+  type DeliveryHandler,
+  type PublishOptions,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  type TransportCapabilities,
 } from "../transport.ts";
 import {
   createClient,
@@ -180,11 +181,7 @@ export class RedisTransport implements Transport {
   /** Appends to the agent's or channel's stream; resolves when Redis has it. */
   async publish(to: Address, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
     this.#check();
-    if (bytes.length > this.capabilities.maxMessageBytes) {
-      throw new TransportError(
-        `message of ${bytes.length} bytes over the limit ${this.capabilities.maxMessageBytes}`,
-      );
-    }
+    checkMessageSize(bytes, this.capabilities.maxMessageBytes);
     const stream = "agent" in to
       ? `${this.#prefix}:agent:{${checkId(to.agent, "agent")}}`
       : `${this.#prefix}:channel:{${checkId(to.channel, "channel")}}`;
