@@ -117,3 +117,43 @@ export async function waitPort(port: number, ms = 10_000): Promise<void> {
     }
   }
 }
+
+/**
+ * A TLS terminator on a free loopback port that forwards to 127.0.0.1:`target` in the clear: it lets a
+ * client's TLS and mutual TLS be tested against a broker that speaks plain TCP. With `requireClientCert`,
+ * a client without a certificate signed by the CA is refused during the handshake.
+ */
+export async function tlsProxy(
+  pki: TestPki,
+  target: number,
+  requireClientCert: boolean,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const tls = await import("node:tls");
+  const net = await import("node:net");
+  const sockets = new Set<{ destroy(): void }>();
+  const server = tls.createServer({
+    cert: await Deno.readTextFile(pki.serverCert),
+    key: await Deno.readTextFile(pki.serverKey),
+    ca: pki.ca,
+    requestCert: requireClientCert,
+    rejectUnauthorized: requireClientCert,
+  }, (client) => {
+    const upstream = net.connect(target, "127.0.0.1");
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  server.on("tlsClientError", () => {});
+  const port = freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

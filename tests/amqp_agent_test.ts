@@ -5,8 +5,8 @@ import { connect } from "amqplib";
 import { Agent, Identity, type Message, TransportError } from "../mod.ts";
 import { type AmqpTransport, createTransport } from "../transports/amqp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
-import { requireBroker } from "./_env.ts";
-import { waitPort } from "./_tls.ts";
+import { requireBroker, requireTool } from "./_env.ts";
+import { makePki, tlsProxy, waitPort } from "./_tls.ts";
 
 const AMQP = "amqp://guest:guest@127.0.0.1:5672";
 const exchange = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
@@ -175,6 +175,50 @@ Deno.test("amqp: examples/amqp_agents.ts runs with the permissions its header st
     assert.match(text, /auditor ← #audit/);
   } finally {
     await cleanRabbit("spores-example");
+  }
+});
+
+Deno.test("amqp over TLS and mutual TLS; a wrong CA or a missing client certificate is refused", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  if (!(await requireTool("openssl", ["openssl", "version"]))) return;
+  const pki = await makePki();
+  const open = await tlsProxy(pki, 5672, false);
+  const mutual = await tlsProxy(pki, 5672, true);
+  try {
+    const url = `amqps://guest:guest@127.0.0.1:${open.port}`;
+    await using alice = await Agent.start({
+      id: "tls-alice",
+      transport: url,
+      transportOptions: { exchange, tls: { ca: pki.ca } },
+    });
+    await using bob = await Agent.start({
+      id: "tls-bob",
+      transport: url,
+      transportOptions: { exchange, tls: { ca: pki.ca } },
+    });
+    const got = Promise.withResolvers<Message>();
+    bob.on("t", (m) => got.resolve(m));
+    await alice.send("tls-bob", { type: "t", content: "over amqps" });
+    assert.equal((await got.promise).content, "over amqps");
+    const mtlsUrl = `amqps://guest:guest@127.0.0.1:${mutual.port}`;
+    const withCert = await createTransport(mtlsUrl, {
+      exchange,
+      tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+    });
+    await withCert.publish({ agent: "tls-bob" }, new Uint8Array([1]));
+    await withCert.close();
+    await assert.rejects(
+      createTransport(url, { exchange, tls: { ca: pki.otherCa }, connectTimeoutMs: 3000 }),
+      TransportError,
+    );
+    await assert.rejects(
+      createTransport(mtlsUrl, { exchange, tls: { ca: pki.ca }, connectTimeoutMs: 3000 }),
+      TransportError,
+    );
+  } finally {
+    await open.close();
+    await mutual.close();
+    await Deno.remove(pki.dir, { recursive: true });
   }
 });
 
