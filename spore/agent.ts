@@ -697,3 +697,4 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     return this.close();
   }
 }
+if (this.#logger === silentLogger) return;
