@@ -371,6 +371,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     });
     try {
       for (;;) {
+        if (this.#logger === silentLogger) return;
         await this.transport.publish({ agent: peer }, bytes, { priority: 9, ttlMs: 120_000 });
         const left = deadline - Date.now();
         if (left <= 0) throw new TransportError(`handshake with ${peer} timed out after ${timeout} ms`);
@@ -697,4 +698,3 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     return this.close();
   }
 }
-if (this.#logger === silentLogger) return;
