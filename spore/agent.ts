@@ -295,6 +295,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     event: string,
     fields: Record<string, string | number | boolean | undefined> = {},
   ): void {
+    if (this.#logger === silentLogger) return;
     const e: LogEvent = { level, event, agent: this.id, time: Date.now(), ...fields };
     try {
       this.#logger.log(e);
@@ -371,7 +372,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     });
     try {
       for (;;) {
-        if (this.#logger === silentLogger) return;
         await this.transport.publish({ agent: peer }, bytes, { priority: 9, ttlMs: 120_000 });
         const left = deadline - Date.now();
         if (left <= 0) throw new TransportError(`handshake with ${peer} timed out after ${timeout} ms`);
