@@ -367,9 +367,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     const deadline = Date.now() + timeout;
     const retryEvery = Math.max(250, Math.floor(timeout / 5));
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const abort = new Promise<never>((_, reject) => {
-      options.signal?.addEventListener("abort", () => reject(options.signal!.reason), { once: true });
-    });
+    options.signal?.throwIfAborted();
+    const aborted = Promise.withResolvers<never>();
+    aborted.promise.catch(() => {}); // settled only while connect() waits on it
+    const onAbort = () => aborted.reject(options.signal!.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const abort = aborted.promise;
     try {
       for (;;) {
         await this.transport.publish({ agent: peer }, bytes, { priority: 9, ttlMs: 120_000 });
@@ -390,6 +393,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       }
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
     }
   }
 

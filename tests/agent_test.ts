@@ -312,3 +312,20 @@ Deno.test("Reef: Praval's call shape, secure underneath", async () => {
   await assert.rejects(reef.send("a", "b", {}, { sporeType: "gossip" as "request" }), ConfigError);
   await assert.rejects(reef.send("a", "b", {}, { priority: 11 }), ConfigError);
 });
+
+Deno.test("connect honours an AbortSignal, and a later abort is harmless", async () => {
+  const url = unique();
+  await using a = await Agent.start({ id: "a", transport: url });
+  await using b = await Agent.start({ id: "b", transport: url });
+  const late = new AbortController();
+  await a.connect("b", { signal: late.signal });
+  late.abort(); // after the handshake: must not surface as an unhandled rejection
+  await new Promise((r) => setTimeout(r, 10));
+  const away = await Agent.start({ id: "away", transport: url });
+  await away.close(); // its card stays; nobody answers its hellos
+  const early = new AbortController();
+  const pending = a.connect("away", { signal: early.signal, timeoutMs: 5000 });
+  early.abort(new Error("stop"));
+  await assert.rejects(pending, /stop/);
+  assert.ok(b);
+});
