@@ -19,4 +19,4 @@
  */
 export * from "./crypto/mod.ts";
 export * from "./spore/mod.ts";
-export type * from "./transports/transport.ts";
+export * from "./transports/transport.ts";
