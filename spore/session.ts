@@ -241,6 +241,9 @@ export interface SessionStore {
 /** What a delivery receipt says; see {@linkcode SessionStore.claimReceipt}. */
 export type ReceiptState = "claimed" | "busy" | "done";
 
+/** Epochs after which a receive window is dropped (beyond any grace window and forward skip). */
+const STALE_EPOCHS = 64;
+
 /** A `SessionStore` in this process's memory. */
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, SessionState>();
@@ -304,6 +307,9 @@ export class MemorySessionStore implements SessionStore {
     if (!w) {
       w = new ReplayWindow(this.#windowSize);
       this.#windows.set(key, w);
+      // Windows of epochs this far back belong to erased keys: spores of those epochs are refused before
+      // the window is consulted, so the windows can go.
+      this.#windows.delete(`${id}/${epoch - STALE_EPOCHS}`);
     }
     return Promise.resolve(w.accept(counter));
   }
