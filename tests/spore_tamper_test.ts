@@ -183,3 +183,29 @@ Deno.test("fuzz: 5,000 mutated spores through the whole receive path, never acce
   }
   for (const s of seeds) assert.equal((await bob.open(s)).status, "message");
 });
+
+Deno.test("tamper matrix: every single-bit flip of a 1 KiB broadcast spore is refused", async () => {
+  const w = new World();
+  const alice = await w.agent("alice");
+  const bob = await w.agent("bob");
+  bob.join("ops");
+  const spore = await alice.sealBroadcast("ops", { type: "blob", content: KIB });
+  const first = await bob.open(spore);
+  assert.equal(first.status, "pending-key");
+  if (first.status !== "pending-key") return;
+  bob.installSenderKey("alice", alice.grantSenderKey("ops", first.keyId, "bob"));
+  let refused = 0;
+  for (let i = 0; i < spore.length * 8; i++) {
+    const bad = spore.slice();
+    bad[i >>> 3]! ^= 1 << (i & 7);
+    try {
+      const r = await bob.open(bad);
+      throw new Error(`bit ${i}: a tampered broadcast was ${r.status}`);
+    } catch (e) {
+      if (!(e instanceof SporeError)) throw e;
+      refused++;
+    }
+  }
+  assert.equal(refused, spore.length * 8);
+  assert.deepEqual(contentOf(await bob.open(spore)), KIB);
+});
