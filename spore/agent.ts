@@ -219,6 +219,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #rotationsSeen = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
+  readonly #closingStarted = Promise.withResolvers<void>();
 
   private constructor(
     id: string,
@@ -505,6 +506,10 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       result = await this.#engine.open(d.bytes);
       if (result.status === "pending-key") {
         await this.#awaitSenderKey(result.from, result.channel, result.keyId);
+        if (this.#closed) {
+          await d.nack(); // closing: the broker keeps it for the next start
+          return;
+        }
         result = await this.#engine.open(d.bytes);
         if (result.status === "pending-key") {
           this.#log("warn", "sender-key-missing", { from: result.from, channel: result.channel });
@@ -564,7 +569,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await this.#send(from, { type: KEY_REQUEST, content: { channel, keyId }, priority: 9 });
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([arrived, new Promise<void>((r) => timer = setTimeout(r, KEY_WAIT_MS))]);
+    await Promise.race([
+      arrived,
+      this.#closingStarted.promise,
+      new Promise<void>((r) => timer = setTimeout(r, KEY_WAIT_MS)),
+    ]);
     clearTimeout(timer);
   }
 
@@ -690,6 +699,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       this.#closed = true;
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
+      // No sender key can arrive any more: stop waiting for them.
+      this.#closingStarted.resolve();
+      this.#keyWaiters.clear();
       while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
       if (this.#ownsTransport) await this.transport.close();
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
