@@ -749,9 +749,11 @@ export class SporeEngine {
       env.sections[0]!,
       env.headerBytes,
     );
-    commit();
-    state.confirmed = true;
-    await this.#store.put(state);
+    // Write the session back only when it changed: a new epoch, or the peer's first proof of its keys.
+    if (commit() || !state.confirmed) {
+      state.confirmed = true;
+      await this.#store.put(state);
+    }
     const verdict = await this.#store.acceptCounter(id, h.epoch!, h.counter!);
     if (verdict === "stale") throw new ReplayError("spore older than the replay window");
     return this.#result(h, payload, "session", verdict === "duplicate", id);

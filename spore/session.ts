@@ -150,7 +150,7 @@ export function pruneEpochs(state: SessionState, now: number): void {
 
 /**
  * The receive key for `epoch`, with a `commit` to call once a spore under it
- * authenticated (ratcheting forward is only kept then). A `ReplayError` for
+ * authenticated (ratcheting forward is only kept then; it says whether the state changed). A `ReplayError` for
  * an epoch whose key is erased; a `SessionError` for one too far ahead.
  */
 export function receiveKey(
@@ -158,11 +158,11 @@ export function receiveKey(
   epoch: number,
   policy: SessionPolicy,
   now: number,
-): { key: Uint8Array; commit: () => void } {
+): { key: Uint8Array; commit: () => boolean } {
   pruneEpochs(state, now);
   const r = state.recv;
   const held = r.epochs.find((e) => e.epoch === epoch);
-  if (held) return { key: held.key, commit: () => {} };
+  if (held) return { key: held.key, commit: () => false };
   if (epoch < r.nextEpoch) throw new ReplayError(`epoch ${epoch} of this session is closed`);
   if (epoch - r.nextEpoch >= policy.maxEpochSkip) {
     throw new SessionError(`epoch ${epoch} is more than ${policy.maxEpochSkip} ahead`);
@@ -183,6 +183,7 @@ export function receiveKey(
       r.chain = chain;
       r.nextEpoch = epoch + 1;
       r.epochs.push(...derived);
+      return true;
     },
   };
 }
