@@ -80,11 +80,20 @@ export class Reader {
   shortString(what: string): string {
     const length = this.u8(`${what} length`);
     const raw = this.bytes(length, what);
-    try {
-      return fromUtf8(raw);
-    } catch {
-      throw new ProtocolError(`${what} is not valid UTF-8`);
+    // Identifiers are ASCII: decode those directly, and anything else strictly as UTF-8.
+    let ascii = "";
+    for (let i = 0; i < raw.length; i++) {
+      const c = raw[i]!;
+      if (c >= 0x80) {
+        try {
+          return fromUtf8(raw);
+        } catch {
+          throw new ProtocolError(`${what} is not valid UTF-8`);
+        }
+      }
+      ascii += String.fromCharCode(c);
     }
+    return ascii;
   }
 
   /** Fails unless every byte was read. */
@@ -161,8 +170,16 @@ export class Writer {
 
   /** A u8-length-prefixed UTF-8 string (at most 255 bytes). */
   shortString(s: string): this {
-    const b = utf8(s);
-    return this.u8(b.length).bytes(b);
+    let ascii = true;
+    for (let i = 0; i < s.length && ascii; i++) ascii = s.charCodeAt(i) < 0x80;
+    if (!ascii) {
+      const b = utf8(s);
+      return this.u8(b.length).bytes(b);
+    }
+    this.#reserve(1 + s.length);
+    this.#buffer[this.#length++] = s.length;
+    for (let i = 0; i < s.length; i++) this.#buffer[this.#length++] = s.charCodeAt(i);
+    return this;
   }
 
   /** Overwrites a u16 at `offset`. */
