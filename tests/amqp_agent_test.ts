@@ -222,6 +222,30 @@ Deno.test("amqp over TLS and mutual TLS; a wrong CA or a missing client certific
   }
 });
 
+Deno.test("amqp: the directory announces cards, also after the broker closed the connection", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const watcher = await createTransport(AMQP, transportOptions);
+  const publisher = await createTransport(AMQP, transportOptions);
+  try {
+    const seen: string[] = [];
+    watcher.directory!.watch((card) => void seen.push(card.id));
+    await new Promise((r) => setTimeout(r, 300));
+    const first = await Agent.start({ id: "watched-1", transport: publisher });
+    await until(() => seen.includes("watched-1"), 10_000, "first announcement");
+    await rabbitmqctl("close_all_connections", "spores test");
+    await until(() => (watcher as AmqpTransport).connections >= 2, 20_000, "reconnection");
+    await new Promise((r) => setTimeout(r, 500));
+    const second = await Agent.start({ id: "watched-2", transport: publisher });
+    await until(() => seen.includes("watched-2"), 20_000, "announcement after reconnecting");
+    assert.equal((await watcher.directory!.lookup("watched-1"))?.fingerprint, first.identity.fingerprint);
+    await first.close();
+    await second.close();
+  } finally {
+    await watcher.close();
+    await publisher.close();
+  }
+});
+
 Deno.test("amqp: remove the tests' queues and exchanges", async () => {
   if (!(await requireBroker("RabbitMQ", 5672))) return;
   await cleanRabbit(exchange);

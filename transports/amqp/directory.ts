@@ -150,6 +150,13 @@ export class AmqpDirectory implements Directory {
     };
   }
 
+  /** @internal After a reconnection: the watching channel died with the old connection, so watch again. */
+  reconnected(): void {
+    if (this.#listeners.size === 0 || !this.#watcher) return;
+    this.#watcher = this.#startWatching();
+    this.#watcher.catch(() => {});
+  }
+
   /** Stops watching. */
   async close(): Promise<void> {
     const w = this.#watcher;

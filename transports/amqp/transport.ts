@@ -196,6 +196,7 @@ export class AmqpTransport implements Transport {
     this.#pub = pub;
     this.connections++;
     for (const s of this.#subs) if (!s.closed) await this.#consume(s, conn);
+    if (this.connections > 1) this.directory.reconnected();
   }
 
   #lost(conn: ChannelModel): void {
