@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { base32nopad, base64, base64urlnopad, hex } from "@scure/base";
+import { base32nopad, base64, base64urlnopad, type BytesCoder, type Coder, hex } from "@scure/base";
 
 export { base32nopad, base64, base64urlnopad, hex };
+export type { BytesCoder, Coder };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -72,6 +72,8 @@ export class SporeError extends Error {
   readonly code: SporeErrorCode;
 
   /**
+   * Makes an error of this class, with its code.
+   *
    * @param message What failed, for humans. Never carries key material or plaintext.
    * @param options Standard `ErrorOptions` (`cause`).
    */
@@ -212,7 +214,11 @@ export class StaleKeyError extends SecurityError {
 export class DecryptError extends SecurityError {
   /** The code of this class. */
   static override readonly code: SporeErrorCode = "ERR_DECRYPT";
-  /** @param options Standard `ErrorOptions`. */
+  /**
+   * Makes the error (its message is fixed).
+   *
+   * @param options Standard `ErrorOptions`.
+   */
   constructor(options?: ErrorOptions) {
     super("decryption failed", options);
   }
@@ -231,6 +237,8 @@ export class SignatureError extends SecurityError {
   /** The code of this class. */
   static override readonly code: SporeErrorCode = "ERR_SIGNATURE";
   /**
+   * Makes the error.
+   *
    * @param message Which signature failed.
    * @param options Standard `ErrorOptions`.
    */
@@ -282,7 +290,11 @@ export class SessionError extends SecurityError {
 export class PassphraseError extends SecurityError {
   /** The code of this class. */
   static override readonly code: SporeErrorCode = "ERR_PASSPHRASE";
-  /** @param options Standard `ErrorOptions`. */
+  /**
+   * Makes the error (its message is fixed).
+   *
+   * @param options Standard `ErrorOptions`.
+   */
   constructor(options?: ErrorOptions) {
     super("wrong passphrase for this key file", options);
   }

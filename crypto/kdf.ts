@@ -1,18 +1,14 @@
 /**
  * SHA-256 and HKDF-SHA-256 (RFC 5869): Web Crypto on the native backend,
- * `@noble/hashes` on the fallback; SHA3-256 and SHAKE256 (for X-Wing) from
- * `@noble/hashes`, which every runtime can run.
+ * `@noble/hashes` on the fallback.
  *
  * @module
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
-import { sha3_256, shake256 } from "@noble/hashes/sha3.js";
 import { copyBytes } from "./bytes.ts";
 import { ConfigError } from "./errors.ts";
 import type { Backend } from "./keys.ts";
-
-export { sha3_256, shake256 };
 
 /** Largest HKDF-SHA-256 output, 255 blocks. */
 const HKDF_MAX = 255 * 32;

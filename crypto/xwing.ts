@@ -19,7 +19,7 @@
  */
 import { concat, copyBytes, randomBytes } from "./bytes.ts";
 import { ConfigError, DecryptError } from "./errors.ts";
-import { sha3_256, shake256 } from "./kdf.ts";
+import { sha3_256, shake256 } from "@noble/hashes/sha3.js";
 import { type Backend, expectLength, PrivateKey, unwrapKey } from "./keys.ts";
 import type { Encapsulation, Kem } from "./ml_kem.ts";
 import type { KeyOptions, KeyPair } from "./signature.ts";

@@ -86,7 +86,11 @@ export class FileDirectory implements Directory {
   #cards: Promise<Map<string, AgentCard>> | undefined;
   readonly #listeners = new Set<CardListener>();
 
-  /** @param path The JSON file. */
+  /**
+   * A directory kept in `path`.
+   *
+   * @param path The JSON file.
+   */
   constructor(path: string | URL) {
     this.#path = path;
   }

@@ -36,3 +36,4 @@ export * from "./agent.ts";
 export * from "./logger.ts";
 export * from "./metrics.ts";
 export * from "./reef.ts";
+export type { SessionSecrets } from "./schedule.ts";

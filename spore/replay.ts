@@ -27,7 +27,11 @@ export class ReplayWindow {
   #bits: Uint32Array;
   #highest = -1;
 
-  /** @param size A multiple of 32 (default 4,096). */
+  /**
+   * An empty window.
+   *
+   * @param size A multiple of 32 (default 4,096).
+   */
   constructor(size = 4096) {
     if (!Number.isInteger(size) || size < 32 || size % 32 !== 0) {
       throw new RangeError("replay window size must be a positive multiple of 32");
@@ -100,7 +104,11 @@ export class SeenCache {
   readonly #limit: number;
   #lastPrune = 0;
 
-  /** @param limit Most entries held (default 1,000,000). */
+  /**
+   * An empty cache.
+   *
+   * @param limit Most entries held (default 1,000,000).
+   */
   constructor(limit = 1_000_000) {
     this.#limit = limit;
   }

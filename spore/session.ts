@@ -255,7 +255,11 @@ export class MemorySessionStore implements SessionStore {
   readonly #receipts = new Map<string, { state: "busy" | "done"; until: number }>();
   #lastReceiptPrune = 0;
 
-  /** @param options Replay window size and one-shot cache limit. */
+  /**
+   * An empty store.
+   *
+   * @param options Replay window size and one-shot cache limit.
+   */
   constructor(options: { replayWindow?: number; seenLimit?: number } = {}) {
     this.#windowSize = options.replayWindow ?? DEFAULT_SESSION_POLICY.replayWindow;
     this.#seen = new SeenCache(options.seenLimit);

@@ -53,7 +53,11 @@ function checkExpiry(card: AgentCard, now: number): void {
 export class PinnedTrust implements TrustPolicy {
   readonly #pins: Map<string, string>;
 
-  /** @param pins Agent id → fingerprint. */
+  /**
+   * Trusts the given fingerprints.
+   *
+   * @param pins Agent id → fingerprint.
+   */
   constructor(pins: Record<string, string> | Map<string, string>) {
     this.#pins = new Map(pins instanceof Map ? pins : Object.entries(pins));
     for (const id of this.#pins.keys()) checkId(id, "pinned agent id");
@@ -116,7 +120,11 @@ export class MemoryTofuStore implements TofuStore {
 export class TofuTrust implements TrustPolicy {
   readonly #store: TofuStore;
 
-  /** @param store Where first-seen fingerprints are kept; default in memory. */
+  /**
+   * Trusts each agent's first fingerprint.
+   *
+   * @param store Where first-seen fingerprints are kept; default in memory.
+   */
   constructor(store: TofuStore = new MemoryTofuStore()) {
     this.#store = store;
   }
@@ -149,7 +157,11 @@ export class TofuTrust implements TrustPolicy {
 export class AuthorityTrust implements TrustPolicy {
   readonly #authorities: Uint8Array[];
 
-  /** @param authorities Ed25519 public keys (32 bytes each) of the authorities. */
+  /**
+   * Trusts cards these authorities signed.
+   *
+   * @param authorities Ed25519 public keys (32 bytes each) of the authorities.
+   */
   constructor(authorities: Uint8Array[]) {
     if (authorities.length === 0 || authorities.some((k) => k.length !== 32)) {
       throw new ConfigError("AuthorityTrust needs one or more 32-byte Ed25519 keys");

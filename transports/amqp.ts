@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { TransportFactory } from "./transport.ts";
+import type { Transport } from "./transport.ts";
 import { AmqpTransport, type AmqpTransportOptions } from "./amqp/transport.ts";
 
 export * from "./amqp/directory.ts";
@@ -29,5 +29,6 @@ export { type AmqpTlsOptions, AmqpTransport, type AmqpTransportOptions } from ".
  * await transport.close();
  * ```
  */
-export const createTransport: TransportFactory = (url, options) =>
-  AmqpTransport.connect(url, (options ?? {}) as AmqpTransportOptions);
+export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+  return AmqpTransport.connect(url, (options ?? {}) as AmqpTransportOptions);
+}

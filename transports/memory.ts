@@ -233,7 +233,11 @@ export class MemoryBroker {
   /** How long publishers wait. */
   readonly publishTimeoutMs: number;
 
-  /** @param options Limits. */
+  /**
+   * A broker of this process, not shared by name.
+   *
+   * @param options Limits.
+   */
   constructor(options: MemoryBrokerOptions = {}) {
     this.maxMessageBytes = options.maxMessageBytes ?? 4 << 20;
     this.maxQueueBytes = options.maxQueueBytes ?? 64 << 20;
@@ -338,7 +342,11 @@ export class MemoryTransport implements Transport {
   readonly #consumers = new Set<{ queue: Queue; consumer: Consumer }>();
   #closed = false;
 
-  /** @param broker The broker to use. */
+  /**
+   * A connection to `broker`.
+   *
+   * @param broker The broker to use.
+   */
   constructor(broker: MemoryBroker) {
     this.broker = broker;
     this.directory = broker.directory;

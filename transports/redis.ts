@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { TransportFactory } from "./transport.ts";
+import type { Transport } from "./transport.ts";
 import { RedisTransport, type RedisTransportOptions } from "./redis/transport.ts";
 
 export * from "./redis/connection.ts";
@@ -34,5 +34,6 @@ export { keysOf, RedisTransport, type RedisTransportOptions } from "./redis/tran
  * await transport.close();
  * ```
  */
-export const createTransport: TransportFactory = (url, options) =>
-  RedisTransport.connect(url, (options ?? {}) as RedisTransportOptions);
+export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+  return RedisTransport.connect(url, (options ?? {}) as RedisTransportOptions);
+}

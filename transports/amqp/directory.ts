@@ -56,7 +56,12 @@ export class AmqpDirectory implements Directory {
   readonly #lookups = new Map<string, Promise<AgentCard | undefined>>();
   #watcher: Promise<{ close(): Promise<void> }> | undefined;
 
-  /** @param source The transport. @param exchange Exchange name. */
+  /**
+   * Cards of the agents on `exchange`.
+   *
+   * @param source The transport.
+   * @param exchange Exchange name.
+   */
   constructor(source: AmqpChannelSource, exchange: string) {
     this.#source = source;
     this.#exchange = exchange;

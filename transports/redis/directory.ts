@@ -28,7 +28,12 @@ export class RedisDirectory implements Directory {
   readonly #listeners = new Set<CardListener>();
   #subscriber: RedisClient | undefined;
 
-  /** @param client A connected client. @param prefix Key prefix. */
+  /**
+   * Cards under `prefix` in the Redis that `client` reaches.
+   *
+   * @param client A connected client.
+   * @param prefix Key prefix.
+   */
   constructor(client: RedisClient, prefix: string) {
     this.#client = client;
     this.#key = `${prefix}:cards`;

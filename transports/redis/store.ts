@@ -95,7 +95,13 @@ export class RedisSessionStore implements SessionStore {
   readonly #cacheMs: number;
   readonly #cache = new Map<string, { state: SessionState; at: number }>();
 
-  /** @param client A connected client. @param agent The agent whose state this is. */
+  /**
+   * The state of `agent`, in the Redis that `client` reaches.
+   *
+   * @param client A connected client.
+   * @param agent The agent whose state this is.
+   * @param options Prefix, replay window and cache settings.
+   */
   constructor(client: RedisClient, agent: string, options: RedisSessionStoreOptions = {}) {
     this.#c = client;
     this.#k = `${options.prefix ?? "spores"}:state:{${checkId(agent, "agent")}}`;
