@@ -1,7 +1,7 @@
 // TLS and mutual TLS to Redis on loopback: a redis-server of the test's own, with generated certificates.
 import assert from "node:assert/strict";
 import { Agent, type Message, TransportError } from "../mod.ts";
-import { createTransport } from "../transports/redis.ts";
+import { createTransport, RedisTransport } from "../transports/redis.ts";
 import { requireTool } from "./_env.ts";
 import { freePort, makePki, type TestPki, waitPort } from "./_tls.ts";
 
@@ -28,6 +28,14 @@ async function withTlsRedis(
       pki.caFile,
       "--tls-auth-clients",
       authClients,
+      // An ACL user besides the default one, for the credentials test.
+      "--user",
+      "agent",
+      "on",
+      ">s3cret-pass",
+      "~*",
+      "&*",
+      "+@all",
       "--save",
       "",
       "--appendonly",
@@ -99,5 +107,38 @@ Deno.test("redis mutual TLS required: a client without a certificate is refused"
       }),
       TransportError,
     );
+  });
+});
+
+Deno.test("redis: ACL user and password and the database number come from the URL; a wrong password is refused", async () => {
+  if (!(await requireTool("redis-server", ["redis-server", "--version"]))) return;
+  await withTlsRedis("optional", async (url, pki) => {
+    const port = new URL(url).port;
+    const tls = { ca: pki.ca };
+    const t = await RedisTransport.connect(`rediss://agent:s3cret-pass@127.0.0.1:${port}/2`, {
+      tls,
+      prefix: "acl",
+    });
+    await t.publish({ agent: "bob" }, new Uint8Array([7]));
+    await t.close();
+    // The entry is in database 2, not in database 0.
+    const db0 = await RedisTransport.connect(`rediss://agent:s3cret-pass@127.0.0.1:${port}/0`, {
+      tls,
+      prefix: "acl",
+    });
+    const db2 = await RedisTransport.connect(`rediss://agent:s3cret-pass@127.0.0.1:${port}/2`, {
+      tls,
+      prefix: "acl",
+    });
+    assert.equal(await db0.client.exists("acl:agent:{bob}"), 0);
+    assert.equal(await db2.client.exists("acl:agent:{bob}"), 1);
+    await db0.close();
+    await db2.close();
+    const wrong = RedisTransport.connect(`rediss://agent:wrong@127.0.0.1:${port}/2`, {
+      tls,
+      connectTimeoutMs: 2000,
+      ioredis: { retryStrategy: () => null },
+    });
+    await assert.rejects(wrong, (e) => e instanceof TransportError && !String(e.message).includes("wrong"));
   });
 });
