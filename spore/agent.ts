@@ -413,10 +413,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   async #send(peer: string, message: SendOptions): Promise<string> {
-    const bytes = await this.#engine.seal(peer, message);
-    const info = inspect(bytes, this.#engine.limits);
+    const { bytes, info, rekeyDue } = await this.#engine.sealSpore(peer, message);
     await this.#publish({ agent: peer }, bytes, info);
-    if (info.kind === "session" && await this.#engine.rekeyDue(peer)) {
+    if (rekeyDue) {
       this.connect(peer, { force: true }).catch((e) =>
         this.#log("warn", "rekey-failed", { peer, code: e instanceof SporeError ? e.code : "ERR_INTERNAL" })
       );
@@ -453,8 +452,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   ): Promise<string> {
     this.#check();
     checkUserType(message.type);
-    const bytes = await this.#engine.sealBroadcast(channel, message);
-    const info = inspect(bytes, this.#engine.limits);
+    const { bytes, info } = await this.#engine.sealBroadcastSpore(channel, message);
     await this.#publish({ channel }, bytes, info);
     return info.id;
   }

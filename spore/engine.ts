@@ -35,6 +35,7 @@ import { type CryptoProvider, provider } from "../crypto/provider.ts";
 import { type AgentCard, createCard, currentKemKey } from "./card.ts";
 import type { Directory } from "./directory.ts";
 import {
+  describeHeader,
   encodeEnvelope,
   encodeHeader,
   type Envelope,
@@ -42,6 +43,7 @@ import {
   Kind,
   type KindId,
   parseEnvelope,
+  type SporeInfo,
   Suite,
   SUITE_NAMES,
   type SuiteId,
@@ -139,6 +141,20 @@ function aeadKey(bytes: Uint8Array): AeadKey {
     aeadKeys.set(bytes, k);
   }
   return k;
+}
+
+/** A spore just sealed, with its public description. */
+export interface SealedSpore {
+  /** The spore. */
+  bytes: Uint8Array;
+  /** Its public header, as `inspect` would describe it. */
+  info: SporeInfo;
+  /** Whether the session it went on has run long enough that a fresh handshake is due. */
+  rekeyDue: boolean;
+}
+
+function sealed(header: Header, bytes: Uint8Array, rekeyDue = false): SealedSpore {
+  return { bytes, info: describeHeader(header, bytes.length), rekeyDue };
 }
 
 /** A new spore id: 32 random hex digits. */
@@ -345,6 +361,19 @@ export class SporeEngine {
     msg: OutgoingSpore,
     options: { mode?: "auto" | "sealed" | "classic" } = {},
   ): Promise<Uint8Array> {
+    return (await this.sealSpore(to, msg, options)).bytes;
+  }
+
+  /**
+   * As {@linkcode SporeEngine.seal}, with the public description of the spore
+   * (what `inspect` would return) and whether the session it went on is due
+   * for a fresh handshake, so a caller need not parse it again.
+   */
+  async sealSpore(
+    to: string,
+    msg: OutgoingSpore,
+    options: { mode?: "auto" | "sealed" | "classic" } = {},
+  ): Promise<SealedSpore> {
     const mode = options.mode ?? "auto";
     if (mode === "classic") return await this.#sealClassic(to, msg);
     if (mode === "auto") {
@@ -354,7 +383,7 @@ export class SporeEngine {
     return await this.#sealOneShot(to, msg);
   }
 
-  async #sealSession(state: SessionState, msg: OutgoingSpore): Promise<Uint8Array> {
+  async #sealSession(state: SessionState, msg: OutgoingSpore): Promise<SealedSpore> {
     const now = this.#now();
     const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
     const header = this.#header(Kind.SESSION, state.suite, state.peer, msg, now);
@@ -370,10 +399,14 @@ export class SporeEngine {
       payload,
       headerBytes,
     );
-    return encodeEnvelope(headerBytes, [ciphertext]);
+    return sealed(
+      header,
+      encodeEnvelope(headerBytes, [ciphertext]),
+      epoch >= this.policy.rehandshakeAfterEpochs,
+    );
   }
 
-  async #sealOneShot(to: string, msg: OutgoingSpore): Promise<Uint8Array> {
+  async #sealOneShot(to: string, msg: OutgoingSpore): Promise<SealedSpore> {
     const now = this.#now();
     const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
     const { card, digest } = await this.#trusted(to);
@@ -387,21 +420,22 @@ export class SporeEngine {
     const ciphertext = await this.#crypto.aead.seal(key, ZERO_NONCE, payload, headerBytes);
     key.destroy();
     const sigs = await this.#sign(this.#suite, concat(LABELS.sealedSig, headerBytes, enc, ciphertext));
-    return encodeEnvelope(headerBytes, [enc, ciphertext, ...sigs]);
+    return sealed(header, encodeEnvelope(headerBytes, [enc, ciphertext, ...sigs]));
   }
 
-  async #sealClassic(to: string, msg: OutgoingSpore): Promise<Uint8Array> {
+  async #sealClassic(to: string, msg: OutgoingSpore): Promise<SealedSpore> {
     if (!this.#allowClassic) {
       throw new ConfigError("the classic NaCl suite is disabled (allowClassic: false)");
     }
     const now = this.#now();
     const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
     const { card } = await this.#trusted(to);
-    const headerBytes = encodeHeader(this.#header(Kind.SEALED, Suite.NACL_ED25519, to, msg, now));
+    const header = this.#header(Kind.SEALED, Suite.NACL_ED25519, to, msg, now);
+    const headerBytes = encodeHeader(header);
     const nonce = randomBytes(24);
     const box = naclBox.seal(payload, nonce, card.box, this.identity.boxKey.privateKey);
     const sig = await this.identity.sign(concat(LABELS.classicSig, headerBytes, nonce, box));
-    return encodeEnvelope(headerBytes, [nonce, box, sig]);
+    return sealed(header, encodeEnvelope(headerBytes, [nonce, box, sig]));
   }
 
   // ---- broadcast (sender keys) ----------------------------------------------------
@@ -445,6 +479,11 @@ export class SporeEngine {
    * the sender key from this agent (`grantSenderKey`) over a direct spore.
    */
   async sealBroadcast(channel: string, msg: OutgoingSpore): Promise<Uint8Array> {
+    return (await this.sealBroadcastSpore(channel, msg)).bytes;
+  }
+
+  /** As {@linkcode SporeEngine.sealBroadcast}, with the spore's public description. */
+  async sealBroadcastSpore(channel: string, msg: OutgoingSpore): Promise<SealedSpore> {
     checkId(channel, "channel");
     const now = this.#now();
     const payload = encodePayload(msg.content ?? null, this.limits.maxPayloadBytes);
@@ -461,7 +500,7 @@ export class SporeEngine {
       headerBytes,
     );
     const sigs = await this.#sign(this.#suite, concat(LABELS.broadcastSig, headerBytes, ciphertext));
-    return encodeEnvelope(headerBytes, [ciphertext, ...sigs]);
+    return sealed(header, encodeEnvelope(headerBytes, [ciphertext, ...sigs]));
   }
 
   /**

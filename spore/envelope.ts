@@ -348,7 +348,24 @@ const KIND_NAMES = ["", "sealed", "session", "hello", "welcome", "broadcast"] as
  * ```
  */
 export function inspect(bytes: Uint8Array, limits: Limits = DEFAULT_LIMITS): SporeInfo {
-  const { header: h } = parseEnvelope(bytes, limits);
+  return describeHeader(parseEnvelope(bytes, limits).header, bytes.length);
+}
+
+/**
+ * The public description of a header, for a spore of `size` bytes (what
+ * {@linkcode inspect} returns, without parsing again).
+ *
+ * @example
+ * ```ts
+ * import { describeHeader, Kind, Suite } from "@spores/spores";
+ * const info = describeHeader({
+ *   version: 1, suite: Suite.XWING_ED25519, kind: Kind.SEALED, id: "1", type: "t", from: "a", to: "b",
+ *   createdAt: 0, expiresAt: 1, priority: 4,
+ * }, 100);
+ * console.assert(info.kind === "sealed");
+ * ```
+ */
+export function describeHeader(h: Header, size: number): SporeInfo {
   const info: SporeInfo = {
     version: h.version,
     suite: SUITE_NAMES[h.suite],
@@ -360,7 +377,7 @@ export function inspect(bytes: Uint8Array, limits: Limits = DEFAULT_LIMITS): Spo
     createdAt: h.createdAt,
     expiresAt: h.expiresAt,
     priority: h.priority,
-    size: bytes.length,
+    size,
   };
   if (h.sessionId) info.sessionId = hex.encode(h.sessionId);
   if (h.epoch !== undefined) info.epoch = h.epoch;

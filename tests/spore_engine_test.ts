@@ -325,3 +325,24 @@ Deno.test("mixed suites: a hybrid-signature agent and an Ed25519-only agent hand
     assert.equal(contentOf(await a.open(back)), b.id);
   }
 });
+
+Deno.test("sealSpore describes the spore exactly as inspect() does, and says when a re-handshake is due", async () => {
+  const w = new World();
+  const alice = await w.agent("alice", { session: { rotateAfterMessages: 1, rehandshakeAfterEpochs: 2 } });
+  const bob = await w.agent("bob");
+  alice.join("c");
+  const one = await alice.sealSpore("bob", { type: "t", content: 1 });
+  assert.deepEqual(one.info, inspect(one.bytes));
+  assert.equal(one.rekeyDue, false);
+  await handshake(alice, bob);
+  const due = [];
+  for (let i = 0; i < 3; i++) {
+    const s = await alice.sealSpore("bob", { type: "t", content: i });
+    assert.deepEqual(s.info, inspect(s.bytes));
+    due.push(s.rekeyDue);
+  }
+  assert.deepEqual(due, [false, false, true]);
+  assert.equal(await alice.rekeyDue("bob"), true);
+  const b = await alice.sealBroadcastSpore("c", { type: "t" });
+  assert.deepEqual(b.info, inspect(b.bytes));
+});
