@@ -1,0 +1,248 @@
+/**
+ * What every spore kind shares: this agent's keys and settings, the trusted
+ * cards of its peers, signing and verification in the spore's suite, header
+ * construction and the shape of an opened message. Each kind's module
+ * (`sealed`, `classic`, `session`, `handshake`, `broadcast`) seals and opens
+ * its spores with one of these.
+ *
+ * @module
+ */
+import { AeadKey } from "../../crypto/aead.ts";
+import { hex, randomBytes } from "../../crypto/bytes.ts";
+import {
+  ConfigError,
+  ReplayError,
+  SignatureError,
+  UnknownSenderError,
+  UnsupportedError,
+} from "../../crypto/errors.ts";
+import { type Identity, identityDigest } from "../../crypto/identity.ts";
+import type { CryptoProvider } from "../../crypto/provider.ts";
+import type { AgentCard } from "../card.ts";
+import type { Directory } from "../directory.ts";
+import {
+  describeHeader,
+  type Header,
+  type KindId,
+  type SporeInfo,
+  Suite,
+  SUITE_NAMES,
+  type SuiteId,
+} from "../envelope.ts";
+import { checkId, type Limits } from "../limits.ts";
+import { decodePayload } from "../payload.ts";
+import type { SessionPolicy, SessionStore } from "../session.ts";
+import type { TrustPolicy } from "../trust.ts";
+import type { OpenedSpore, OpenResult, OutgoingSpore } from "../types.ts";
+
+/** A spore just sealed, with its public description. */
+export interface SealedSpore {
+  /** The spore. */
+  bytes: Uint8Array;
+  /** Its public header, as `inspect` would describe it. */
+  info: SporeInfo;
+  /** Whether the session it went on has run long enough that a fresh handshake is due. */
+  rekeyDue: boolean;
+}
+
+/** A sealed spore's bytes with its description. */
+export function sealed(header: Header, bytes: Uint8Array, rekeyDue = false): SealedSpore {
+  return { bytes, info: describeHeader(header, bytes.length), rekeyDue };
+}
+
+/** A new spore id: 32 random hex digits. */
+export function newSporeId(): string {
+  return hex.encode(randomBytes(16));
+}
+
+/** Default spore lifetime, ms. */
+export const DEFAULT_TTL = 300_000;
+
+const aeadKeys = new WeakMap<Uint8Array, AeadKey>();
+/** The AEAD key object for raw key bytes, made once per byte array. */
+export function aeadKey(bytes: Uint8Array): AeadKey {
+  let k = aeadKeys.get(bytes);
+  if (!k) {
+    k = AeadKey.from(bytes);
+    aeadKeys.set(bytes, k);
+  }
+  return k;
+}
+
+/** A trusted card and its identity digest. */
+export interface TrustedCard {
+  /** The card. */
+  card: AgentCard;
+  /** `identityDigest` of its identity keys. */
+  digest: Uint8Array;
+}
+
+/** Settings of a {@linkcode EngineContext}. */
+export interface ContextOptions {
+  id: string;
+  identity: Identity;
+  crypto: CryptoProvider;
+  directory: Directory;
+  trust: TrustPolicy;
+  store: SessionStore;
+  limits: Limits;
+  policy: SessionPolicy;
+  skewMs: number;
+  maxTtlMs: number;
+  allowClassic: boolean;
+  cardCacheMs: number;
+  clock: () => number;
+}
+
+/** One agent's keys, settings and trusted cards, shared by every spore kind. */
+export class EngineContext {
+  readonly id: string;
+  readonly identity: Identity;
+  readonly crypto: CryptoProvider;
+  readonly directory: Directory;
+  readonly trust: TrustPolicy;
+  readonly store: SessionStore;
+  readonly limits: Limits;
+  readonly policy: SessionPolicy;
+  readonly skew: number;
+  readonly maxTtl: number;
+  readonly allowClassic: boolean;
+  readonly cardCacheMs: number;
+  readonly now: () => number;
+  /** This agent's identity digest. */
+  readonly digest: Uint8Array;
+  /** The suite this agent seals with. */
+  readonly suite: SuiteId;
+  /** Key rotations made: sending epochs after the first, and KEM key rotations. */
+  readonly stats: { rotations: number } = { rotations: 0 };
+  readonly #cards = new Map<string, TrustedCard & { until: number }>();
+  readonly #lookups = new Map<string, Promise<TrustedCard>>();
+
+  constructor(o: ContextOptions) {
+    this.id = o.id;
+    this.identity = o.identity;
+    this.crypto = o.crypto;
+    this.directory = o.directory;
+    this.trust = o.trust;
+    this.store = o.store;
+    this.limits = o.limits;
+    this.policy = o.policy;
+    this.skew = o.skewMs;
+    this.maxTtl = o.maxTtlMs;
+    this.allowClassic = o.allowClassic;
+    this.cardCacheMs = o.cardCacheMs;
+    this.now = o.clock;
+    this.digest = identityDigest(o.identity.signingKey.publicKey, o.identity.pqSigningKey?.publicKey);
+    this.suite = o.identity.pqSigningKey ? Suite.XWING_ED25519_MLDSA65 : Suite.XWING_ED25519;
+  }
+
+  /** Forgets cached cards. */
+  forgetCards(): void {
+    this.#cards.clear();
+  }
+
+  /** The trusted card of `id` (cached for `cardCacheMs`; one lookup per id at a time). */
+  trusted(id: string): Promise<TrustedCard> {
+    const cached = this.#cards.get(id);
+    if (cached && cached.until > this.now()) return Promise.resolve(cached);
+    let pending = this.#lookups.get(id);
+    if (!pending) {
+      pending = this.#lookup(id).finally(() => this.#lookups.delete(id));
+      this.#lookups.set(id, pending);
+    }
+    return pending;
+  }
+
+  async #lookup(id: string): Promise<TrustedCard> {
+    const now = this.now();
+    const card = await this.directory.lookup(id);
+    if (!card) throw new UnknownSenderError(`no agent card for ${id}`);
+    if (card.id !== id) throw new UnknownSenderError(`directory returned the card of ${card.id} for ${id}`);
+    await this.trust.check(card, now);
+    const entry = { card, digest: identityDigest(card.ed25519, card.mlDsa65), until: now + this.cardCacheMs };
+    this.#cards.set(id, entry);
+    return entry;
+  }
+
+  /** Signs `message` with the keys `suite` calls for. */
+  async sign(suite: SuiteId, message: Uint8Array): Promise<Uint8Array[]> {
+    if (suite === Suite.XWING_ED25519_MLDSA65) {
+      return await Promise.all([this.identity.sign(message), this.identity.signPostQuantum(message)]);
+    }
+    return [await this.identity.sign(message)];
+  }
+
+  /** Verifies the signatures of `suite` over `message` with `card`'s keys; a `SignatureError` if any fails. */
+  async verify(card: AgentCard, suite: SuiteId, message: Uint8Array, sigs: Uint8Array[], what: string) {
+    const checks = [this.crypto.ed25519.verify(card.ed25519, sigs[0]!, message)];
+    if (suite === Suite.XWING_ED25519_MLDSA65) {
+      if (!card.mlDsa65) throw new SignatureError(`${card.id} has no ML-DSA-65 key for a hybrid ${what}`);
+      checks.push(this.crypto.mlDsa65.verify(card.mlDsa65, sigs[1]!, message));
+    }
+    if (!(await Promise.all(checks)).every(Boolean)) throw new SignatureError(`${what} signature invalid`);
+  }
+
+  /** Refuses a downgrade: a sender whose card has an ML-DSA-65 key must sign with it. */
+  checkSuite(card: AgentCard, suite: SuiteId): void {
+    if (card.mlDsa65 && suite === Suite.XWING_ED25519) {
+      throw new UnsupportedError(`${card.id} has an ML-DSA-65 key: Ed25519-only spores from it are refused`);
+    }
+  }
+
+  /** A header for a spore of `kind` from this agent. */
+  header(kind: KindId, suite: SuiteId, to: string, msg: OutgoingSpore, now: number): Header {
+    checkId(to, "recipient");
+    checkId(msg.type, "message type");
+    const ttl = msg.ttlMs ?? DEFAULT_TTL;
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > this.maxTtl) {
+      throw new ConfigError(`ttlMs must be an integer in 1..${this.maxTtl}`);
+    }
+    const priority = msg.priority ?? 4;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 9) {
+      throw new ConfigError("priority must be 0..9");
+    }
+    return {
+      version: 1,
+      suite,
+      kind,
+      id: msg.id === undefined ? newSporeId() : checkId(msg.id, "spore id"),
+      type: msg.type,
+      from: this.id,
+      to,
+      createdAt: now,
+      expiresAt: now + ttl,
+      priority,
+    };
+  }
+
+  /** A message, or a duplicate that still carries the message (for a handler that did not finish). */
+  result(
+    h: Header,
+    payload: Uint8Array,
+    kind: OpenedSpore["kind"],
+    duplicate: boolean,
+    sessionId?: string,
+  ): OpenResult {
+    const spore: OpenedSpore = {
+      id: h.id,
+      type: h.type,
+      from: h.from,
+      to: h.to,
+      content: decodePayload(payload, this.limits.maxPayloadBytes),
+      createdAt: h.createdAt,
+      expiresAt: h.expiresAt,
+      priority: h.priority,
+      suite: SUITE_NAMES[h.suite],
+      kind,
+    };
+    if (sessionId !== undefined) spore.sessionId = sessionId;
+    return duplicate ? { status: "duplicate", id: h.id, from: h.from, spore } : { status: "message", spore };
+  }
+
+  /** Records a one-shot spore (`prefix`: its kind) in the replay cache; whether it was seen before. */
+  async once(h: Header, prefix: string): Promise<boolean> {
+    const verdict = await this.store.acceptOnce(`${prefix}:${h.from}:${h.id}`, h.expiresAt + this.skew);
+    if (verdict === "stale") throw new ReplayError("replay cache is full: refusing rather than forgetting");
+    return verdict === "duplicate";
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * One-shot sealed spores (kind 1, suites 1 and 2): encapsulate to the
+ * recipient's X-Wing key, AEAD under a key bound to both identities and the
+ * header, sign as the sender. They need no session and reach an offline
+ * recipient.
+ *
+ * @module
+ */
+import { AeadKey } from "../../crypto/aead.ts";
+import { concat } from "../../crypto/bytes.ts";
+import { StaleKeyError } from "../../crypto/errors.ts";
+import { currentKemKey } from "../card.ts";
+import { encodeEnvelope, encodeHeader, type Envelope, type Header, Kind } from "../envelope.ts";
+import { encodePayload } from "../payload.ts";
+import { LABELS, sealedKey } from "../schedule.ts";
+import type { OpenResult, OutgoingSpore } from "../types.ts";
+import { type EngineContext, sealed, type SealedSpore } from "./context.ts";
+
+const ZERO_NONCE = new Uint8Array(12);
+
+/** Seals `msg` for `to` as a one-shot spore. */
+export async function sealOneShot(ctx: EngineContext, to: string, msg: OutgoingSpore): Promise<SealedSpore> {
+  const now = ctx.now();
+  const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+  const { card, digest } = await ctx.trusted(to);
+  const kem = currentKemKey(card, now, ctx.skew);
+  const header = ctx.header(Kind.SEALED, ctx.suite, to, msg, now);
+  header.keyId = kem.keyId;
+  const headerBytes = encodeHeader(header);
+  const { ciphertext: enc, sharedSecret } = await ctx.crypto.xwing.encapsulate(kem.publicKey);
+  const key = AeadKey.from(sealedKey(sharedSecret, ctx.suite, ctx.digest, digest, headerBytes));
+  sharedSecret.fill(0);
+  const ciphertext = await ctx.crypto.aead.seal(key, ZERO_NONCE, payload, headerBytes);
+  key.destroy();
+  const sigs = await ctx.sign(ctx.suite, concat(LABELS.sealedSig, headerBytes, enc, ciphertext));
+  return sealed(header, encodeEnvelope(headerBytes, [enc, ciphertext, ...sigs]));
+}
+
+/** The trusted sender of a spore sealed to one of this agent's KEM keys, and that key. */
+export async function senderAndKey(ctx: EngineContext, h: Header, now: number) {
+  const { card, digest } = await ctx.trusted(h.from);
+  ctx.checkSuite(card, h.suite);
+  const kem = ctx.identity.findKemKey(h.keyId!, now);
+  if (!kem) throw new StaleKeyError("spore sealed to a KEM key that is rotated out or unknown");
+  return { card, digest, kem };
+}
+
+/** Opens a one-shot sealed spore whose envelope passed the common checks. */
+export async function openSealed(ctx: EngineContext, env: Envelope, now: number): Promise<OpenResult> {
+  const h = env.header;
+  const { card, digest, kem } = await senderAndKey(ctx, h, now);
+  const [enc, ciphertext, ...sigs] = env.sections as [Uint8Array, Uint8Array, ...Uint8Array[]];
+  await ctx.verify(
+    card,
+    h.suite,
+    concat(LABELS.sealedSig, env.headerBytes, enc, ciphertext),
+    sigs,
+    "sealed spore",
+  );
+  const shared = await ctx.identity.decapsulate(enc, kem);
+  const key = AeadKey.from(sealedKey(shared, h.suite, digest, ctx.digest, env.headerBytes));
+  shared.fill(0);
+  let payload: Uint8Array;
+  try {
+    payload = await ctx.crypto.aead.open(key, ZERO_NONCE, ciphertext, env.headerBytes);
+  } finally {
+    key.destroy();
+  }
+  return ctx.result(h, payload, "sealed", await ctx.once(h, "s"));
+}
