@@ -217,6 +217,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #keyWaiters = new Map<string, (() => void)[]>();
   readonly #metrics: AgentMetrics = emptyMetrics();
   #rotationsSeen = 0;
+  #renewal: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #closingStarted = Promise.withResolvers<void>();
@@ -278,6 +279,18 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         prefetch: agent.#prefetch,
       });
       agent.#subscriptions.set("", sub);
+      // Cards expire (30 days): a new one, with a greater version, is published past half its lifetime.
+      const renewal = setInterval(() => {
+        if (engine.cardRenewalDue) {
+          engine.publishCard().catch((e) =>
+            agent.#log("warn", "card-renewal-failed", {
+              code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+            })
+          );
+        }
+      }, 3_600_000);
+      Deno.unrefTimer(renewal);
+      agent.#renewal = renewal;
       options.signal?.addEventListener("abort", () => void agent.close(), { once: true });
       agent.#log("info", "started", {
         suite: engine.suite,
@@ -695,6 +708,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      clearInterval(this.#renewal);
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
       // No sender key can arrive any more: stop waiting for them.

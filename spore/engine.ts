@@ -21,7 +21,7 @@ import {
 } from "../crypto/errors.ts";
 import type { Identity } from "../crypto/identity.ts";
 import { provider } from "../crypto/provider.ts";
-import { createCard } from "./card.ts";
+import { createCard, DEFAULT_CARD_LIFETIME_MS } from "./card.ts";
 import type { Directory } from "./directory.ts";
 import { Kind, parseEnvelope, Suite, SUITE_NAMES } from "./envelope.ts";
 import { checkId, type Limits, resolveLimits } from "./limits.ts";
@@ -32,6 +32,7 @@ import {
   type SessionPolicy,
   type SessionStore,
 } from "./session.ts";
+import { StateSealer } from "./state_seal.ts";
 import type { TrustPolicy } from "./trust.ts";
 import type { OpenResult, OutgoingSpore, SessionInfo } from "./types.ts";
 import { Broadcasts, type SenderKeyGrant } from "./kinds/broadcast.ts";
@@ -109,6 +110,8 @@ export class SporeEngine {
   readonly #handshakes: Handshakes;
   readonly #broadcasts: Broadcasts;
   #card: Uint8Array | undefined;
+  #cardIssuedAt = 0;
+  #cardExpiresAt = 0;
 
   private constructor(ctx: EngineContext) {
     this.id = ctx.id;
@@ -126,13 +129,16 @@ export class SporeEngine {
     const policy = resolveSessionPolicy(options.session);
     const skewMs = options.skewMs ?? 300_000;
     if (!Number.isInteger(skewMs) || skewMs < 0) throw new ConfigError("skewMs must be >= 0");
+    const store: SessionStore = options.store ??
+      new MemorySessionStore({ replayWindow: policy.replayWindow });
+    store.attach?.(await StateSealer.fromIdentity(options.identity, checkId(options.id, "agent id")));
     const ctx = new EngineContext({
       id: checkId(options.id, "agent id"),
       identity: options.identity,
       crypto: await provider(),
       directory: options.directory,
       trust: options.trust,
-      store: options.store ?? new MemorySessionStore({ replayWindow: policy.replayWindow }),
+      store,
       limits: resolveLimits(options.limits),
       policy,
       skewMs,
@@ -149,10 +155,28 @@ export class SporeEngine {
     return SUITE_NAMES[this.#ctx.suite];
   }
 
-  /** This agent's signed card (made once, and again after a KEM key rotation). */
+  /**
+   * This agent's signed card: made once, and again after a KEM key rotation
+   * or when half its lifetime (30 days) has passed. Each new card has a
+   * greater `issuedAt` (its version) than the one before.
+   */
   async card(): Promise<Uint8Array> {
-    this.#card ??= await createCard(this.id, this.identity, { issuedAt: this.#ctx.now() });
+    const now = this.#ctx.now();
+    if (this.#card && now < this.#cardIssuedAt + (this.#cardExpiresAt - this.#cardIssuedAt) / 2) {
+      return this.#card;
+    }
+    const issuedAt = Math.max(now, this.#cardIssuedAt + 1);
+    this.#card = await createCard(this.id, this.identity, { issuedAt });
+    this.#cardIssuedAt = issuedAt;
+    this.#cardExpiresAt = issuedAt + DEFAULT_CARD_LIFETIME_MS;
     return this.#card;
+  }
+
+  /** Whether the card is past half its lifetime, so that it should be made and published again. */
+  get cardRenewalDue(): boolean {
+    const now = this.#ctx.now();
+    return this.#card === undefined ||
+      now >= this.#cardIssuedAt + (this.#cardExpiresAt - this.#cardIssuedAt) / 2;
   }
 
   /** Publishes this agent's card to the directory. */

@@ -14,6 +14,7 @@ import { ConfigError, ReplayError, SessionError } from "../crypto/errors.ts";
 import type { SuiteId } from "./envelope.ts";
 import { type ReplayVerdict, ReplayWindow, SeenCache } from "./replay.ts";
 import { epochKey, nextChain, type SessionSecrets } from "./schedule.ts";
+import type { StateSealer } from "./state_seal.ts";
 
 /** When keys rotate and how long old ones live. */
 export interface SessionPolicy {
@@ -201,6 +202,13 @@ export function receiveKey(
  * ```
  */
 export interface SessionStore {
+  /**
+   * Receives the agent's {@linkcode StateSealer}; the engine calls it once,
+   * before any other method. A store that keeps state outside this process
+   * must seal every session (and every key) with it before writing, and
+   * open (authenticate) it when reading.
+   */
+  attach?(sealer: StateSealer): void;
   /** The session `id`. */
   get(id: string): Promise<SessionState | undefined>;
   /** Stores (or updates) a session. */

@@ -12,7 +12,7 @@
  * @module
  */
 import { base64, equalBytes } from "../crypto/bytes.ts";
-import { ConfigError, KeyChangedError, TrustError } from "../crypto/errors.ts";
+import { ConfigError, KeyChangedError, RollbackError, TrustError } from "../crypto/errors.ts";
 import type { AgentCard } from "./card.ts";
 import { checkId } from "./limits.ts";
 
@@ -30,6 +30,26 @@ import { checkId } from "./limits.ts";
 export interface TrustPolicy {
   /** Resolves if `card` is trusted at `now`; rejects with a `TrustError` otherwise. */
   check(card: AgentCard, now?: number): Promise<void>;
+}
+
+/**
+ * The newest card version (`issuedAt`) accepted per agent, bounded; an older
+ * card is a `RollbackError`. Every trust policy keeps one, so a peer never
+ * goes back to a card whose keys a newer card retired.
+ */
+class VersionFloor {
+  readonly #floor = new Map<string, number>();
+  check(card: AgentCard): void {
+    const floor = this.#floor.get(card.id);
+    if (floor !== undefined && card.issuedAt < floor) {
+      throw new RollbackError(`card of ${card.id} is older than one already trusted`);
+    }
+    if (floor === undefined || card.issuedAt > floor) {
+      this.#floor.delete(card.id);
+      this.#floor.set(card.id, card.issuedAt);
+      if (this.#floor.size > 100_000) this.#floor.delete(this.#floor.keys().next().value!);
+    }
+  }
 }
 
 function checkExpiry(card: AgentCard, now: number): void {
@@ -52,6 +72,7 @@ function checkExpiry(card: AgentCard, now: number): void {
  */
 export class PinnedTrust implements TrustPolicy {
   readonly #pins: Map<string, string>;
+  readonly #floor = new VersionFloor();
 
   /**
    * Trusts the given fingerprints.
@@ -72,6 +93,7 @@ export class PinnedTrust implements TrustPolicy {
     }
     try {
       checkExpiry(card, now);
+      this.#floor.check(card);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -119,6 +141,7 @@ export class MemoryTofuStore implements TofuStore {
  */
 export class TofuTrust implements TrustPolicy {
   readonly #store: TofuStore;
+  readonly #floor = new VersionFloor();
 
   /**
    * Trusts each agent's first fingerprint.
@@ -132,6 +155,7 @@ export class TofuTrust implements TrustPolicy {
   /** Resolves for a first-seen or unchanged fingerprint. */
   async check(card: AgentCard, now: number = Date.now()): Promise<void> {
     checkExpiry(card, now);
+    this.#floor.check(card);
     const recorded = await this.#store.setIfAbsent(card.id, card.fingerprint);
     if (recorded !== card.fingerprint) {
       throw new KeyChangedError(
@@ -156,6 +180,7 @@ export class TofuTrust implements TrustPolicy {
  */
 export class AuthorityTrust implements TrustPolicy {
   readonly #authorities: Uint8Array[];
+  readonly #floor = new VersionFloor();
 
   /**
    * Trusts cards these authorities signed.
@@ -180,6 +205,7 @@ export class AuthorityTrust implements TrustPolicy {
           }`,
         );
       }
+      this.#floor.check(card);
       return Promise.resolve();
     } catch (e) {
       return Promise.reject(e);

@@ -19,7 +19,7 @@ import {
 import { type Identity, identityDigest } from "../../crypto/identity.ts";
 import type { CryptoProvider } from "../../crypto/provider.ts";
 import type { AgentCard } from "../card.ts";
-import type { Directory } from "../directory.ts";
+import { CardLedger, type Directory } from "../directory.ts";
 import {
   describeHeader,
   type Header,
@@ -117,6 +117,8 @@ export class EngineContext {
   readonly stats: { rotations: number } = { rotations: 0 };
   readonly #cards = new Map<string, TrustedCard & { until: number }>();
   readonly #lookups = new Map<string, Promise<TrustedCard>>();
+  /** The card trusted for each peer: a directory serving an older or discontinuous card does not replace it. */
+  readonly #known = new CardLedger(10_000);
 
   constructor(o: ContextOptions) {
     this.id = o.id;
@@ -155,9 +157,12 @@ export class EngineContext {
 
   async #lookup(id: string): Promise<TrustedCard> {
     const now = this.now();
-    const card = await this.directory.lookup(id);
+    const served = await this.directory.lookup(id);
+    if (served && served.id !== id) {
+      throw new UnknownSenderError(`directory returned the card of ${served.id} for ${id}`);
+    }
+    const card = served ? this.#known.prefer(served, now)! : this.#known.get(id);
     if (!card) throw new UnknownSenderError(`no agent card for ${id}`);
-    if (card.id !== id) throw new UnknownSenderError(`directory returned the card of ${card.id} for ${id}`);
     await this.trust.check(card, now);
     const entry = { card, digest: identityDigest(card.ed25519, card.mlDsa65), until: now + this.cardCacheMs };
     this.#cards.set(id, entry);

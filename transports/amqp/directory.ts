@@ -12,8 +12,8 @@
 import { Buffer } from "node:buffer";
 import type { Channel } from "amqplib";
 import { TransportError } from "../../crypto/errors.ts";
-import { type AgentCard, verifyCard } from "../../spore/card.ts";
-import type { CardListener, Directory } from "../../spore/directory.ts";
+import { type AgentCard, checkSuccession, verifyCard } from "../../spore/card.ts";
+import { CardLedger, type CardListener, type Directory } from "../../spore/directory.ts";
 import { checkId } from "../../spore/limits.ts";
 
 /** What the directory needs from its transport. */
@@ -54,6 +54,7 @@ export class AmqpDirectory implements Directory {
   readonly #exchange: string;
   readonly #listeners = new Set<CardListener>();
   readonly #lookups = new Map<string, Promise<AgentCard | undefined>>();
+  readonly #seen = new CardLedger(10_000);
   #watcher: Promise<{ close(): Promise<void> }> | undefined;
 
   /**
@@ -80,6 +81,9 @@ export class AmqpDirectory implements Directory {
   /** Verifies `card` and makes it the agent's current card. */
   async publish(card: Uint8Array): Promise<void> {
     const verified = await verifyCard(card);
+    // Key continuity: a newer card, and new identity keys only with the previous identity's signature.
+    const known = await this.lookup(verified.id);
+    if (known) checkSuccession(known, verified);
     const body = Buffer.from(card.buffer, card.byteOffset, card.byteLength);
     try {
       await using(this.#source, true, async (ch) => {
@@ -91,6 +95,7 @@ export class AmqpDirectory implements Directory {
     } catch (cause) {
       throw new TransportError("RabbitMQ refused the card", { cause });
     }
+    this.#seen.prefer(verified);
   }
 
   /** The verified card of `id`. */
@@ -124,7 +129,8 @@ export class AmqpDirectory implements Directory {
     } catch (cause) {
       throw new TransportError("cannot read cards from RabbitMQ", { cause });
     }
-    return bytes ? await verifyCard(bytes) : undefined;
+    // A reader keeps the card it has seen when the queue holds an older or discontinuous one.
+    return bytes ? this.#seen.prefer(await verifyCard(bytes)) : this.#seen.get(id);
   }
 
   /** Calls `listener` with each card published from now on (verified; bad ones are skipped). */
