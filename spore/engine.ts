@@ -67,6 +67,8 @@ export interface EngineOptions {
   maxTtlMs?: number;
   /** Accept and allow the classic NaCl suite (Praval compatibility). Default `false`. */
   allowClassic?: boolean;
+  /** Longest lifetime of a one-shot (sealed or classic) spore, ms: its replay memory lasts that long. Default 1 day. */
+  maxOneShotTtlMs?: number;
   /** How long a verified, trusted card is reused before it is looked up again, ms. Default 30,000. */
   cardCacheMs?: number;
   /** The clock (Unix ms); for tests. */
@@ -145,6 +147,7 @@ export class SporeEngine {
       maxTtlMs: options.maxTtlMs ?? 7 * 86_400_000,
       allowClassic: options.allowClassic ?? false,
       cardCacheMs: options.cardCacheMs ?? 30_000,
+      maxOneShotTtlMs: options.maxOneShotTtlMs ?? 86_400_000,
       clock: options.clock ?? Date.now,
     });
     return new SporeEngine(ctx);

@@ -209,6 +209,12 @@ export interface SessionStore {
    * open (authenticate) it when reading.
    */
   attach?(sealer: StateSealer): void;
+  /**
+   * True for a store whose replay memory does not survive a restart (the
+   * memory store): the engine then refuses one-shot spores and hellos
+   * created before it started, which it could not tell from replays.
+   */
+  readonly volatile?: boolean;
   /** The session `id`. */
   get(id: string): Promise<SessionState | undefined>;
   /** Stores (or updates) a session. */
@@ -231,8 +237,17 @@ export interface SessionStore {
   ): Promise<{ epoch: number; counter: number; key: Uint8Array; rotated: boolean }>;
   /** Records a received (session, epoch, counter) after authentication. */
   acceptCounter(id: string, epoch: number, counter: number): Promise<ReplayVerdict>;
-  /** Records a one-shot key (sealed spore, handshake) until `until` (Unix ms). */
-  acceptOnce(key: string, until: number): Promise<ReplayVerdict>;
+  /**
+   * Records a one-shot key (sealed spore, handshake) until `until` (Unix ms).
+   * `origin` (the authenticated sender and the spore's creation time) lets a
+   * store keep a per-sender quota: `"stale"` refuses a spore it can no
+   * longer tell from a replay.
+   */
+  acceptOnce(
+    key: string,
+    until: number,
+    origin?: { sender: string; createdAt: number },
+  ): Promise<ReplayVerdict>;
   /**
    * Claims the handling of a message (key: sender and spore id) for
    * `leaseMs`: `"claimed"` if nobody handled it or a previous claim was
@@ -255,6 +270,8 @@ const STALE_EPOCHS = 64;
 
 /** A `SessionStore` in this process's memory. */
 export class MemorySessionStore implements SessionStore {
+  /** Its replay memory ends with the process. */
+  readonly volatile = true;
   readonly #sessions = new Map<string, SessionState>();
   readonly #current = new Map<string, string>();
   readonly #windows = new Map<string, ReplayWindow>();
@@ -326,9 +343,13 @@ export class MemorySessionStore implements SessionStore {
     }
     return Promise.resolve(w.accept(counter));
   }
-  /** Records a one-shot key. */
-  acceptOnce(key: string, until: number): Promise<ReplayVerdict> {
-    return Promise.resolve(this.#seen.accept(key, until));
+  /** Records a one-shot key, under its sender's quota. */
+  acceptOnce(
+    key: string,
+    until: number,
+    origin?: { sender: string; createdAt: number },
+  ): Promise<ReplayVerdict> {
+    return Promise.resolve(this.#seen.accept(key, until, Date.now(), origin));
   }
   /** Claims a message's handling. */
   claimReceipt(key: string, leaseMs: number): Promise<ReceiptState> {

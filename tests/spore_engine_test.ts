@@ -100,6 +100,11 @@ Deno.test("handshake both directions, then session spores", async () => {
   // And the other way round, a fresh session that replaces the first.
   const id2 = await handshake(bob, alice);
   assert.notEqual(id1, id2);
+  // alice (responder) keeps sending on the confirmed session until bob proves his keys on the new one.
+  assert.equal(inspect(await alice.seal("bob", { type: "chat" })).sessionId, id1);
+  const first = await bob.seal("alice", { type: "chat", content: "confirming" });
+  assert.equal(inspect(first).sessionId, id2);
+  assert.equal(contentOf(await alice.open(first)), "confirming");
   const again = await alice.seal("bob", { type: "chat", content: "on the new one" });
   assert.equal(inspect(again).sessionId, id2);
   assert.equal(contentOf(await bob.open(again)), "on the new one");

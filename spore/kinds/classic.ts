@@ -33,7 +33,9 @@ export async function sealClassic(ctx: EngineContext, to: string, msg: OutgoingS
 /** Opens a classic spore whose envelope passed the common checks. */
 export async function openClassic(ctx: EngineContext, env: Envelope, _now: number): Promise<OpenResult> {
   const h = env.header;
+  ctx.checkOneShot(h, ctx.maxOneShotTtl);
   const { card } = await ctx.trusted(h.from);
+  ctx.checkSuite(card, h.suite);
   const [nonce, box, sig] = env.sections as [Uint8Array, Uint8Array, Uint8Array];
   await ctx.verify(card, Suite.NACL_ED25519, concat(LABELS.classicSig, env.headerBytes, nonce, box), [
     sig,

@@ -11,6 +11,7 @@ import { AeadKey } from "../../crypto/aead.ts";
 import { hex, randomBytes } from "../../crypto/bytes.ts";
 import {
   ConfigError,
+  ProtocolError,
   ReplayError,
   SignatureError,
   UnknownSenderError,
@@ -55,6 +56,9 @@ export function newSporeId(): string {
   return hex.encode(randomBytes(16));
 }
 
+/** Most recently accepted one-shot spores whose keys are kept for cheap replay detection. */
+const RECENT_MAX = 4096;
+
 /** Default spore lifetime, ms. */
 export const DEFAULT_TTL = 300_000;
 
@@ -91,6 +95,7 @@ export interface ContextOptions {
   maxTtlMs: number;
   allowClassic: boolean;
   cardCacheMs: number;
+  maxOneShotTtlMs: number;
   clock: () => number;
 }
 
@@ -115,6 +120,10 @@ export class EngineContext {
   readonly suite: SuiteId;
   /** Key rotations made: sending epochs after the first, and KEM key rotations. */
   readonly stats: { rotations: number } = { rotations: 0 };
+  /** When this engine started (Unix ms). */
+  readonly startedAt: number;
+  /** Longest lifetime of a one-shot spore, ms. */
+  readonly maxOneShotTtl: number;
   readonly #cards = new Map<string, TrustedCard & { until: number }>();
   readonly #lookups = new Map<string, Promise<TrustedCard>>();
   /** The card trusted for each peer: a directory serving an older or discontinuous card does not replace it. */
@@ -134,6 +143,8 @@ export class EngineContext {
     this.allowClassic = o.allowClassic;
     this.cardCacheMs = o.cardCacheMs;
     this.now = o.clock;
+    this.startedAt = o.clock();
+    this.maxOneShotTtl = o.maxOneShotTtlMs;
     this.digest = identityDigest(o.identity.signingKey.publicKey, o.identity.pqSigningKey?.publicKey);
     this.suite = o.identity.pqSigningKey ? Suite.XWING_ED25519_MLDSA65 : Suite.XWING_ED25519;
   }
@@ -179,17 +190,27 @@ export class EngineContext {
 
   /** Verifies the signatures of `suite` over `message` with `card`'s keys; a `SignatureError` if any fails. */
   async verify(card: AgentCard, suite: SuiteId, message: Uint8Array, sigs: Uint8Array[], what: string) {
-    const checks = [this.crypto.ed25519.verify(card.ed25519, sigs[0]!, message)];
-    if (suite === Suite.XWING_ED25519_MLDSA65) {
-      if (!card.mlDsa65) throw new SignatureError(`${card.id} has no ML-DSA-65 key for a hybrid ${what}`);
-      checks.push(this.crypto.mlDsa65.verify(card.mlDsa65, sigs[1]!, message));
+    if (suite === Suite.XWING_ED25519_MLDSA65 && !card.mlDsa65) {
+      throw new SignatureError(`${card.id} has no ML-DSA-65 key for a hybrid ${what}`);
     }
-    if (!(await Promise.all(checks)).every(Boolean)) throw new SignatureError(`${what} signature invalid`);
+    // Cheapest first: ML-DSA-65 is verified only once Ed25519 has passed.
+    if (!(await this.crypto.ed25519.verify(card.ed25519, sigs[0]!, message))) {
+      throw new SignatureError(`${what} signature invalid`);
+    }
+    if (
+      suite === Suite.XWING_ED25519_MLDSA65 &&
+      !(await this.crypto.mlDsa65.verify(card.mlDsa65!, sigs[1]!, message))
+    ) {
+      throw new SignatureError(`${what} signature invalid`);
+    }
   }
 
-  /** Refuses a downgrade: a sender whose card has an ML-DSA-65 key must sign with it. */
+  /**
+   * Refuses a downgrade: a sender whose card has an ML-DSA-65 key must sign
+   * with it, in every kind (the classic suite included).
+   */
   checkSuite(card: AgentCard, suite: SuiteId): void {
-    if (card.mlDsa65 && suite === Suite.XWING_ED25519) {
+    if (card.mlDsa65 && suite !== Suite.XWING_ED25519_MLDSA65) {
       throw new UnsupportedError(`${card.id} has an ML-DSA-65 key: Ed25519-only spores from it are refused`);
     }
   }
@@ -244,10 +265,42 @@ export class EngineContext {
     return duplicate ? { status: "duplicate", id: h.id, from: h.from, spore } : { status: "message", spore };
   }
 
+  /**
+   * The cheap replay checks of a one-shot spore or hello, before any
+   * signature or KEM work: its lifetime is within `maxLifetime`, and with a
+   * volatile store (whose replay memory a restart erased) it was created
+   * after this engine started.
+   */
+  checkOneShot(h: Header, maxLifetime: number): void {
+    if (h.expiresAt - h.createdAt > maxLifetime) {
+      throw new ProtocolError(`a one-shot spore or hello lives at most ${maxLifetime} ms`);
+    }
+    if (this.store.volatile && h.createdAt < this.startedAt) {
+      throw new ReplayError("spore created before this agent started: its replay state did not survive");
+    }
+  }
+
   /** Records a one-shot spore (`prefix`: its kind) in the replay cache; whether it was seen before. */
   async once(h: Header, prefix: string): Promise<boolean> {
-    const verdict = await this.store.acceptOnce(`${prefix}:${h.from}:${h.id}`, h.expiresAt + this.skew);
-    if (verdict === "stale") throw new ReplayError("replay cache is full: refusing rather than forgetting");
+    const verdict = await this.store.acceptOnce(`${prefix}:${h.from}:${h.id}`, h.expiresAt + this.skew, {
+      sender: h.from,
+      createdAt: h.createdAt,
+    });
+    if (verdict === "stale") {
+      throw new ReplayError("spore older than this sender's replay low-water mark");
+    }
     return verdict === "duplicate";
+  }
+
+  /** Keys of one-shot spores accepted lately, by the hash of their exact bytes: a replay skips KEM and signature. */
+  readonly recent = new Map<string, Uint8Array>();
+  /** Remembers the AEAD key of an accepted one-shot spore. */
+  remember(ref: string, key: Uint8Array): void {
+    this.recent.set(ref, key);
+    if (this.recent.size > RECENT_MAX) {
+      const first = this.recent.keys().next().value!;
+      this.recent.get(first)!.fill(0);
+      this.recent.delete(first);
+    }
   }
 }

@@ -15,12 +15,22 @@ import { encodeEnvelope, encodeHeader, type Envelope, Kind } from "../envelope.t
 import { checkId } from "../limits.ts";
 import { confirmation, LABELS, sessionSecrets, transcriptHash } from "../schedule.ts";
 import { createSession, type SessionState } from "../session.ts";
+import { switchTo } from "./session.ts";
 import type { OpenResult, SessionInfo } from "../types.ts";
 import type { EngineContext } from "./context.ts";
 import { senderAndKey } from "./sealed.ts";
 
-/** Lifetime of a hello and of a welcome, ms. */
+/** Lifetime of a hello and of a welcome, ms; a longer-lived hello is refused. */
 export const HELLO_TTL = 120_000;
+/** Unconfirmed sessions kept per peer (a responder's, until the initiator's first spore). */
+const UNCONFIRMED_MAX = 4;
+/** Peers whose session bookkeeping and hello budget are kept. */
+const BOOKS_MAX = 10_000;
+/** Hellos answered per peer: a burst, then this many per minute. */
+const HELLO_BURST = 8;
+const HELLO_PER_MINUTE = 6;
+/** Most welcomes kept for repeated hellos. */
+const WELCOMES_MAX = 10_000;
 
 interface Pending {
   ref: string;
@@ -40,6 +50,8 @@ export class Handshakes {
   readonly #pending = new Map<string, Pending>();
   readonly #pendingByPeer = new Map<string, Pending>();
   readonly #welcomes = new Map<string, { bytes: Uint8Array; until: number; peer: string }>();
+  readonly #books = new Map<string, { unconfirmed: string[]; retired: { id: string; until: number }[] }>();
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -103,15 +115,52 @@ export class Handshakes {
     if (reason !== undefined) p.reject(reason);
   }
 
+  /**
+   * Stores a new session. The initiator's is confirmed (the welcome proved
+   * the responder's keys) and becomes the sending session at once; the
+   * responder's does so only if there is no confirmed session to replace,
+   * otherwise when the initiator's first spore on it confirms it. At most
+   * `UNCONFIRMED_MAX` unconfirmed sessions are kept per peer, and retired
+   * ones are deleted once their grace window has passed.
+   */
   async #install(state: SessionState): Promise<void> {
     const ctx = this.#ctx;
-    const old = await ctx.store.current(state.peer);
-    if (old && old.id !== state.id) {
-      old.retireAt = ctx.now() + ctx.policy.graceMs;
-      await ctx.store.put(old);
-    }
+    const now = ctx.now();
     await ctx.store.put(state);
-    await ctx.store.setCurrent(state.peer, state.id);
+    const book = this.#book(state.peer);
+    for (const r of book.retired.filter((r) => r.until < now)) await ctx.store.delete(r.id);
+    book.retired = book.retired.filter((r) => r.until >= now);
+    const old = await ctx.store.current(state.peer);
+    if (state.confirmed || !old || !old.confirmed || old.retireAt !== undefined) {
+      await switchTo(ctx, state);
+      if (old && old.id !== state.id) book.retired.push({ id: old.id, until: now + ctx.policy.graceMs });
+      while (book.retired.length > UNCONFIRMED_MAX) await ctx.store.delete(book.retired.shift()!.id);
+    } else {
+      book.unconfirmed.push(state.id);
+      while (book.unconfirmed.length > UNCONFIRMED_MAX) await ctx.store.delete(book.unconfirmed.shift()!);
+    }
+  }
+
+  #book(peer: string): { unconfirmed: string[]; retired: { id: string; until: number }[] } {
+    let b = this.#books.get(peer);
+    if (b) this.#books.delete(peer);
+    b ??= { unconfirmed: [], retired: [] };
+    this.#books.set(peer, b);
+    if (this.#books.size > BOOKS_MAX) this.#books.delete(this.#books.keys().next().value!);
+    return b;
+  }
+
+  /** Whether `peer` may have another hello answered now (a token bucket per peer). */
+  #allowHello(peer: string, now: number): boolean {
+    const b = this.#buckets.get(peer) ?? { tokens: HELLO_BURST, at: now };
+    b.tokens = Math.min(HELLO_BURST, b.tokens + ((now - b.at) / 60_000) * HELLO_PER_MINUTE);
+    b.at = now;
+    this.#buckets.delete(peer);
+    this.#buckets.set(peer, b);
+    if (this.#buckets.size > BOOKS_MAX) this.#buckets.delete(this.#buckets.keys().next().value!);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 
   #prune(now: number): void {
@@ -127,14 +176,19 @@ export class Handshakes {
   async openHello(env: Envelope, now: number): Promise<OpenResult> {
     const ctx = this.#ctx;
     const h = env.header;
-    const { card, digest, kem } = await senderAndKey(ctx, h, now);
-    const [epk, ct1, ...sigs] = env.sections as [Uint8Array, Uint8Array, ...Uint8Array[]];
-    await ctx.verify(card, h.suite, concat(LABELS.helloSig, env.headerBytes, epk, ct1), sigs, "hello");
+    ctx.checkOneShot(h, HELLO_TTL);
+    // Cheap checks first: a hello answered already (same bytes) gets the same welcome, with no further work.
     const ref = hex.encode(sha256Sync(env.bytes).subarray(0, 16));
     this.#prune(now);
     const answered = this.#welcomes.get(ref);
     if (answered) return { status: "duplicate", id: h.id, from: h.from, reply: answered.bytes };
+    const { card, digest, kem } = await senderAndKey(ctx, h, now);
+    const [epk, ct1, ...sigs] = env.sections as [Uint8Array, Uint8Array, ...Uint8Array[]];
+    await ctx.verify(card, h.suite, concat(LABELS.helloSig, env.headerBytes, epk, ct1), sigs, "hello");
     if (await ctx.once(h, "h")) throw new ReplayError("hello replayed after its answer was forgotten");
+    if (!this.#allowHello(h.from, now)) {
+      throw new SessionError(`too many handshakes from ${h.from}: try again later`);
+    }
 
     const mine = this.#pendingByPeer.get(h.from);
     if (mine && mine.expiresAt > now && ctx.id < h.from) {
@@ -160,6 +214,7 @@ export class Handshakes {
     secrets.confirmKey.fill(0);
     await this.#install(state);
     this.#welcomes.set(ref, { bytes: welcome, until: h.expiresAt + ctx.skew, peer: h.from });
+    if (this.#welcomes.size > WELCOMES_MAX) this.#welcomes.delete(this.#welcomes.keys().next().value!);
     const info: SessionInfo = { id: state.id, peer: h.from, role: "responder" };
     if (mine) {
       // We lost a simultaneous open: our own connect() completes with this session.

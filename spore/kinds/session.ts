@@ -66,11 +66,25 @@ export async function openSession(ctx: EngineContext, env: Envelope, now: number
     env.headerBytes,
   );
   // Write the session back only when it changed: a new epoch, or the peer's first proof of its keys.
-  if (commit() || !state.confirmed) {
+  const confirming = !state.confirmed;
+  if (commit() || confirming) {
     state.confirmed = true;
     await ctx.store.put(state);
   }
+  // A responder's session becomes the sending one only now that the initiator has proved its keys.
+  if (confirming && state.retireAt === undefined) await switchTo(ctx, state);
   const verdict = await ctx.store.acceptCounter(id, h.epoch!, h.counter!);
   if (verdict === "stale") throw new ReplayError("spore older than the replay window");
   return ctx.result(h, payload, "session", verdict === "duplicate", id);
+}
+
+/** Makes `state` the session used to send to its peer; the previous one receives for the grace window. */
+export async function switchTo(ctx: EngineContext, state: SessionState): Promise<void> {
+  const old = await ctx.store.current(state.peer);
+  if (old && old.id === state.id) return;
+  if (old) {
+    old.retireAt = ctx.now() + ctx.policy.graceMs;
+    await ctx.store.put(old);
+  }
+  await ctx.store.setCurrent(state.peer, state.id);
 }
