@@ -15,7 +15,7 @@ import {
   type TransportFactory,
 } from "../transports/transport.ts";
 import type { Directory } from "./directory.ts";
-import { SporeEngine } from "./engine.ts";
+import { type ChannelMembers, SporeEngine } from "./engine.ts";
 import { inspect, type SporeInfo } from "./envelope.ts";
 import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
@@ -98,7 +98,11 @@ export interface AgentOptions {
   connectTimeoutMs?: number;
   /** Deliveries in flight at once. Default 64. */
   prefetch?: number;
-  /** Who may receive this agent's sender key for a channel. Default: any trusted agent. */
+  /**
+   * A further check on who may receive this agent's sender key for a
+   * channel, on top of the channel's membership (`setMembers`), which is
+   * always required: a non-member never gets a key.
+   */
   channelAccess?: (channel: string, agent: string) => boolean | Promise<boolean>;
   /** Format limits. */
   limits?: Partial<Limits>;
@@ -175,7 +179,46 @@ function checkUserType(type: string): void {
 }
 const KEY_REQUEST = "spores.sender-key-request";
 const KEY_GRANT = "spores.sender-key";
+/** How long a broadcast waits, parked, for its sender key. */
 const KEY_WAIT_MS = 10_000;
+/** Broadcasts parked while their key is requested: per sender and in total. */
+const PARKED_PER_SENDER = 256;
+const PARKED_MAX = 4096;
+/** Key requests: at most one per (sender, key) every 2 s, and this many per sender per minute. */
+const KEY_REQUEST_EVERY_MS = 2_000;
+const KEY_REQUESTS_PER_MINUTE = 30;
+/** Key requests answered per requester per minute. */
+const KEY_ANSWERS_PER_MINUTE = 60;
+
+/** Details of an `undeliverable` event: a broadcast whose sender key never came. */
+export interface Undeliverable {
+  /** The sender. */
+  from: string;
+  /** The channel. */
+  channel: string;
+  /** The sender key id (hex). */
+  keyId: string;
+  /** Why it was given up. */
+  reason: "sender key did not arrive" | "too many broadcasts waiting for keys";
+}
+
+/** A sliding count of events per key over the last minute, bounded in keys. */
+class RateLimit {
+  readonly #hits = new Map<string, number[]>();
+  readonly #perMinute: number;
+  constructor(perMinute: number) {
+    this.#perMinute = perMinute;
+  }
+  allow(key: string, now: number): boolean {
+    const hits = (this.#hits.get(key) ?? []).filter((t) => t > now - 60_000);
+    this.#hits.delete(key);
+    this.#hits.set(key, hits);
+    if (this.#hits.size > 10_000) this.#hits.delete(this.#hits.keys().next().value!);
+    if (hits.length >= this.#perMinute) return false;
+    hits.push(now);
+    return true;
+  }
+}
 
 /**
  * An agent.
@@ -214,13 +257,20 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #anyHandler: Handler | undefined;
   readonly #subscriptions = new Map<string, { close(): Promise<void> }>();
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #keyWaiters = new Map<string, (() => void)[]>();
+  /** Broadcasts waiting for their sender key, by `from/keyId`, aside from the broker's delivery slots. */
+  readonly #parked = new Map<
+    string,
+    { from: string; channel: string; keyId: string; spores: Delivery[]; timer: ReturnType<typeof setTimeout> }
+  >();
+  #parkedCount = 0;
+  readonly #lastRequest = new Map<string, number>();
+  readonly #requestLimit = new RateLimit(KEY_REQUESTS_PER_MINUTE);
+  readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #metrics: AgentMetrics = emptyMetrics();
   #rotationsSeen = 0;
   #renewal: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  readonly #closingStarted = Promise.withResolvers<void>();
 
   private constructor(
     id: string,
@@ -470,10 +520,26 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     return info.id;
   }
 
-  /** Joins `channel`: this agent receives its broadcasts, including those sent while it was away. */
-  async join(channel: string): Promise<void> {
+  /**
+   * Sets the membership of `channel` on this agent: who may receive its
+   * sender key (and so read its broadcasts), and whose broadcasts it accepts
+   * (`posters`, default the members). Membership is explicit and deny by
+   * default: a channel without it is neither readable from this agent nor
+   * accepted by it. A change of members starts a new sender key.
+   */
+  setMembers(channel: string, members: ChannelMembers): void {
+    this.#check();
+    this.#engine.setMembers(channel, members);
+  }
+
+  /**
+   * Joins `channel`: this agent receives its broadcasts, including those
+   * sent while it was away. `members` sets its membership (see `setMembers`).
+   */
+  async join(channel: string, members?: ChannelMembers): Promise<void> {
     this.#check();
     checkId(channel, "channel");
+    if (members) this.#engine.setMembers(channel, members);
     if (this.#subscriptions.has(channel)) return;
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
@@ -516,17 +582,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     try {
       result = await this.#engine.open(d.bytes);
       if (result.status === "pending-key") {
-        await this.#awaitSenderKey(result.from, result.channel, result.keyId);
-        if (this.#closed) {
-          await d.nack(); // closing: the broker keeps it for the next start
-          return;
-        }
-        result = await this.#engine.open(d.bytes);
-        if (result.status === "pending-key") {
-          this.#log("warn", "sender-key-missing", { from: result.from, channel: result.channel });
-          await this.#redeliverOrDrop(d, undefined, new TransportError("sender key did not arrive"));
-          return;
-        }
+        // Parked aside (the delivery slot is freed at once) while the key is requested.
+        await this.#park(d, result.from, result.channel, result.keyId);
+        return;
       }
     } catch (e) {
       if (e instanceof TransportError) {
@@ -569,30 +627,103 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
   }
 
-  async #awaitSenderKey(from: string, channel: string, keyId: string): Promise<void> {
-    const key = `${from}/${keyId}`;
-    const arrived = new Promise<void>((resolve) => {
-      const list = this.#keyWaiters.get(key) ?? [];
-      list.push(resolve);
-      this.#keyWaiters.set(key, list);
-    });
-    if (this.#keyWaiters.get(key)!.length === 1) {
-      await this.#send(from, { type: KEY_REQUEST, content: { channel, keyId }, priority: 9 });
+  #keyOf(from: string, keyId: string): string {
+    return `${from}/${keyId}`;
+  }
+
+  async #park(d: Delivery, from: string, channel: string, keyId: string): Promise<void> {
+    const key = this.#keyOf(from, keyId);
+    let lot = this.#parked.get(key);
+    const fromSender = [...this.#parked.values()].filter((l) => l.from === from)
+      .reduce((n, l) => n + l.spores.length, 0);
+    if (this.#parkedCount >= PARKED_MAX || fromSender >= PARKED_PER_SENDER) {
+      await d.ack();
+      this.#undeliverable({ from, channel, keyId, reason: "too many broadcasts waiting for keys" }, 1);
+      return;
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      arrived,
-      this.#closingStarted.promise,
-      new Promise<void>((r) => timer = setTimeout(r, KEY_WAIT_MS)),
-    ]);
-    clearTimeout(timer);
+    if (!lot) {
+      const timer = setTimeout(() => {
+        const gone = this.#parked.get(key);
+        if (!gone) return;
+        this.#parked.delete(key);
+        this.#parkedCount -= gone.spores.length;
+        this.#undeliverable(
+          { from, channel, keyId, reason: "sender key did not arrive" },
+          gone.spores.length,
+        );
+      }, KEY_WAIT_MS);
+      Deno.unrefTimer(timer);
+      lot = { from, channel, keyId, spores: [], timer };
+      this.#parked.set(key, lot);
+    }
+    lot.spores.push({ bytes: d.bytes, redeliveries: d.redeliveries, priority: d.priority } as Delivery);
+    this.#parkedCount++;
+    await d.ack();
+    const now = Date.now();
+    if ((this.#lastRequest.get(key) ?? 0) + KEY_REQUEST_EVERY_MS > now) return;
+    if (!this.#requestLimit.allow(from, now)) {
+      this.#log("warn", "sender-key-request-limited", { from, channel });
+      return;
+    }
+    this.#lastRequest.set(key, now);
+    if (this.#lastRequest.size > 10_000) this.#lastRequest.delete(this.#lastRequest.keys().next().value!);
+    try {
+      await this.#send(from, { type: KEY_REQUEST, content: { channel, keyId }, priority: 9 });
+    } catch (e) {
+      this.#log("warn", "sender-key-request-failed", {
+        from,
+        code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+      });
+    }
+  }
+
+  #undeliverable(detail: Undeliverable, count: number): void {
+    this.#metrics.deadLetters += count;
+    this.#log("error", "undeliverable", { ...detail, count });
+    this.dispatchEvent(new CustomEvent<Undeliverable>("undeliverable", { detail }));
+  }
+
+  /** Runs parked broadcasts whose key has arrived, each as a delivery of its own. */
+  #unpark(key: string): void {
+    const lot = this.#parked.get(key);
+    if (!lot) return;
+    this.#parked.delete(key);
+    clearTimeout(lot.timer);
+    this.#parkedCount -= lot.spores.length;
+    for (const p of lot.spores) {
+      void this.#track(this.#receive(this.#parkedDelivery(p.bytes, p.redeliveries, p.priority)));
+    }
+  }
+
+  /** A delivery for a parked spore (already acknowledged to the broker): a failing handler runs it again. */
+  #parkedDelivery(bytes: Uint8Array, redeliveries: number, priority: number): Delivery {
+    return {
+      bytes,
+      redeliveries,
+      priority,
+      ack: () => Promise.resolve(),
+      nack: () => {
+        if (!this.#closed) {
+          const t = setTimeout(
+            () => void this.#track(this.#receive(this.#parkedDelivery(bytes, redeliveries + 1, priority))),
+            100,
+          );
+          Deno.unrefTimer(t);
+        }
+        return Promise.resolve();
+      },
+    };
   }
 
   async #internal(spore: OpenedSpore): Promise<void> {
     if (spore.type === KEY_REQUEST) {
       const { channel, keyId } = (spore.content ?? {}) as { channel?: unknown; keyId?: unknown };
       if (typeof channel !== "string" || typeof keyId !== "string") return;
-      if (!(await this.#channelAccess(channel, spore.from))) {
+      // Answered only for members, within a rate limit per requester.
+      if (
+        !this.#engine.isMember(channel, spore.from) || !(await this.#channelAccess(channel, spore.from)) ||
+        !this.#answerLimit.allow(spore.from, Date.now())
+      ) {
         this.#log("warn", "sender-key-refused", { to: spore.from, channel });
         return;
       }
@@ -601,9 +732,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     } else if (spore.type === KEY_GRANT) {
       this.#engine.installSenderKey(spore.from, spore.content);
       const keyId = (spore.content as { keyId: Uint8Array }).keyId;
-      const key = `${spore.from}/${hex.encode(keyId)}`;
-      for (const wake of this.#keyWaiters.get(key) ?? []) wake();
-      this.#keyWaiters.delete(key);
+      this.#unpark(this.#keyOf(spore.from, hex.encode(keyId)));
     }
   }
 
@@ -711,9 +840,16 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       clearInterval(this.#renewal);
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
-      // No sender key can arrive any more: stop waiting for them.
-      this.#closingStarted.resolve();
-      this.#keyWaiters.clear();
+      // No sender key can arrive any more: what waits for one is given up, visibly.
+      for (const [key, lot] of this.#parked) {
+        clearTimeout(lot.timer);
+        this.#parked.delete(key);
+        this.#undeliverable(
+          { from: lot.from, channel: lot.channel, keyId: lot.keyId, reason: "sender key did not arrive" },
+          lot.spores.length,
+        );
+      }
+      this.#parkedCount = 0;
       while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
       if (this.#ownsTransport) await this.transport.close();
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });

@@ -35,14 +35,14 @@ import {
 import { StateSealer } from "./state_seal.ts";
 import type { TrustPolicy } from "./trust.ts";
 import type { OpenResult, OutgoingSpore, SessionInfo } from "./types.ts";
-import { Broadcasts, type SenderKeyGrant } from "./kinds/broadcast.ts";
+import { Broadcasts, type ChannelMembers, type SenderKeyGrant } from "./kinds/broadcast.ts";
 import { openClassic, sealClassic } from "./kinds/classic.ts";
 import { EngineContext, type SealedSpore } from "./kinds/context.ts";
 import { Handshakes } from "./kinds/handshake.ts";
 import { openSealed, sealOneShot } from "./kinds/sealed.ts";
 import { openSession, sealSession } from "./kinds/session.ts";
 
-export type { SenderKeyGrant } from "./kinds/broadcast.ts";
+export type { ChannelMembers, SenderKeyGrant } from "./kinds/broadcast.ts";
 export { newSporeId, type SealedSpore } from "./kinds/context.ts";
 
 /** Options of a {@linkcode SporeEngine}. */
@@ -255,6 +255,30 @@ export class SporeEngine {
   }
 
   /**
+   * Sets the membership of `channel` (explicit, deny by default): who may
+   * receive this agent's sender key, and whose broadcasts it accepts. A
+   * change of members starts a new sender key at the next broadcast.
+   */
+  setMembers(channel: string, members: ChannelMembers): void {
+    this.#broadcasts.setMembers(channel, members);
+  }
+
+  /** The membership of `channel`, if set. */
+  members(channel: string): ChannelMembers | undefined {
+    return this.#broadcasts.members(channel);
+  }
+
+  /** Whether `agent` is a member of `channel` (may receive this agent's sender key). */
+  isMember(channel: string, agent: string): boolean {
+    return this.#broadcasts.isMember(channel, agent);
+  }
+
+  /** Whether a sender key `keyId` (hex) from `from` is held. */
+  holdsSenderKey(from: string, keyId: string): boolean {
+    return this.#broadcasts.holds(from, keyId);
+  }
+
+  /**
    * Seals `msg` for every member of `channel`: one AEAD under this agent's
    * sender key for the channel, and this agent's signature. Members obtain
    * the sender key from this agent (`grantSenderKey`) over a direct spore.
@@ -277,7 +301,11 @@ export class SporeEngine {
     return this.#broadcasts.grant(channel, keyId, requester);
   }
 
-  /** Installs a sender key that `from` sent in a direct spore (already authenticated). */
+  /**
+   * Installs a sender key that `from` sent in a direct spore (already
+   * authenticated): its id must be the hash of the key, and `from` must be
+   * allowed to post to the channel.
+   */
   installSenderKey(from: string, grant: unknown): void {
     this.#broadcasts.install(from, grant);
   }

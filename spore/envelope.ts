@@ -126,7 +126,7 @@ function sectionsOf(kind: KindId, suite: SuiteId): SectionSpec | undefined {
     case Kind.WELCOME:
       return [KEM_CT, 32, ...sigs];
     case Kind.BROADCAST:
-      return ["var", ...sigs];
+      return [32, "var", ...sigs];
   }
 }
 

@@ -98,6 +98,8 @@ function toMessage(
 export class Reef {
   readonly #options: ReefOptions;
   readonly #agents = new Map<string, Promise<Agent>>();
+  readonly #names = new Set<string>();
+  readonly #started = new Map<string, Promise<Agent>>();
   readonly #channel: string;
   readonly #transport: Transport | undefined;
   readonly #url: string;
@@ -122,11 +124,31 @@ export class Reef {
     checkId(name, "agent name");
     let a = this.#agents.get(name);
     if (!a) {
-      a = Agent.start({ ...this.#options, id: name, transport: this.#transport ?? this.#url });
-      a.catch(() => this.#agents.delete(name));
+      const started = Agent.start({ ...this.#options, id: name, transport: this.#transport ?? this.#url });
+      started.catch(() => {
+        this.#agents.delete(name);
+        this.#started.delete(name);
+        this.#names.delete(name);
+      });
+      this.#started.set(name, started);
+      this.#names.add(name);
+      a = started;
+      // The reef's channel is explicit like any other: its members are the reef's agents.
+      a = a.then(async (agent) => {
+        await this.#syncMembers();
+        return agent;
+      });
       this.#agents.set(name, a);
     }
     return a;
+  }
+
+  async #syncMembers(): Promise<void> {
+    const members = { members: [...this.#names] };
+    const agents = await Promise.allSettled([...this.#started.values()]);
+    for (const r of agents) {
+      if (r.status === "fulfilled") r.value.setMembers(this.#channel, members);
+    }
   }
 
   /** Sends knowledge from one agent to another; resolves with the spore id. */
@@ -174,6 +196,8 @@ export class Reef {
     const agents = await Promise.allSettled([...this.#agents.values()]);
     await Promise.all(agents.map((a) => a.status === "fulfilled" ? a.value.close() : undefined));
     this.#agents.clear();
+    this.#started.clear();
+    this.#names.clear();
   }
 
   /** `await using reef = await Reef.start()` closes it at the end of the scope. */

@@ -375,6 +375,7 @@ Deno.test("sealSpore describes the spore exactly as inspect() does, and says whe
   }
   assert.deepEqual(due, [false, false, true]);
   assert.equal(await alice.rekeyDue("bob"), true);
+  alice.setMembers("c", { members: ["bob"] });
   const b = await alice.sealBroadcastSpore("c", { type: "t" });
   assert.deepEqual(b.info, inspect(b.bytes));
 });
