@@ -292,14 +292,19 @@ export class EngineContext {
     return verdict === "duplicate";
   }
 
-  /** Keys of one-shot spores accepted lately, by the hash of their exact bytes: a replay skips KEM and signature. */
-  readonly recent = new Map<string, Uint8Array>();
-  /** Remembers the AEAD key of an accepted one-shot spore. */
-  remember(ref: string, key: Uint8Array): void {
-    this.recent.set(ref, key);
+  /**
+   * One-shot spores accepted lately, by sender and id: the hash of their exact bytes and their AEAD key, so
+   * that a byte-identical replay skips KEM and signatures.
+   */
+  readonly recent = new Map<string, { hash: Uint8Array; key: Uint8Array }>();
+  /** Remembers the hash and AEAD key of an accepted one-shot spore. */
+  remember(slot: string, hash: Uint8Array, key: Uint8Array): void {
+    this.recent.get(slot)?.key.fill(0);
+    this.recent.delete(slot);
+    this.recent.set(slot, { hash, key });
     if (this.recent.size > RECENT_MAX) {
       const first = this.recent.keys().next().value!;
-      this.recent.get(first)!.fill(0);
+      this.recent.get(first)!.key.fill(0);
       this.recent.delete(first);
     }
   }

@@ -5,7 +5,9 @@
  * publication replaces the previous card, and a lookup reads it with
  * `basic.get` and returns it to the queue. Each publication is also sent to the
  * fanout exchange `{exchange}.cards`, which `watch` consumes through an
- * exclusive queue. Cards are verified on every read.
+ * exclusive queue. Cards are verified on every read; a publication must
+ * succeed the card in the queue (`checkSuccession`), and a reader keeps the
+ * card it has seen when the queue holds an older or discontinuous one.
  *
  * @module
  */
