@@ -109,9 +109,24 @@ export interface TofuStore {
   setIfAbsent(id: string, fingerprint: string): Promise<string> | string;
 }
 
-/** An in-memory `TofuStore`. */
+/**
+ * An in-memory `TofuStore`, bounded: it never forgets an agent (that would
+ * let a new key pass as a first use), so when `limit` agents are recorded a
+ * new one is refused with a `TrustError` instead.
+ */
 export class MemoryTofuStore implements TofuStore {
   readonly #seen = new Map<string, string>();
+  readonly #limit: number;
+
+  /**
+   * An empty store.
+   *
+   * @param limit Most agents recorded. Default 100,000.
+   */
+  constructor(limit = 100_000) {
+    this.#limit = limit;
+  }
+
   /** The fingerprint recorded for `id`. */
   get(id: string): string | undefined {
     return this.#seen.get(id);
@@ -120,6 +135,11 @@ export class MemoryTofuStore implements TofuStore {
   setIfAbsent(id: string, fingerprint: string): string {
     const seen = this.#seen.get(id);
     if (seen !== undefined) return seen;
+    if (this.#seen.size >= this.#limit) {
+      throw new TrustError(
+        `TOFU store full (${this.#limit} agents): refusing a new agent rather than forgetting one`,
+      );
+    }
     this.#seen.set(id, fingerprint);
     return fingerprint;
   }

@@ -3,10 +3,13 @@
 import assert from "node:assert/strict";
 import {
   ConfigError,
+  createCard,
   decodePayload,
   encodePayload,
+  Identity,
   inspect,
   MemorySessionStore,
+  MemoryTofuStore,
   ProtocolError,
   provider,
   ReplayError,
@@ -14,7 +17,10 @@ import {
   SessionError,
   type SessionState,
   SporeError,
+  TofuTrust,
+  TrustError,
   UnsupportedError,
+  verifyCard,
 } from "../mod.ts";
 import { contentOf, handshake, World } from "./_agents.ts";
 
@@ -189,4 +195,15 @@ Deno.test("security: payloads: nesting is bounded, integers beyond 2^53 are refu
   assert.throws(() => decodePayload(big), ProtocolError);
   assert.equal(decodePayload(new Uint8Array([0xcf, 0, 0, 0, 0, 0, 0, 0, 5])), 5);
   assert.deepEqual(decodePayload(new Uint8Array([0x91, 0xd3, 0, 0, 0, 0, 0, 0, 0, 7])), [7]);
+});
+
+Deno.test("security: the TOFU store is bounded and fails closed instead of forgetting an agent", async () => {
+  const trust = new TofuTrust(new MemoryTofuStore(3));
+  const cards = [];
+  for (const id of ["a", "b", "c", "d"]) {
+    cards.push(await verifyCard(await createCard(id, await Identity.generate())));
+  }
+  for (const c of cards.slice(0, 3)) await trust.check(c);
+  await assert.rejects(trust.check(cards[3]!), TrustError);
+  await trust.check(cards[0]!); // a known agent still passes
 });

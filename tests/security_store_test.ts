@@ -148,3 +148,41 @@ Deno.test("security: a Redis session store without the agent's state key refuses
     await cleanRedis(prefix);
   }
 });
+
+Deno.test("security: the Redis replay store keeps a quota per sender, with a low-water mark", async () => {
+  if (!await requireBroker("redis", 6379)) return;
+  const prefix = `spores-sec-${crypto.randomUUID().slice(0, 8)}`;
+  const transport = await createTransport(REDIS, { prefix }) as RedisTransport;
+  try {
+    const store = new RedisSessionStore(transport.client, "bob", { prefix, oncePerSender: 50 });
+    const now = Date.now();
+    const until = now + 86_400_000;
+    for (let i = 0; i < 200; i++) {
+      assert.equal(
+        await store.acceptOnce(`s:mallory:${i}`, until, { sender: "mallory", createdAt: now - 1000 + i }),
+        "fresh",
+      );
+    }
+    // Only mallory's quota is held, and alice is not locked out.
+    const keys = await (transport.client as unknown as { keys(p: string): Promise<string[]> })
+      .keys(`${prefix}:state:{bob}:once:*`);
+    assert.equal(keys.length, 50);
+    assert.equal(await store.acceptOnce("s:alice:1", until, { sender: "alice", createdAt: now }), "fresh");
+    assert.equal(
+      await store.acceptOnce("s:alice:1", until, { sender: "alice", createdAt: now }),
+      "duplicate",
+    );
+    // What mallory's quota gave up is refused, never accepted twice.
+    assert.equal(
+      await store.acceptOnce("s:mallory:0", until, { sender: "mallory", createdAt: now - 1000 }),
+      "stale",
+    );
+    assert.equal(
+      await store.acceptOnce("s:mallory:199", until, { sender: "mallory", createdAt: now - 801 }),
+      "duplicate",
+    );
+  } finally {
+    await transport.close();
+    await cleanRedis(prefix);
+  }
+});

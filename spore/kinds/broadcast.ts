@@ -277,6 +277,8 @@ export class Broadcasts {
     k.chain.fill(0);
     for (const e of k.keys.values()) e.key.fill(0);
     this.#peers.delete(id);
+    // Its replay windows go with it (a spore under a dropped key asks for the key again).
+    this.#ctx.store.delete(`b/${id}`).catch(() => {});
   }
 
   /** Whether a key from `from` with id `keyId` (hex) is held. */

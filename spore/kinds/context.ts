@@ -56,6 +56,8 @@ export function newSporeId(): string {
   return hex.encode(randomBytes(16));
 }
 
+/** Most trusted cards cached (least recently looked up first out). */
+const CARDS_CACHED = 10_000;
 /** Most recently accepted one-shot spores whose keys are kept for cheap replay detection. */
 const RECENT_MAX = 4096;
 
@@ -176,7 +178,9 @@ export class EngineContext {
     if (!card) throw new UnknownSenderError(`no agent card for ${id}`);
     await this.trust.check(card, now);
     const entry = { card, digest: identityDigest(card.ed25519, card.mlDsa65), until: now + this.cardCacheMs };
+    this.#cards.delete(id);
     this.#cards.set(id, entry);
+    if (this.#cards.size > CARDS_CACHED) this.#cards.delete(this.#cards.keys().next().value!);
     return entry;
   }
 

@@ -55,6 +55,26 @@ if c > h then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', c - w) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 'fresh'`;
 
+const ONCE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
+local created = tonumber(ARGV[2])
+local floor = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if created <= floor then return 'stale' end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('ZADD', KEYS[2], created, ARGV[5])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if over > 0 then
+  local gone = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #gone, 2 do
+    redis.call('DEL', ARGV[4] .. gone[i])
+    if tonumber(gone[i + 1]) > floor then floor = tonumber(gone[i + 1]) end
+  end
+  local keep = math.max(redis.call('PTTL', KEYS[3]), tonumber(ARGV[1]))
+  redis.call('SET', KEYS[3], tostring(floor), 'PX', keep)
+end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return 'fresh'`;
+
 const CLAIM = `
 local v = redis.call('GET', KEYS[1])
 if v == 'done' then return 'done' end
@@ -79,6 +99,8 @@ export interface RedisSessionStoreOptions {
   windowTtlMs?: number;
   /** How long a process reuses a session it read before reading it again, ms. Default 5,000. */
   cacheMs?: number;
+  /** Most one-shot replay entries kept per sender (then its low-water mark rises). Default 10,000. */
+  oncePerSender?: number;
 }
 
 /**
@@ -99,6 +121,7 @@ export class RedisSessionStore implements SessionStore {
   readonly #window: number;
   readonly #windowTtl: number;
   readonly #cacheMs: number;
+  readonly #oncePerSender: number;
   readonly #cache = new Map<string, { state: SessionState; at: number }>();
   /** The last send position this process allocated per session: a store rolled back is refused. */
   readonly #allocated = new Map<string, { epoch: number; counter: number }>();
@@ -117,6 +140,7 @@ export class RedisSessionStore implements SessionStore {
     this.#window = options.replayWindow ?? DEFAULT_SESSION_POLICY.replayWindow;
     this.#windowTtl = options.windowTtlMs ?? 7 * 86_400_000;
     this.#cacheMs = options.cacheMs ?? 5000;
+    this.#oncePerSender = options.oncePerSender ?? 10_000;
   }
 
   /** Receives the agent's state sealer (the engine calls this once, before any other method). */
@@ -257,11 +281,35 @@ export class RedisSessionStore implements SessionStore {
     return str(r) as ReplayVerdict;
   }
 
-  /** Records a one-shot key with `SET NX PX`. */
-  async acceptOnce(key: string, until: number): Promise<ReplayVerdict> {
+  /**
+   * Records a one-shot key (`SET NX PX`), under its sender's quota: past
+   * `oncePerSender` entries the sender's oldest is given up and its low-water
+   * mark rises to that entry's creation time (one atomic script).
+   */
+  async acceptOnce(
+    key: string,
+    until: number,
+    origin?: { sender: string; createdAt: number },
+  ): Promise<ReplayVerdict> {
     const ttl = Math.max(1, until - Date.now());
-    const r = await this.#run("dedup", () => this.#c.set(`${this.#k}:once:${key}`, "1", "PX", ttl, "NX"));
-    return r === "OK" ? "fresh" : "duplicate";
+    if (!origin) {
+      const r = await this.#run("dedup", () => this.#c.set(`${this.#k}:once:${key}`, "1", "PX", ttl, "NX"));
+      return r === "OK" ? "fresh" : "duplicate";
+    }
+    const r = await this.#run("dedup", () =>
+      this.#c.eval(
+        ONCE,
+        3,
+        `${this.#k}:once:${key}`,
+        `${this.#k}:oncez:${origin.sender}`,
+        `${this.#k}:oncef:${origin.sender}`,
+        ttl,
+        origin.createdAt,
+        this.#oncePerSender,
+        `${this.#k}:once:`,
+        key,
+      ));
+    return str(r) as ReplayVerdict;
   }
 
   /** Claims a message's handling. */
