@@ -17,6 +17,7 @@ import {
   ExpiredError,
   ProtocolError,
   RecipientError,
+  RollbackError,
   UnsupportedError,
 } from "../crypto/errors.ts";
 import type { Identity } from "../crypto/identity.ts";
@@ -182,9 +183,23 @@ export class SporeEngine {
       now >= this.#cardIssuedAt + (this.#cardExpiresAt - this.#cardIssuedAt) / 2;
   }
 
-  /** Publishes this agent's card to the directory. */
+  /**
+   * Publishes this agent's card to the directory. If the directory holds a
+   * newer card of this same identity (another process of this agent, or a
+   * clock that went back), a card with a version above it is made and
+   * published instead.
+   */
   async publishCard(): Promise<void> {
-    await this.#ctx.directory.publish(await this.card());
+    try {
+      await this.#ctx.directory.publish(await this.card());
+    } catch (e) {
+      if (!(e instanceof RollbackError)) throw e;
+      const held = await this.#ctx.directory.lookup(this.id);
+      if (!held || held.fingerprint !== this.identity.fingerprint) throw e;
+      this.#card = undefined;
+      this.#cardIssuedAt = Math.max(this.#cardIssuedAt, held.issuedAt);
+      await this.#ctx.directory.publish(await this.card());
+    }
   }
 
   /**

@@ -140,3 +140,13 @@ Deno.test("security: the memory directory refuses rollback and takeover", async 
     KeyChangedError,
   );
 });
+
+Deno.test("security: a second process of an agent, with a clock behind, publishes a card above the one held", async () => {
+  const w = new World();
+  const id = await Identity.generate();
+  await w.agent("alice", { identity: id });
+  const behind = await w.agent("alice", { identity: id, clock: () => w.clock.now - 5000 });
+  const held = (await w.directory.lookup("alice"))!;
+  assert.equal(held.bytes, await behind.card());
+  assert.ok(held.issuedAt > w.clock.now - 5000);
+});

@@ -56,6 +56,8 @@ export function newSporeId(): string {
   return hex.encode(randomBytes(16));
 }
 
+/** Most retiring sessions kept per peer. */
+const RETIRED_MAX = 4;
 /** Most trusted cards cached (least recently looked up first out). */
 const CARDS_CACHED = 10_000;
 /** Most recently accepted one-shot spores whose keys are kept for cheap replay detection. */
@@ -294,6 +296,25 @@ export class EngineContext {
       throw new ReplayError("spore older than this sender's replay low-water mark");
     }
     return verdict === "duplicate";
+  }
+
+  /** Retired sessions per peer, deleted once their grace window has passed (at most `RETIRED_MAX` kept). */
+  readonly #retired = new Map<string, { id: string; until: number }[]>();
+
+  /** Records that session `id` with `peer` retires at `until`; deletes the peer's sessions whose time has come. */
+  async retire(peer: string, id: string, until: number): Promise<void> {
+    const now = this.now();
+    const list = (this.#retired.get(peer) ?? []).filter((r) => r.id !== id);
+    this.#retired.delete(peer);
+    list.push({ id, until });
+    const keep: { id: string; until: number }[] = [];
+    for (const r of list) {
+      if (r.until < now) await this.store.delete(r.id);
+      else keep.push(r);
+    }
+    while (keep.length > RETIRED_MAX) await this.store.delete(keep.shift()!.id);
+    this.#retired.set(peer, keep);
+    if (this.#retired.size > CARDS_CACHED) this.#retired.delete(this.#retired.keys().next().value!);
   }
 
   /**

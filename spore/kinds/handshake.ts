@@ -50,7 +50,7 @@ export class Handshakes {
   readonly #pending = new Map<string, Pending>();
   readonly #pendingByPeer = new Map<string, Pending>();
   readonly #welcomes = new Map<string, { bytes: Uint8Array; until: number; peer: string }>();
-  readonly #books = new Map<string, { unconfirmed: string[]; retired: { id: string; until: number }[] }>();
+  readonly #books = new Map<string, { unconfirmed: string[] }>();
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(ctx: EngineContext) {
@@ -125,26 +125,21 @@ export class Handshakes {
    */
   async #install(state: SessionState): Promise<void> {
     const ctx = this.#ctx;
-    const now = ctx.now();
     await ctx.store.put(state);
     const book = this.#book(state.peer);
-    for (const r of book.retired.filter((r) => r.until < now)) await ctx.store.delete(r.id);
-    book.retired = book.retired.filter((r) => r.until >= now);
     const old = await ctx.store.current(state.peer);
     if (state.confirmed || !old || !old.confirmed || old.retireAt !== undefined) {
       await switchTo(ctx, state);
-      if (old && old.id !== state.id) book.retired.push({ id: old.id, until: now + ctx.policy.graceMs });
-      while (book.retired.length > UNCONFIRMED_MAX) await ctx.store.delete(book.retired.shift()!.id);
     } else {
       book.unconfirmed.push(state.id);
       while (book.unconfirmed.length > UNCONFIRMED_MAX) await ctx.store.delete(book.unconfirmed.shift()!);
     }
   }
 
-  #book(peer: string): { unconfirmed: string[]; retired: { id: string; until: number }[] } {
+  #book(peer: string): { unconfirmed: string[] } {
     let b = this.#books.get(peer);
     if (b) this.#books.delete(peer);
-    b ??= { unconfirmed: [], retired: [] };
+    b ??= { unconfirmed: [] };
     this.#books.set(peer, b);
     if (this.#books.size > BOOKS_MAX) this.#books.delete(this.#books.keys().next().value!);
     return b;

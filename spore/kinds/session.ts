@@ -85,6 +85,7 @@ export async function switchTo(ctx: EngineContext, state: SessionState): Promise
   if (old) {
     old.retireAt = ctx.now() + ctx.policy.graceMs;
     await ctx.store.put(old);
+    await ctx.retire(old.peer, old.id, old.retireAt);
   }
   await ctx.store.setCurrent(state.peer, state.id);
 }
