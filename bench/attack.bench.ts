@@ -38,6 +38,16 @@ for (let i = 0; i < N; i++) valid.push(await alice.seal("bob", kib, { mode: "sea
 const unknown = await stranger.seal("bob", kib, { mode: "sealed" });
 const badSig = (await alice.seal("bob", kib, { mode: "sealed" })).slice();
 badSig[badSig.length - 1]! ^= 1;
+// A hybrid (Ed25519 + ML-DSA-65) sender whose Ed25519 signature is broken.
+const pq = await SporeEngine.create({
+  id: "pq",
+  identity: await Identity.generate({ postQuantumSignatures: true }),
+  directory,
+  trust: new TofuTrust(),
+});
+await pq.publishCard();
+const badHybrid = (await pq.seal("bob", kib, { mode: "sealed" })).slice();
+badHybrid[badHybrid.length - 3309 - 4 - 10]! ^= 1; // inside the Ed25519 signature
 const replayed = await alice.seal("bob", kib, { mode: "sealed" });
 await bob.open(replayed);
 const hellos: Uint8Array[] = [];
@@ -55,6 +65,9 @@ Deno.bench({ name: "unknown sender", group: "attacker", n: N }, async () => {
 });
 Deno.bench({ name: "bad signature", group: "attacker", n: N }, async () => {
   await swallow(bob.open(badSig));
+});
+Deno.bench({ name: "bad signature, hybrid suite", group: "attacker", n: N }, async () => {
+  await swallow(bob.open(badHybrid));
 });
 Deno.bench({ name: "replay of an accepted spore", group: "attacker", n: N }, async () => {
   await swallow(bob.open(replayed));

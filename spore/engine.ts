@@ -309,8 +309,9 @@ export class SporeEngine {
 
   /**
    * The sender key `keyId` (hex) of `channel`, for `requester` (an
-   * authenticated, trusted agent that asked over a direct spore), or
-   * `undefined` if this agent has no such key. Send it back with `seal`.
+   * authenticated agent that asked over a direct spore), or `undefined` if
+   * `requester` is not a member of the channel or this agent has no such
+   * key. Send it back with `seal`.
    */
   grantSenderKey(channel: string, keyId: string, requester: string): SenderKeyGrant | undefined {
     return this.#broadcasts.grant(channel, keyId, requester);
