@@ -25,4 +25,5 @@ export * from "./codec.ts";
 export * from "./guard.ts";
 export * from "./json.ts";
 export * from "./keys.ts";
+export * from "./profile.ts";
 export * from "./seal.ts";
