@@ -2,7 +2,7 @@
 // over Praval's own exchange and routing keys: praval.spores, agent.{to}.{type}, broadcast.{type}.
 import assert from "node:assert/strict";
 import { connect } from "amqplib";
-import { Agent, type Message, PravalKeyPair } from "../mod.ts";
+import { Agent, type Message, PravalKeyPair, Reef, type Spore } from "../mod.ts";
 import { requireBroker, requireTool } from "./_env.ts";
 
 const AMQP = "amqp://guest:guest@127.0.0.1:5672";
@@ -13,6 +13,46 @@ const until = async (cond: () => boolean, ms: number, what: string) => {
     await new Promise((r) => setTimeout(r, 10));
   }
 };
+
+/** Runs the Python Praval peer on RabbitMQ; its stdout lines collect in `lines`. */
+function pythonPeer(name: string, peerName: string, conf: unknown) {
+  const child = new Deno.Command("/usr/bin/python3", {
+    args: [new URL("./praval_peer.py", import.meta.url).pathname, "amqp", AMQP, name, peerName],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+  })();
+  const w = child.stdin.getWriter();
+  const configured = w.write(new TextEncoder().encode(JSON.stringify(conf) + "\n")).then(() => w.close());
+  return {
+    child,
+    lines,
+    configured,
+    async stop() {
+      try {
+        child.kill();
+      } catch {
+        // already exited
+      }
+      await child.status;
+      await child.stderr.cancel().catch(() => {});
+      await reading;
+    },
+    received: () => lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)),
+  };
+}
 
 /** Removes what the agent declared; Praval's shared exchanges only if nothing else uses them. */
 async function cleanup(ids: string[], channels: string[]): Promise<void> {
@@ -66,45 +106,24 @@ Deno.test("praval over RabbitMQ: both directions with a Python peer; replay, tam
   agent.on("response", (m) => void got.push(m), { classic: true });
   agent.on("notification", (m) => void plainHandlerCalls.push(m)); // not marked classic
   await agent.join("broadcast"); // binds broadcast.broadcast.#, which takes Praval's broadcast.broadcast
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: [new URL("./praval_peer.py", import.meta.url).pathname, "amqp", AMQP, pyName, tsName],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    }
-  })();
+  const py = pythonPeer(pyName, tsName, {
+    keys: pyKeys.exportKeys(),
+    peer: tsKeys.publicKeys().toJSON(),
+    send: [
+      {
+        knowledge: { question: "tide at noon?", n: 1 },
+        spore_type: "request",
+        priority: 8,
+        replays: 1,
+        tampered: true,
+      },
+      { knowledge: { event: "storm" }, spore_type: "notification" },
+    ],
+    broadcast: { alert: "plaintext" },
+  });
   try {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(
-      JSON.stringify({
-        keys: pyKeys.exportKeys(),
-        peer: tsKeys.publicKeys().toJSON(),
-        send: [
-          {
-            knowledge: { question: "tide at noon?", n: 1 },
-            spore_type: "request",
-            priority: 8,
-            replays: 1,
-            tampered: true,
-          },
-          { knowledge: { event: "storm" }, spore_type: "notification" },
-        ],
-        broadcast: { alert: "plaintext" },
-      }) + "\n",
-    ));
-    await w.close();
-    await until(() => lines.includes("ready"), 30_000, "python peer ready");
+    await py.configured;
+    await until(() => py.lines.includes("ready"), 30_000, "python peer ready");
 
     // Praval → Spores: the request arrives once; its replay and a tampered copy are refused and counted.
     await until(() => got.some((m) => m.type === "request"), 20_000, "request from Python");
@@ -134,9 +153,9 @@ Deno.test("praval over RabbitMQ: both directions with a Python peer; replay, tam
     assert.deepEqual(res.content, { echo: { ask: "depth?", list: [1, 2.5] }, reply_to: id });
     assert.equal(res.from, pyName);
     await agent.send(pyName, { type: "knowledge", content: { stop: true } });
-    assert.ok((await child.status).success);
-    await reading;
-    const received = lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    assert.ok((await py.child.status).success);
+    await py.stop();
+    const received = py.received();
     assert.deepEqual(received.filter((r) => r.error), []);
     assert.deepEqual(received.map((r) => r.routing_key), [
       `agent.${pyName}.request`,
@@ -150,13 +169,7 @@ Deno.test("praval over RabbitMQ: both directions with a Python peer; replay, tam
     assert.equal(m.delivered, 2);
     assert.equal(m.rejected["ERR_SIGNATURE"], 2);
   } finally {
-    try {
-      child.kill();
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await child.stderr.cancel().catch(() => {});
+    await py.stop();
     await agent.close();
     await cleanup([tsName], ["broadcast"]);
   }
@@ -186,5 +199,57 @@ Deno.test("praval: a Spores card in a declared Praval peer's name is refused; se
     await a.close();
     await b.close();
     await cleanup([bridge, impostor], []);
+  }
+});
+
+Deno.test("praval: the Reef facade on the Praval profile talks to the Python peer", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  if (
+    !(await requireTool("python3-pika, python3-nacl, python3-msgpack", [
+      "/usr/bin/python3",
+      "-c",
+      "import pika, nacl, msgpack",
+    ]))
+  ) {
+    return;
+  }
+  const tag = crypto.randomUUID().slice(0, 8);
+  const tsName = `reef-${tag}`;
+  const pyName = `pyreef-${tag}`;
+  const pyKeys = await PravalKeyPair.generate(pyName);
+  const reef = await Reef.start({ transport: AMQP, praval: { peers: [pyKeys.publicKeys()] } });
+  const spores: Spore[] = [];
+  await reef.subscribe(tsName, (s) => void spores.push(s));
+  const py = pythonPeer(pyName, tsName, {
+    keys: pyKeys.exportKeys(),
+    peer: (await reef.pravalPublicKeys(tsName)).toJSON(),
+    send: [{ knowledge: { finding: "tides follow the moon" }, spore_type: "knowledge" }],
+  });
+  try {
+    await py.configured;
+    await until(() => py.lines.includes("ready"), 30_000, "python peer ready");
+    await until(() => spores.length === 1, 20_000, "knowledge from Python");
+    assert.equal(spores[0]!.fromAgent, pyName);
+    assert.equal(spores[0]!.toAgent, tsName);
+    assert.equal(spores[0]!.sporeType, "knowledge");
+    assert.equal(spores[0]!.security, "classic");
+    assert.deepEqual(spores[0]!.knowledge, { finding: "tides follow the moon" });
+    const id = await reef.send(tsName, pyName, { ask: "depth?" }, { sporeType: "request", priority: 9 });
+    await until(() => spores.length === 2, 20_000, "response from Python");
+    assert.deepEqual(spores[1]!.knowledge, { echo: { ask: "depth?" }, reply_to: id });
+    assert.equal(spores[1]!.sporeType, "response");
+    // A reef broadcast reaches the Praval peer sealed to it, on agent.{py}.knowledge.
+    await reef.broadcast(tsName, { stop: true }, { sporeType: "knowledge" });
+    assert.ok((await py.child.status).success);
+    await py.stop();
+    const received = py.received();
+    assert.deepEqual(received.map((r) => [r.routing_key, r.spore_type, r.received]), [
+      [`agent.${pyName}.request`, "request", { ask: "depth?" }],
+      [`agent.${pyName}.knowledge`, "knowledge", { stop: true }],
+    ]);
+  } finally {
+    await py.stop();
+    await reef.close();
+    await cleanup([tsName], ["reef"]);
   }
 });
