@@ -300,7 +300,7 @@ def amqp(url, name, peer_name):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "vectors":
-        json.dump(vectors(), sys.stdout, indent=1, ensure_ascii=False)
+        json.dump(vectors(), sys.stdout, indent=2, ensure_ascii=False)
         print()
     elif cmd == "serve":
         serve()
