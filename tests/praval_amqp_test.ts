@@ -253,3 +253,38 @@ Deno.test("praval: the Reef facade on the Praval profile talks to the Python pee
     await cleanup([tsName], ["reef"]);
   }
 });
+
+Deno.test("examples/praval_bridge.ts runs as written with its stated permissions", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  if (
+    !(await requireTool("python3-pika, python3-nacl, python3-msgpack", [
+      "/usr/bin/python3",
+      "-c",
+      "import pika, nacl, msgpack",
+    ]))
+  ) {
+    return;
+  }
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--quiet",
+      "--allow-net=127.0.0.1:5672",
+      "--allow-read=.",
+      "--allow-run=/usr/bin/python3",
+      "examples/praval_bridge.ts",
+    ],
+    cwd: new URL("../", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(text, /routing key agent\.praval-py-\w+\.request/);
+  assert.match(
+    text,
+    /response \{"echo":\{"question":"tide at noon\?"\},"reply_to":"[0-9a-f-]{36}"\} \(classic security\)/,
+  );
+  assert.match(text, /metrics: sent 2, delivered 1/);
+});
