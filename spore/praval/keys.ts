@@ -130,6 +130,7 @@ interface Secrets {
   boxSecret: Uint8Array;
 }
 const secrets = new WeakMap<PravalKeyPair, Secrets>();
+const shared = new WeakMap<PravalKeyPair, Map<string, Uint8Array>>();
 
 /**
  * The key pair a Spores agent uses towards Praval agents: an Ed25519
@@ -184,6 +185,7 @@ export class PravalKeyPair {
     });
     const pair = new PravalKeyPair(agentName, signer.privateKey, box.privateKey, pub);
     secrets.set(pair, { signingSeed: copyBytes(signingSeed), boxSecret: copyBytes(boxSecret) });
+    shared.set(pair, new Map());
     return pair;
   }
 
@@ -219,6 +221,23 @@ export class PravalKeyPair {
       throw new ConfigError("public_key does not belong to box_key");
     }
     return pair;
+  }
+
+  /**
+   * @internal The `crypto_box_beforenm` key shared with `peerPublicKey`
+   * (X25519 then HSalsa20), computed once per peer: with it, a box costs no
+   * scalar multiplication. At most 1,024 peers are cached.
+   */
+  sharedBoxKey(peerPublicKey: Uint8Array): Uint8Array {
+    const cache = shared.get(this)!;
+    const id = hex.encode(peerPublicKey);
+    let k = cache.get(id);
+    if (!k) {
+      k = nacl.box.before(copyBytes(peerPublicKey), copyBytes(secrets.get(this)!.boxSecret));
+      if (cache.size >= 1024) cache.delete(cache.keys().next().value!);
+      cache.set(id, k);
+    }
+    return k;
   }
 
   /** Public keys, to give to Praval agents (`KeyRegistry.register_agent`). */
