@@ -30,7 +30,7 @@ import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts
 import { MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
-import { looksLikePravalSpore } from "./praval/codec.ts";
+import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
 import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
 import {
   PRAVAL_SUITE,
@@ -571,9 +571,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #reject(error: unknown, bytes: Uint8Array): void {
     const code = error instanceof SporeError ? error.code : "ERR_INTERNAL";
     this.#metrics.rejected[code] = (this.#metrics.rejected[code] ?? 0) + 1;
-    let claimed: SporeInfo | undefined;
+    let claimed: { from: string; id: string; kind: string } | undefined;
     try {
-      claimed = inspect(bytes, this.#engine.limits);
+      if (looksLikePravalSpore(bytes)) {
+        const p = decodePravalSpore(bytes);
+        claimed = { from: p.fromAgent, id: p.id, kind: "praval" };
+      } else claimed = inspect(bytes, this.#engine.limits);
     } catch {
       claimed = undefined;
     }

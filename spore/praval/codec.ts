@@ -388,7 +388,8 @@ export function looksLikePravalSpore(bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * import { decodePravalSpore, ProtocolError } from "@spores/spores/spore";
+ * import { decodePravalSpore } from "@spores/spores/spore";
+ * import { ProtocolError } from "@spores/spores/crypto";
  * try {
  *   decodePravalSpore(new Uint8Array([0x8d, 0xa2]));
  * } catch (e) {
