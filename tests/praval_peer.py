@@ -120,11 +120,11 @@ def seal(sender, recipient_public, knowledge, spore_type="knowledge", priority=5
     })
 
 
-def broadcast(sender, knowledge, spore_type="broadcast", created_at=None):
+def broadcast(sender, knowledge, spore_type="broadcast", created_at=None, spore_id=None):
     # Praval's broadcasts: plaintext JSON, no nonce, no signature.
     created_at = time.time() if created_at is None else created_at
     return pack({
-        "id": str(uuid.uuid4()),
+        "id": spore_id or str(uuid.uuid4()),
         "spore_type": spore_type,
         "from_agent": sender.name,
         "to_agent": None,
@@ -207,7 +207,8 @@ def vectors():
             "knowledgeJson": json.dumps(c["knowledge"], ensure_ascii=False),
             "spore": data.hex(),
         })
-    bcast = broadcast(alice, {"alert": "storm"}, created_at=1767225604.0)
+    bcast = broadcast(alice, {"alert": "storm"}, created_at=1767225604.0,
+                      spore_id="0b7e1f9a-3c2d-4e5f-8a9b-1c2d3e4f5a6b")
     return {
         "description": "Praval SecureSpore v1.0 byte vectors, made by tests/praval_peer.py "
                        "(PyNaCl Box + Ed25519, msgpack use_bin_type=True)",
