@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ConfigError, KeyChangedError } from "../../crypto/errors.ts";
+import { ConfigError, KeyChangedError, TooLargeError } from "../../crypto/errors.ts";
 import { PRAVAL_SPORE_TYPES } from "./codec.ts";
 import { PravalReplayGuard } from "./guard.ts";
 import type { PravalJson } from "./json.ts";
@@ -177,6 +177,9 @@ export class PravalProfile {
       expiresAt,
       id,
     });
+    if (bytes.length > this.#maxKnowledge + 4096) {
+      throw new TooLargeError(`Praval spore of ${bytes.length} bytes is over the payload limit`);
+    }
     return { bytes, id, expiresAt, priority };
   }
 
