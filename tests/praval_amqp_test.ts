@@ -287,4 +287,5 @@ Deno.test("examples/praval_bridge.ts runs as written with its stated permissions
     /response \{"echo":\{"question":"tide at noon\?"\},"reply_to":"[0-9a-f-]{36}"\} \(classic security\)/,
   );
   assert.match(text, /metrics: sent 2, delivered 1/);
+  await cleanup([], []); // the example removed its queues; the exchanges go if nothing else uses them
 });
