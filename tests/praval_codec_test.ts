@@ -58,6 +58,7 @@ Deno.test("keys: export_keys and get_public_keys shapes round-trip", async () =>
   assert.deepEqual(sender.exportKeys(), V.sender);
   assert.equal(sender.publicKeys().toJSON().verify_key, V.sender.verify_key);
   assert.equal(sender.publicKeys().toJSON().public_key, V.sender.public_key);
+  assert.ok(PravalPublicKeys.from(sender.publicKeys().toPraval()).equals(sender.publicKeys()));
   const fresh = await PravalKeyPair.generate("x");
   assert.ok((await PravalKeyPair.fromExport(fresh.exportKeys())).publicKeys().equals(fresh.publicKeys()));
   assert.ok(!JSON.stringify(fresh).includes(fresh.exportKeys().signing_key));

@@ -115,6 +115,15 @@ export class PravalPublicKeys {
     return equalBytes(this.verifyKey, other.verifyKey) && equalBytes(this.publicKey, other.publicKey);
   }
 
+  /** Praval's `get_public_keys()` shape exactly: raw bytes, as `KeyRegistry.register_agent` takes them. */
+  toPraval(): { verify_key: Uint8Array; public_key: Uint8Array; agent_name: string } {
+    return {
+      verify_key: copyBytes(this.verifyKey),
+      public_key: copyBytes(this.publicKey),
+      agent_name: this.agentName,
+    };
+  }
+
   /** Praval's `get_public_keys()` shape with base64 strings (JSON-safe). */
   toJSON(): { verify_key: string; public_key: string; agent_name: string } {
     return {
