@@ -219,6 +219,8 @@ function checkUserType(type: string): void {
 }
 const KEY_REQUEST = "spores.sender-key-request";
 const KEY_GRANT = "spores.sender-key";
+/** The initiator's first spore on a new session: it confirms the session to the responder. */
+const CONFIRM = "spores.confirm";
 /** How long a broadcast waits, parked, for its sender key. */
 const KEY_WAIT_MS = 10_000;
 /** Broadcasts parked while their key is requested: per sender and in total. */
@@ -708,6 +710,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       }
       case "handshake":
         if (result.reply) await this.transport.publish({ agent: result.peer }, result.reply, { priority: 9 });
+        else {
+          // The initiator proves its keys at once, so the responder switches to the new session now
+          // rather than at the initiator's next message.
+          // A handshake step, like the hello and the welcome: not counted as a sent message.
+          await this.#engine.sealSpore(result.peer, { type: CONFIRM, priority: 9 }).then(({ bytes }) =>
+            this.transport.publish({ agent: result.peer }, bytes, { priority: 9, ttlMs: 300_000 })
+          ).catch((e) =>
+            this.#log("warn", "confirm-failed", {
+              peer: result.peer,
+              code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+            })
+          );
+        }
         this.#metrics.handshakes++;
         this.#log("info", "handshake", { peer: result.peer, session: result.sessionId });
         await d.ack();

@@ -2,6 +2,7 @@
 // state, cheap checks first, and strict payload decoding.
 import assert from "node:assert/strict";
 import {
+  Agent,
   ConfigError,
   createCard,
   decodePayload,
@@ -18,10 +19,12 @@ import {
   type SessionState,
   SporeError,
   TofuTrust,
+  type Transport,
   TrustError,
   UnsupportedError,
   verifyCard,
 } from "../mod.ts";
+import { createTransport } from "../transports/memory.ts";
 import { contentOf, handshake, World } from "./_agents.ts";
 
 Deno.test("security: after a restart with the memory store, a replayed hello or sealed spore is refused", async () => {
@@ -206,4 +209,43 @@ Deno.test("security: the TOFU store is bounded and fails closed instead of forge
   for (const c of cards.slice(0, 3)) await trust.check(c);
   await assert.rejects(trust.check(cards[3]!), TrustError);
   await trust.check(cards[0]!); // a known agent still passes
+});
+
+Deno.test("security: after a re-handshake the responder moves to the new session at once (the initiator confirms it)", async () => {
+  const url = `memory://sec-${crypto.randomUUID().slice(0, 8)}`;
+  const inner = await createTransport(url);
+  const sent: Uint8Array[] = [];
+  const tap: Transport = {
+    name: inner.name,
+    capabilities: inner.capabilities,
+    directory: inner.directory,
+    publish: (to, bytes, options) => {
+      if ("agent" in to && to.agent === "alice") sent.push(bytes.slice());
+      return inner.publish(to, bytes, options);
+    },
+    subscribe: (from, handler, options) => inner.subscribe(from, handler, options),
+    close: () => inner.close(),
+  };
+  await using alice = await Agent.start({ id: "alice", transport: url });
+  await using bob = await Agent.start({ id: "bob", transport: tap });
+  const got: unknown[] = [];
+  alice.on("t", (m) => void got.push(m.content));
+  const first = await alice.connect("bob");
+  const confirmed = Promise.withResolvers<void>();
+  bob.on("t", () => confirmed.resolve());
+  await alice.send("bob", { type: "t", content: "on the first session" }); // bob's first session is confirmed
+  await confirmed.promise;
+  const second = await alice.connect("bob", { force: true });
+  assert.notEqual(first.id, second.id);
+  // alice sends nothing; bob, the responder, still answers on the new session.
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    await bob.send("alice", { type: "t", content: "hi" });
+    const last = inspect(sent.at(-1)!);
+    if (last.sessionId === second.id) break;
+    if (Date.now() > deadline) throw new Error("bob never moved to the new session");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  while (got.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await inner.close();
 });
