@@ -307,12 +307,12 @@ export class TrustFile implements TrustPolicy, TofuStore {
   }
 
   /** Records `fingerprint` for `id` on first use unless an entry exists; returns the recorded one. */
-  setIfAbsent(id: string, fingerprint: string): Promise<string> {
+  async setIfAbsent(id: string, fingerprint: string): Promise<string> {
     checkId(id, "agent id");
     checkFingerprint(fingerprint, "fingerprint");
     const known = this.#entries.get(id);
-    if (known) return Promise.resolve(known.fingerprint);
-    return this.#update((entries) => {
+    if (known) return known.fingerprint;
+    return await this.#update((entries) => {
       const seen = entries.get(id);
       if (seen) return { write: false, result: seen.fingerprint };
       entries.set(id, { id, fingerprint, addedAt: Date.now(), source: "tofu" });
@@ -324,10 +324,10 @@ export class TrustFile implements TrustPolicy, TofuStore {
    * Pins `fingerprint` for `id`, replacing any entry; returns the previous
    * fingerprint, if there was one.
    */
-  pin(id: string, fingerprint: string): Promise<string | undefined> {
+  async pin(id: string, fingerprint: string): Promise<string | undefined> {
     checkId(id, "agent id");
     checkFingerprint(fingerprint, "fingerprint");
-    return this.#update((entries) => {
+    return await this.#update((entries) => {
       const before = entries.get(id);
       entries.set(id, { id, fingerprint, addedAt: Date.now(), source: "pin" });
       return { write: true, result: before?.fingerprint };
@@ -335,9 +335,9 @@ export class TrustFile implements TrustPolicy, TofuStore {
   }
 
   /** Removes the entry of `id`; `false` if there was none. */
-  unpin(id: string): Promise<boolean> {
+  async unpin(id: string): Promise<boolean> {
     checkId(id, "agent id");
-    return this.#update((entries) => {
+    return await this.#update((entries) => {
       const had = entries.delete(id);
       return { write: had, result: had };
     });
