@@ -41,7 +41,15 @@ Exit codes:
   6    doctor found a problem
   130  interrupted at a passphrase prompt`;
 
-/** The command tree, with every command answering `--help`. */
+/**
+ * The command tree, with every command answering `--help`.
+ *
+ * @example
+ * ```ts
+ * import { program } from "@spores/spores/cli";
+ * console.assert(program().commands.some((c) => c.name() === "inspect"));
+ * ```
+ */
 export function program(): Command {
   const root = new Command("spores")
     .description("end-to-end encrypted, signed, post-quantum messaging for agents, from the shell")
@@ -72,7 +80,16 @@ export function program(): Command {
   return root;
 }
 
-/** Runs the command line `args`; resolves with the exit code (errors are reported on stderr as one line). */
+/**
+ * Runs the command line `args`; resolves with the exit code (errors are
+ * reported on stderr as one line).
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@spores/spores/cli";
+ * const code = await main(["fingerprint", "--card", "alice.card"]);
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   Deno.exitCode = 0;
   try {
@@ -89,6 +106,13 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // `deno task spores …` runs in the project's directory; paths on the command line are the caller's.
+  try {
+    const callerDir = Deno.env.get("INIT_CWD");
+    if (callerDir) Deno.chdir(callerDir);
+  } catch {
+    // no permission to read it: stay where we are
+  }
   const code = await main(Deno.args);
   Deno.exit(code);
 }

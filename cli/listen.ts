@@ -72,14 +72,22 @@ export function listenCommand(): Command {
           skipped++;
           return;
         }
-        out(messageLine(m));
+        try {
+          out(messageLine(m));
+        } catch (e) {
+          // stdout closed (`| head -1`): stop, and hand this message back to the broker.
+          done.resolve("stdout closed");
+          throw e;
+        }
         printed++;
         if (printed >= limit) done.resolve("count");
       });
       for (const channel of o.channel ?? []) await agent.join(channel);
       note(`listening as ${keys.id} (${agent.identity.fingerprint}); Ctrl-C stops`);
       const why = await done.promise;
-      if (why !== "count") note(`stopped (${why}) after ${printed} message${printed === 1 ? "" : "s"}`);
+      if (why !== "count" && why !== "stdout closed") {
+        note(`stopped (${why}) after ${printed} message${printed === 1 ? "" : "s"}`);
+      }
     } finally {
       clearTimeout(timer);
       for (const s of signals) Deno.removeSignalListener(s, onSignal);

@@ -1,7 +1,8 @@
 // The `spores` command run as a subprocess, with no broker (memory:// and files).
 import assert from "node:assert/strict";
 import { createCard, Identity, MemoryDirectory, SporeEngine, TofuTrust } from "../mod.ts";
-import { assertOneLineError, keygen, spores } from "./_cli.ts";
+import { assertOneLineError, cliArgs, keygen, spores } from "./_cli.ts";
+import { requireTool } from "./_env.ts";
 
 const PASS = "correct horse battery staple";
 const ENV = { SPORES_PASSPHRASE: PASS };
@@ -393,4 +394,46 @@ Deno.test("cli: send --count runs a load on memory:// with a progress bar and a 
     4,
     /no agent card for nobody/,
   );
+});
+
+Deno.test("cli: on a terminal the passphrase is prompted for twice, without echo; Ctrl-C is exit 130", async () => {
+  if (Deno.build.os === "windows" || !(await requireTool("script", ["script", "--version"]))) return;
+  const dir = await tempDir();
+  try {
+    const typed = "tty-typed passphrase 42";
+    const terminal = async (command: string, answers: (string | null)[]) => {
+      // `script` gives the command a pseudo-terminal; answers are typed after each prompt appears.
+      const child = new Deno.Command("script", {
+        args: ["-qec", command, "/dev/null"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      let seen = "";
+      let prompts = 0;
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        seen += chunk;
+        const count = (seen.match(/passphrase( again)?: /g) ?? []).length;
+        while (prompts < count && prompts < answers.length) {
+          const answer = answers[prompts++];
+          await writer.write(new TextEncoder().encode(answer === null ? "\x03" : `${answer}\r`));
+        }
+      }
+      await writer.close().catch(() => {});
+      return { code: (await child.status).code, output: seen };
+    };
+    const deno = `${Deno.execPath()} ${cliArgs([]).join(" ")}`;
+    const made = await terminal(`${deno} keygen -o ${dir}/t.key --scrypt-log-n 10`, [typed, typed]);
+    assert.equal(made.code, 0, made.output);
+    assert.match(made.output, /passphrase: [\s\S]*passphrase again: /);
+    assert.ok(!made.output.includes(typed), `the passphrase was echoed: ${made.output}`);
+    const fp = await spores(["fingerprint", `${dir}/t.key`], { env: { SPORES_PASSPHRASE: typed } });
+    assert.equal(fp.code, 0, fp.stderr);
+    const interrupted = await terminal(`${deno} keygen -o ${dir}/u.key --scrypt-log-n 10`, [null]);
+    assert.equal(interrupted.code, 130, interrupted.output);
+    await assert.rejects(Deno.stat(`${dir}/u.key`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
