@@ -38,3 +38,4 @@ export * from "./metrics.ts";
 export * from "./reef.ts";
 export * from "./trust_file.ts";
 export type { SessionSecrets } from "./schedule.ts";
+export * from "./praval/mod.ts";
