@@ -103,8 +103,9 @@ export async function passphrase(options: PassphraseOptions, confirm = false): P
 
 /** Reads a line from the terminal with echo off. */
 async function prompt(message: string): Promise<string> {
-  writeAll(Deno.stderr, encoder.encode(message));
+  // Echo goes off before the prompt shows, so that nothing typed (or pasted) early is echoed.
   Deno.stdin.setRaw(true);
+  writeAll(Deno.stderr, encoder.encode(message));
   const bytes: number[] = [];
   const buffer = new Uint8Array(64);
   try {
