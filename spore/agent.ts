@@ -146,6 +146,13 @@ export interface AgentOptions {
   /** Allow the classic NaCl suite. Default `false`. */
   allowClassic?: boolean;
   /**
+   * Unix ms from which the replay memory is complete (see
+   * `EngineOptions.replayMemorySince`). Default: the start, with the memory
+   * store, so one-shot spores sent while this agent was down are refused
+   * (use a persistent store such as `RedisSessionStore` to accept them).
+   */
+  replayMemorySince?: number;
+  /**
    * Talk to Praval agents in their own `SecureSpore` v1.0 format: this
    * agent's Praval keys and the Praval peers it trusts (pinned by name). With
    * an `amqp://` URL, the transport uses Praval's exchange `praval.spores`
@@ -373,6 +380,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         session: options.session,
         skewMs: options.skewMs,
         allowClassic: options.allowClassic,
+        replayMemorySince: options.replayMemorySince,
       });
       const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
       agent.#praval = praval;

@@ -72,6 +72,14 @@ export interface EngineOptions {
   maxOneShotTtlMs?: number;
   /** How long a verified, trusted card is reused before it is looked up again, ms. Default 30,000. */
   cardCacheMs?: number;
+  /**
+   * Unix ms from which the replay memory is complete: one-shot spores and
+   * hellos created earlier are refused, since a replay of them could not be
+   * told apart. Default: this engine's start with a volatile store (the
+   * memory store), no limit with a persistent one. `0` accepts them anyway,
+   * for a tool that only looks at spores and runs no handler.
+   */
+  replayMemorySince?: number;
   /** The clock (Unix ms); for tests. */
   clock?: () => number;
 }
@@ -149,6 +157,7 @@ export class SporeEngine {
       allowClassic: options.allowClassic ?? false,
       cardCacheMs: options.cardCacheMs ?? 30_000,
       maxOneShotTtlMs: options.maxOneShotTtlMs ?? 86_400_000,
+      replayMemorySince: options.replayMemorySince,
       clock: options.clock ?? Date.now,
     });
     return new SporeEngine(ctx);

@@ -12,9 +12,10 @@
  * @module
  */
 import { base64, equalBytes } from "../crypto/bytes.ts";
-import { ConfigError, KeyChangedError, RollbackError, TrustError } from "../crypto/errors.ts";
+import { ConfigError, KeyChangedError, TrustError } from "../crypto/errors.ts";
 import type { AgentCard } from "./card.ts";
 import { checkId } from "./limits.ts";
+import { VersionFloor } from "./version_floor.ts";
 
 /**
  * Decides whether a verified card is trusted; throws a `TrustError` (or a
@@ -30,26 +31,6 @@ import { checkId } from "./limits.ts";
 export interface TrustPolicy {
   /** Resolves if `card` is trusted at `now`; rejects with a `TrustError` otherwise. */
   check(card: AgentCard, now?: number): Promise<void>;
-}
-
-/**
- * The newest card version (`issuedAt`) accepted per agent, bounded; an older
- * card is a `RollbackError`. Every trust policy keeps one, so a peer never
- * goes back to a card whose keys a newer card retired.
- */
-class VersionFloor {
-  readonly #floor = new Map<string, number>();
-  check(card: AgentCard): void {
-    const floor = this.#floor.get(card.id);
-    if (floor !== undefined && card.issuedAt < floor) {
-      throw new RollbackError(`card of ${card.id} is older than one already trusted`);
-    }
-    if (floor === undefined || card.issuedAt > floor) {
-      this.#floor.delete(card.id);
-      this.#floor.set(card.id, card.issuedAt);
-      if (this.#floor.size > 100_000) this.#floor.delete(this.#floor.keys().next().value!);
-    }
-  }
 }
 
 function checkExpiry(card: AgentCard, now: number): void {

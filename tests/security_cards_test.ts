@@ -16,6 +16,7 @@ import {
   succeedCard,
   TofuTrust,
   TrustError,
+  TrustFile,
   verifyCard,
 } from "../mod.ts";
 import { createTransport, type RedisTransport } from "../transports/redis.ts";
@@ -54,10 +55,13 @@ Deno.test("security: a republished older card of alice is refused, and peers kee
   // Trust policies keep a version floor too.
   const oldCard = await verifyCard(old);
   const newCard = await verifyCard(current);
-  for (const trust of [new TofuTrust(), new PinnedTrust({ alice: aliceId.fingerprint })]) {
+  const dir = await Deno.makeTempDir();
+  const trustFile = await TrustFile.open(`${dir}/trust.json`, await Identity.generate());
+  for (const trust of [new TofuTrust(), new PinnedTrust({ alice: aliceId.fingerprint }), trustFile]) {
     await trust.check(newCard, w.clock.now);
     await assert.rejects(trust.check(oldCard, w.clock.now), RollbackError);
   }
+  await Deno.remove(dir, { recursive: true });
   void bob;
 });
 

@@ -100,6 +100,7 @@ export interface ContextOptions {
   allowClassic: boolean;
   cardCacheMs: number;
   maxOneShotTtlMs: number;
+  replayMemorySince?: number;
   clock: () => number;
 }
 
@@ -126,6 +127,8 @@ export class EngineContext {
   readonly stats: { rotations: number } = { rotations: 0 };
   /** When this engine started (Unix ms). */
   readonly startedAt: number;
+  /** One-shot spores and hellos created before this are refused (replay memory incomplete). */
+  readonly replayMemorySince: number;
   /** Longest lifetime of a one-shot spore, ms. */
   readonly maxOneShotTtl: number;
   readonly #cards = new Map<string, TrustedCard & { until: number }>();
@@ -148,6 +151,7 @@ export class EngineContext {
     this.cardCacheMs = o.cardCacheMs;
     this.now = o.clock;
     this.startedAt = o.clock();
+    this.replayMemorySince = o.replayMemorySince ?? (o.store.volatile ? this.startedAt : -Infinity);
     this.maxOneShotTtl = o.maxOneShotTtlMs;
     this.digest = identityDigest(o.identity.signingKey.publicKey, o.identity.pqSigningKey?.publicKey);
     this.suite = o.identity.pqSigningKey ? Suite.XWING_ED25519_MLDSA65 : Suite.XWING_ED25519;
@@ -281,8 +285,10 @@ export class EngineContext {
     if (h.expiresAt - h.createdAt > maxLifetime) {
       throw new ProtocolError(`a one-shot spore or hello lives at most ${maxLifetime} ms`);
     }
-    if (this.store.volatile && h.createdAt < this.startedAt) {
-      throw new ReplayError("spore created before this agent started: its replay state did not survive");
+    if (h.createdAt < this.replayMemorySince) {
+      throw new ReplayError(
+        "spore created before this agent's replay memory begins (a restart with a volatile store)",
+      );
     }
   }
 
