@@ -20,7 +20,7 @@ import { inspect, type SporeInfo } from "./envelope.ts";
 import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
-import { MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
+import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 
@@ -214,6 +214,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #anyHandler: Handler | undefined;
   readonly #subscriptions = new Map<string, { close(): Promise<void> }>();
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #sendOrder = new InOrder();
   readonly #keyWaiters = new Map<string, (() => void)[]>();
   readonly #metrics: AgentMetrics = emptyMetrics();
   #rotationsSeen = 0;
@@ -413,8 +414,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   async #send(peer: string, message: SendOptions): Promise<string> {
-    const { bytes, info, rekeyDue } = await this.#engine.sealSpore(peer, message);
-    await this.#publish({ agent: peer }, bytes, info);
+    // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
+    // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
+    const { earlier, leave } = this.#sendOrder.enter(peer);
+    let sealed, published;
+    try {
+      sealed = await this.#engine.sealSpore(peer, message);
+      await earlier;
+      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info);
+    } finally {
+      leave();
+    }
+    await published;
+    const { info, rekeyDue } = sealed;
     if (rekeyDue) {
       this.connect(peer, { force: true }).catch((e) =>
         this.#log("warn", "rekey-failed", { peer, code: e instanceof SporeError ? e.code : "ERR_INTERNAL" })

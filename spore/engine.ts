@@ -53,6 +53,7 @@ import { decodePayload, encodePayload } from "./payload.ts";
 import { confirmation, counterNonce, LABELS, sealedKey, sessionSecrets, transcriptHash } from "./schedule.ts";
 import {
   createSession,
+  InOrder,
   MemorySessionStore,
   receiveKey,
   rehandshakeDue,
@@ -205,6 +206,7 @@ export class SporeEngine {
   readonly #cardCacheMs: number;
   readonly #now: () => number;
   readonly #digest: Uint8Array;
+  readonly #arrivals = new InOrder();
   readonly #suite: SuiteId;
   readonly #cards = new Map<string, { card: AgentCard; digest: Uint8Array; until: number }>();
   readonly #lookups = new Map<string, Promise<{ card: AgentCard; digest: Uint8Array }>>();
@@ -679,7 +681,11 @@ export class SporeEngine {
     if (now > h.expiresAt) throw new ExpiredError("spore expired");
     switch (h.kind) {
       case Kind.SESSION:
-        return await this.#openSession(env, now);
+        // Replay windows move in the order spores arrived, not the order their decryption finished.
+        return await this.#arrivals.run(
+          hex.encode(h.sessionId!),
+          (earlier) => this.#openSession(env, now, earlier),
+        );
       case Kind.SEALED:
         return h.suite === Suite.NACL_ED25519
           ? await this.#openClassic(env, now)
@@ -766,7 +772,7 @@ export class SporeEngine {
     return this.#result(h, payload, "sealed", await this.#once(h, "c"));
   }
 
-  async #openSession(env: Envelope, now: number): Promise<OpenResult> {
+  async #openSession(env: Envelope, now: number, earlier: Promise<void>): Promise<OpenResult> {
     const h = env.header;
     const id = hex.encode(h.sessionId!);
     const state = await this.#store.get(id);
@@ -793,6 +799,7 @@ export class SporeEngine {
       state.confirmed = true;
       await this.#store.put(state);
     }
+    await earlier;
     const verdict = await this.#store.acceptCounter(id, h.epoch!, h.counter!);
     if (verdict === "stale") throw new ReplayError("spore older than the replay window");
     return this.#result(h, payload, "session", verdict === "duplicate", id);
