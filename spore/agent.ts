@@ -544,8 +544,10 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await this.#dispatch(d, result.spore);
         return;
       case "duplicate": {
-        // A copy of a message whose handler did not finish is handled again.
-        if (result.spore && !result.spore.type.startsWith(RESERVED)) {
+        // A redelivery of a message whose handler did not finish is handled again (its receipt says whether it
+        // did). A first delivery of a copy is a duplicate publish or a replay: never handled twice, so delivery
+        // receipts need not outlive the replay window and can be capped.
+        if (result.spore && !result.spore.type.startsWith(RESERVED) && d.redeliveries > 0) {
           await this.#dispatch(d, result.spore);
           return;
         }

@@ -368,17 +368,30 @@ export class MemorySessionStore implements SessionStore {
   readonly #windows = new Map<string, ReplayWindow>();
   readonly #seen: SeenCache;
   readonly #windowSize: number;
+  /** Receipts in the order they were last written: the oldest come first, so pruning stops at the first live one. */
   readonly #receipts = new Map<string, { state: "busy" | "done"; until: number }>();
-  #lastReceiptPrune = 0;
+  readonly #receiptLimit: number;
 
   /**
    * An empty store.
    *
-   * @param options Replay window size and one-shot cache limit.
+   * @param options Replay window size, one-shot cache limit, and how many
+   * handled-message receipts are kept at most (default 50,000; the oldest
+   * go first once the limit is reached, so memory stays flat however long
+   * the agent runs).
    */
-  constructor(options: { replayWindow?: number; seenLimit?: number } = {}) {
+  constructor(options: { replayWindow?: number; seenLimit?: number; receiptLimit?: number } = {}) {
     this.#windowSize = options.replayWindow ?? DEFAULT_SESSION_POLICY.replayWindow;
     this.#seen = new SeenCache(options.seenLimit);
+    this.#receiptLimit = options.receiptLimit ?? 50_000;
+    if (!Number.isInteger(this.#receiptLimit) || this.#receiptLimit < 1) {
+      throw new ConfigError("receiptLimit must be a positive integer");
+    }
+  }
+
+  /** Delivery receipts held (claims in progress and handled messages). */
+  get receipts(): number {
+    return this.#receipts.size;
   }
 
   /** The session `id`. */
@@ -444,11 +457,13 @@ export class MemorySessionStore implements SessionStore {
     this.#pruneReceipts(now);
     const r = this.#receipts.get(key);
     if (r && r.until >= now) return Promise.resolve(r.state === "done" ? "done" : "busy");
+    this.#receipts.delete(key);
     this.#receipts.set(key, { state: "busy", until: now + leaseMs });
     return Promise.resolve("claimed");
   }
   /** Marks a message handled. */
   completeReceipt(key: string, until: number): Promise<void> {
+    this.#receipts.delete(key);
     this.#receipts.set(key, { state: "done", until });
     return Promise.resolve();
   }
@@ -457,9 +472,17 @@ export class MemorySessionStore implements SessionStore {
     if (this.#receipts.get(key)?.state === "busy") this.#receipts.delete(key);
     return Promise.resolve();
   }
+  // Amortised O(1): walks from the oldest and stops at the first receipt that is live and within the limit.
+  // A claim in progress is never dropped for the limit (there are at most as many as messages in flight).
   #pruneReceipts(now: number): void {
-    if (now - this.#lastReceiptPrune < 1000) return;
-    this.#lastReceiptPrune = now;
-    for (const [k, r] of this.#receipts) if (r.until < now) this.#receipts.delete(k);
+    let over = this.#receipts.size + 1 - this.#receiptLimit; // room for the claim about to be added
+    for (const [k, r] of this.#receipts) {
+      if (r.until < now || (over > 0 && r.state === "done")) {
+        this.#receipts.delete(k);
+        over--;
+      } else if (r.state === "done" || over <= 0) {
+        return;
+      }
+    }
   }
 }

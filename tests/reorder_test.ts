@@ -88,3 +88,30 @@ Deno.test("InOrder: a later entrant's ordered step waits for every earlier one, 
   await new Promise((r) => setTimeout(r, 0));
   assert.equal(order.size, 0, "nothing held once all left");
 });
+
+Deno.test("delivery receipts are capped, and a replay whose receipt was dropped is still not handled twice", async () => {
+  const url = `memory://receipts-${crypto.randomUUID().slice(0, 8)}`;
+  const store = new MemorySessionStore({ receiptLimit: 16 });
+  await using alice = await Agent.start({ id: "alice", transport: url });
+  await using bob = await Agent.start({ id: "bob", transport: url, store });
+  let handled = 0;
+  bob.on("n", () => void handled++);
+  await alice.connect("bob");
+  const published: Uint8Array[] = [];
+  const publish = alice.transport.publish.bind(alice.transport);
+  alice.transport.publish = (to, bytes, options) => {
+    published.push(bytes);
+    return publish(to, bytes, options);
+  };
+  for (let i = 0; i < 200; i++) await alice.send("bob", { type: "n", content: i });
+  const end = Date.now() + 10_000;
+  while (handled < 200 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(handled, 200);
+  await store.claimReceipt("x/y", 1000); // pruning runs on claims
+  assert.ok(store.receipts <= 16, `${store.receipts} receipts held`);
+  // The first spore's receipt is long gone; its counter is still inside the replay window.
+  await publish({ agent: "bob" }, published[0]!, {});
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(handled, 200);
+  assert.equal(bob.metrics().duplicates, 1);
+});
