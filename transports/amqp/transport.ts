@@ -63,6 +63,15 @@ export interface AmqpTransportOptions {
   maxBackoffMs?: number;
   /** Largest message, bytes. Default 16 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Publisher confirms. Default `true`: `publish` resolves once RabbitMQ has
+   * taken the message (the broker acknowledges many at once when many are in
+   * flight), and a direct message no queue takes is a `TransportError`.
+   * `false` publishes on a plain channel: `publish` resolves once the message
+   * is written to the socket, and an unroutable message is dropped by the
+   * broker unnoticed.
+   */
+  confirms?: boolean;
 }
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -113,7 +122,7 @@ export class AmqpTransport implements Transport {
   readonly #subs = new Set<SubState>();
   readonly #declared = new Set<string>();
   #conn: ChannelModel | undefined;
-  #pub: ConfirmChannel | undefined;
+  #pub: Channel | ConfirmChannel | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
   #seq = 0;
@@ -129,6 +138,7 @@ export class AmqpTransport implements Transport {
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       maxBackoffMs: options.maxBackoffMs ?? 5000,
       maxMessageBytes: options.maxMessageBytes ?? 16 << 20,
+      confirms: options.confirms ?? true,
       tls: options.tls,
     };
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(this.#o.exchange)) {
@@ -181,10 +191,12 @@ export class AmqpTransport implements Transport {
       }
       : {};
     if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(this.#o.heartbeatSeconds));
-    const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, ...tls });
+    // noDelay: without it Nagle's algorithm holds back any frame over one segment (every sealed spore) for
+    // the peer's delayed acknowledgement, about 40 ms.
+    const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, noDelay: true, ...tls });
     conn.on("error", () => {}); // followed by "close", handled below
     conn.on("close", () => this.#lost(conn));
-    const pub = await conn.createConfirmChannel();
+    const pub = this.#o.confirms ? await conn.createConfirmChannel() : await conn.createChannel();
     pub.on("error", () => {});
     pub.on("return", (msg: ConsumeMessage) => {
       const id = msg.properties.headers?.["x-spores-pub"];
@@ -242,8 +254,8 @@ export class AmqpTransport implements Transport {
     return queue;
   }
 
-  /** @internal A live confirm channel, waiting out an outage up to the publish timeout. */
-  async channel(): Promise<ConfirmChannel> {
+  /** @internal The live publishing channel, waiting out an outage up to the publish timeout. */
+  async channel(): Promise<Channel | ConfirmChannel> {
     const deadline = Date.now() + this.#o.publishTimeoutMs;
     while (!this.#pub) {
       if (this.#closed) throw new TransportError("amqp transport is closed");
@@ -266,16 +278,23 @@ export class AmqpTransport implements Transport {
       ? `agent.${checkId(to.agent, "agent")}.${type}`
       : `broadcast.${checkId(to.channel, "channel")}.${type}`;
     const pubId = `${++this.#seq}`;
-    const ch = await this.channel();
+    const ch = this.#pub ?? await this.channel();
     const props = {
       persistent: true,
-      mandatory: direct,
+      mandatory: direct && this.#o.confirms, // a return is only noticed through the confirm that follows it
       priority: options.priority ?? 4,
       expiration: options.ttlMs === undefined ? undefined : String(Math.max(1, Math.floor(options.ttlMs))),
       messageId: options.dedupId,
       contentType: "application/vnd.spores",
       headers: { "x-spores-pub": pubId },
     };
+    if (!this.#o.confirms) {
+      // Resolves once written; waits for the socket buffer to drain when it is full.
+      if (!ch.publish(this.#o.exchange, key, buf(bytes), props)) {
+        await new Promise<void>((resolve) => ch.once("drain", () => resolve()));
+      }
+      return;
+    }
     try {
       await new Promise<void>((resolve, reject) => {
         const ok = ch.publish(
