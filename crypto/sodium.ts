@@ -7,8 +7,48 @@
  * @module
  */
 
+/** The compiled module under the wrappers: its heap and the C functions Spores calls directly. */
+export interface SodiumModule {
+  /** The WebAssembly memory (replaced when it grows: read it after every allocation). */
+  HEAPU8: Uint8Array;
+  /** `malloc`. */
+  _malloc(size: number): number;
+  /** `free`. */
+  _free(pointer: number): void;
+  /** `crypto_aead_chacha20poly1305_ietf_encrypt`, 64-bit lengths passed as (low, high). */
+  _crypto_aead_chacha20poly1305_ietf_encrypt(
+    c: number,
+    clenP: number,
+    m: number,
+    mlenLo: number,
+    mlenHi: number,
+    ad: number,
+    adlenLo: number,
+    adlenHi: number,
+    nsec: number,
+    npub: number,
+    k: number,
+  ): number;
+  /** `crypto_aead_chacha20poly1305_ietf_decrypt`, 64-bit lengths passed as (low, high). */
+  _crypto_aead_chacha20poly1305_ietf_decrypt(
+    m: number,
+    mlenP: number,
+    nsec: number,
+    c: number,
+    clenLo: number,
+    clenHi: number,
+    ad: number,
+    adlenLo: number,
+    adlenHi: number,
+    npub: number,
+    k: number,
+  ): number;
+}
+
 /** The part of libsodium that Spores uses. */
 export interface Sodium {
+  /** The compiled module itself. */
+  libsodium?: SodiumModule;
   /** ChaCha20-Poly1305 (IETF, RFC 8439) seal: ciphertext ‖ tag. */
   crypto_aead_chacha20poly1305_ietf_encrypt(
     message: Uint8Array,
