@@ -154,6 +154,14 @@ const rawRedis: RawClient = {
 };
 
 const targets: Record<string, Target> = {
+  // In-process: its plaintext path is the raw ceiling (there is no other client); one process only.
+  memory: {
+    name: "memory:// (in process)",
+    url: "memory://bench",
+    open: async () => (await import("../transports/memory.ts")).createTransport("memory://bench"),
+    options: () => ({}),
+    cleanup: async () => {},
+  },
   amqp: { ...amqp(true), raw: rawAmqp(true) },
   "amqp-noconfirm": { ...amqp(false), raw: rawAmqp(false) },
   redis: {

@@ -132,6 +132,12 @@ export class Writer {
     this.#buffer = next;
   }
 
+  /** Empties the writer, keeping its buffer (a scratch writer reused by a synchronous encoder). */
+  reset(): this {
+    this.#length = 0;
+    return this;
+  }
+
   /** Bytes written so far. */
   get length(): number {
     return this.#length;
@@ -199,11 +205,16 @@ export class Writer {
     return this;
   }
 
-  /**
-   * The bytes written: the buffer itself when it is exactly full (a writer
-   * sized in advance), else a copy. The writer is not used afterwards.
-   */
+  /** The bytes written (a copy). */
   finish(): Uint8Array<ArrayBuffer> {
+    return this.#buffer.slice(0, this.#length);
+  }
+
+  /**
+   * The bytes written, without a copy when the buffer is exactly full (a
+   * writer sized in advance). The writer must not be used afterwards.
+   */
+  take(): Uint8Array<ArrayBuffer> {
     if (this.#length === this.#buffer.length) return this.#buffer as Uint8Array<ArrayBuffer>;
     return this.#buffer.slice(0, this.#length);
   }
