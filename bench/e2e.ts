@@ -94,12 +94,15 @@ const rawAmqp = (confirms: boolean): RawClient => ({
     const ch = confirms ? await conn.createConfirmChannel() : await conn.createChannel();
     const body = Buffer.from(payload);
     const props = { persistent: true, priority: 4, expiration: "300000", messageId: "x" };
+    let drained: Promise<void> | undefined; // one drain listener however many publishes wait
+    const drain = () =>
+      drained ??= new Promise<void>((r) => ch.once("drain", () => (drained = undefined, r())));
     return {
       send: () =>
         new Promise<void>((resolve, reject) => {
           if (!confirms) {
             if (ch.publish(x, "agent.bob.blob", body, props)) resolve();
-            else ch.once("drain", () => resolve());
+            else drain().then(resolve);
             return;
           }
           ch.publish(x, "agent.bob.blob", body, props, (err: unknown) => err ? reject(err) : resolve());
@@ -331,7 +334,7 @@ async function latency(t: Target, mode: "plain" | "secure", count: number): Prom
   const closers: (() => Promise<void>)[] = [];
   if (mode === "plain") {
     const rx = await t.open(prefix);
-    const sub = await rx.subscribe({ agent: "bob" }, async (d) => (await d.ack(), arrived?.()));
+    const sub = await rx.subscribe({ agent: "bob" }, async (d) => (arrived?.(), await d.ack()));
     const tx = await t.open(prefix);
     send = () =>
       tx.publish({ agent: "bob" }, content, { priority: 4, ttlMs: 300_000, dedupId: "x", type: "blob" });

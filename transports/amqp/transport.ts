@@ -254,6 +254,23 @@ export class AmqpTransport implements Transport {
     return queue;
   }
 
+  #drained: Promise<void> | undefined;
+
+  /** Resolves when the publishing channel's buffer has drained (or the channel closed). */
+  #drain(ch: Channel | ConfirmChannel): Promise<void> {
+    this.#drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        ch.off("drain", done);
+        ch.off("close", done);
+        this.#drained = undefined;
+        resolve();
+      };
+      ch.on("drain", done);
+      ch.on("close", done);
+    });
+    return this.#drained;
+  }
+
   /** @internal The live publishing channel, waiting out an outage up to the publish timeout. */
   async channel(): Promise<Channel | ConfirmChannel> {
     const deadline = Date.now() + this.#o.publishTimeoutMs;
@@ -289,10 +306,9 @@ export class AmqpTransport implements Transport {
       headers: { "x-spores-pub": pubId },
     };
     if (!this.#o.confirms) {
-      // Resolves once written; waits for the socket buffer to drain when it is full.
-      if (!ch.publish(this.#o.exchange, key, buf(bytes), props)) {
-        await new Promise<void>((resolve) => ch.once("drain", () => resolve()));
-      }
+      // Resolves once written; waits for the socket buffer to drain when it is full (one listener however
+      // many publishes wait).
+      if (!ch.publish(this.#o.exchange, key, buf(bytes), props)) await this.#drain(ch);
       return;
     }
     try {
@@ -304,7 +320,7 @@ export class AmqpTransport implements Transport {
           props,
           (err: unknown) => err ? reject(err) : resolve(),
         );
-        if (!ok) ch.once("drain", () => {}); // back-pressure: the confirm resolves after the buffer drains
+        if (!ok) void this.#drain(ch); // back-pressure: the confirm resolves after the buffer drains
       });
     } catch (cause) {
       this.#returned.delete(pubId);
