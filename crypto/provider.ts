@@ -60,7 +60,7 @@ export const AEAD_NATIVE_THRESHOLD = 4096;
  * are sealed by it under `"auto"`, longer ones by Web Crypto. From
  * `bench/aead.bench.ts` (see `bench/README.md`).
  */
-export const AEAD_SODIUM_THRESHOLD = 16384;
+export const AEAD_SODIUM_THRESHOLD = 8192;
 
 /**
  * The implementations in use.
