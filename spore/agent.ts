@@ -552,9 +552,18 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   ): Promise<string> {
     this.#check();
     checkUserType(message.type);
-    const { bytes, info } = await this.#engine.sealBroadcastSpore(channel, message);
-    await this.#publish({ channel }, bytes, info);
-    return info.id;
+    // In counter order, as for sends to a peer (see #send).
+    const { earlier, leave } = this.#sendOrder.enter(`#${channel}`);
+    let sealed, published;
+    try {
+      sealed = await this.#engine.sealBroadcastSpore(channel, message);
+      await earlier;
+      published = this.#publish({ channel }, sealed.bytes, sealed.info);
+    } finally {
+      leave();
+    }
+    await published;
+    return sealed.info.id;
   }
 
   /** Joins `channel`: this agent receives its broadcasts, including those sent while it was away. */

@@ -541,7 +541,7 @@ export class SporeEngine {
     });
   }
 
-  async #openBroadcast(env: Envelope, _now: number): Promise<OpenResult> {
+  async #openBroadcast(env: Envelope, _now: number, earlier: Promise<void>): Promise<OpenResult> {
     const h = env.header;
     const { card } = await this.#trusted(h.from);
     this.#checkSuite(card, h.suite);
@@ -565,6 +565,7 @@ export class SporeEngine {
       ciphertext,
       env.headerBytes,
     );
+    await earlier;
     const verdict = await this.#store.acceptCounter(`b/${h.from}/${keyId}`, h.epoch!, h.counter!);
     if (verdict === "stale") throw new ReplayError("broadcast older than the replay window");
     return this.#result(h, payload, "broadcast", verdict === "duplicate");
@@ -695,7 +696,10 @@ export class SporeEngine {
       case Kind.WELCOME:
         return await this.#openWelcome(env, now);
       case Kind.BROADCAST:
-        return await this.#openBroadcast(env, now);
+        return await this.#arrivals.run(
+          `b/${h.from}/${hex.encode(h.keyId!)}`,
+          (earlier) => this.#openBroadcast(env, now, earlier),
+        );
     }
   }
 
