@@ -249,7 +249,7 @@ export function sodiumAead(sodium: Sodium): Aead & SyncAead {
 /**
  * ChaCha20-Poly1305 calls straight into libsodium's heap: one scratch region
  * (grown as needed) takes key, nonce, associated data and input, the output
- * is copied out once, and everything written there is zeroed after each call.
+ * is copied out once, and the key, nonce and plaintext written there are zeroed after each call.
  * The wrappers' own functions allocate and free per argument and copy the
  * output twice.
  */
@@ -303,7 +303,7 @@ function heapAead(m: SodiumModule): {
         );
         return m.HEAPU8.slice(out, out + outLength);
       } finally {
-        wipe(k, out + outLength);
+        wipe(k, out); // key, nonce, aad and plaintext; the ciphertext is public
       }
     },
     open(key, nonce, ciphertext, aad) {
@@ -327,7 +327,8 @@ function heapAead(m: SodiumModule): {
         if (rc !== 0) throw new DecryptError();
         return m.HEAPU8.slice(out, out + outLength);
       } finally {
-        wipe(k, out + outLength);
+        wipe(k, ad); // key and nonce
+        wipe(out, out + outLength); // plaintext (libsodium already clears it when the tag is wrong)
       }
     },
   };
