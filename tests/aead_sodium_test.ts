@@ -65,3 +65,25 @@ Deno.test("auto: libsodium below the threshold, Web Crypto above; an explicit so
     useBackend("auto");
   }
 });
+
+Deno.test("libsodium AEAD leaves neither key nor plaintext in the WebAssembly heap", async () => {
+  const sodium = (await loadSodium())!;
+  const aead = sodiumAead(sodium);
+  const keyBytes = randomBytes(32);
+  const key = AeadKey.from(keyBytes);
+  const secret = randomBytes(64);
+  const nonce = randomBytes(12);
+  const sealed = aead.sealSync(key, nonce, secret, new Uint8Array(0));
+  assert.deepEqual(aead.openSync(key, nonce, sealed, new Uint8Array(0)), secret);
+  const heap = sodium.libsodium!.HEAPU8;
+  const contains = (needle: Uint8Array) => {
+    for (let i = heap.indexOf(needle[0]!); i >= 0; i = heap.indexOf(needle[0]!, i + 1)) {
+      let j = 1;
+      while (j < needle.length && heap[i + j] === needle[j]) j++;
+      if (j === needle.length) return true;
+    }
+    return false;
+  };
+  assert.ok(!contains(keyBytes), "key bytes left in the heap");
+  assert.ok(!contains(secret), "plaintext left in the heap");
+});
