@@ -311,6 +311,7 @@ async function round(t: Target, mode: Mode): Promise<number> {
 
 const t = targets[which];
 if (!t) throw new Error(`unknown target ${which}; known: ${Object.keys(targets).join(", ")}`);
+if (split && t.url.startsWith("memory:")) throw new Error("memory:// lives in one process: run it without --split");
 
 if (flag("role") === "receiver") {
   // Child process of a --split run.
