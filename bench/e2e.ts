@@ -2,12 +2,13 @@
 // baseline that makes the same broker calls with the same payload size, in one run.
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-read=. --allow-env --allow-run bench/e2e.ts <target> [messages] [aead]
-//        [--split] [--rounds=3] [--latency] [--modes=raw,plain,secure]
+//        [--split] [--rounds=3] [--latency] [--modes=raw,plain,secure] [--together]
 // target: redis | amqp | amqp-noconfirm; aead: auto (default) | native | noble.
 // --split puts the receiver in a process of its own (as agents are deployed); without it, sender and receiver
 // share one process and one JavaScript thread. A target with `raw` also runs its client library directly, the
 // ceiling; rounds alternate raw, plaintext, secure, and ratios are taken within each round. --latency adds
-// awaited one-at-a-time send→handler p50/p99 for plaintext and secure.
+// awaited one-at-a-time send→handler p50/p99 for plaintext and secure. --together runs the modes of a round
+// concurrently (same load for each; the ratio of their rates is then the comparison).
 import { Agent, useBackend } from "../mod.ts";
 import type { Transport } from "../transports/transport.ts";
 
@@ -311,7 +312,9 @@ async function round(t: Target, mode: Mode): Promise<number> {
 
 const t = targets[which];
 if (!t) throw new Error(`unknown target ${which}; known: ${Object.keys(targets).join(", ")}`);
-if (split && t.url.startsWith("memory:")) throw new Error("memory:// lives in one process: run it without --split");
+if (split && t.url.startsWith("memory:")) {
+  throw new Error("memory:// lives in one process: run it without --split");
+}
 
 if (flag("role") === "receiver") {
   // Child process of a --split run.
@@ -366,7 +369,14 @@ const modes: Mode[] = (flag("modes")?.split(",") as Mode[] | undefined) ??
 const rounds: Record<Mode, number>[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   const one = {} as Record<Mode, number>;
-  for (const m of modes) one[m] = await round(t, m);
+  if (flags.includes("--together")) {
+    // All modes at once, under the same load: on a shared machine whose speed moves from second to second,
+    // their ratio is fairer than that of runs a few seconds apart.
+    const rates = await Promise.all(modes.map((m) => round(t, m)));
+    modes.forEach((m, i) => one[m] = rates[i]!);
+  } else {
+    for (const m of modes) one[m] = await round(t, m);
+  }
   rounds.push(one);
 }
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
