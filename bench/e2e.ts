@@ -385,7 +385,7 @@ const min = (xs: number[]) => sorted(xs)[0]!;
 console.log(
   `${t.name}: ${N} × ${SIZE} B, ${WINDOW} in flight, AEAD ${aead}, ${
     split ? "receiver in its own process" : "one process"
-  }, ${ROUNDS} rounds of each, alternating`,
+  }, ${ROUNDS} rounds of each, ${flags.includes("--together") ? "modes run together" : "alternating"}`,
 );
 for (const [i, r] of rounds.entries()) {
   console.log(`  round ${i + 1}: ${modes.map((m) => `${m} ${r[m].toFixed(0)}`).join(", ")} msg/s`);
