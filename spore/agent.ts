@@ -645,11 +645,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await this.#dispatch(d, result.spore);
         return;
       case "duplicate": {
-        // A redelivery of a message whose handler did not finish is handled again (its receipt says whether it
-        // did). A first delivery of a copy is a duplicate publish or a replay: never handled twice, so delivery
-        // receipts need not outlive the replay window and can be capped.
-        if (result.spore && !result.spore.type.startsWith(RESERVED) && d.redeliveries > 0) {
-          await this.#dispatch(d, result.spore);
+        // A copy of a message whose handler did not finish is handled again (its receipt says whether it did).
+        // A first delivery of a copy whose receipt is gone (capped) is a duplicate publish or a replay: it is not
+        // handled, so receipts need not outlive the replay window.
+        if (result.spore && !result.spore.type.startsWith(RESERVED)) {
+          await this.#dispatch(d, result.spore, d.redeliveries === 0);
           return;
         }
         if (result.reply) await this.transport.publish({ agent: result.from }, result.reply, { priority: 9 });
@@ -709,7 +709,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
   }
 
-  async #dispatch(d: Delivery, spore: OpenedSpore): Promise<void> {
+  async #dispatch(d: Delivery, spore: OpenedSpore, firstCopy = false): Promise<void> {
     const key = `${spore.from}/${spore.id}`;
     if (this.#praval?.isPeer(spore.from)) {
       // A declared Praval peer has no Spores card: a card under its name is someone else's.
@@ -752,6 +752,14 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     };
     if (spore.kind === "broadcast") message.channel = spore.to;
     const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    if (receipt === "claimed" && firstCopy) {
+      // Nobody holds it and it is no redelivery (a failed handler's message comes back as one): a copy.
+      await this.#store.releaseReceipt(key);
+      this.#metrics.duplicates++;
+      this.#log("debug", "duplicate", { from: spore.from, id: spore.id });
+      await d.ack();
+      return;
+    }
     if (receipt === "done") {
       this.#metrics.duplicates++;
       this.#log("debug", "duplicate", { from: spore.from, id: spore.id });
