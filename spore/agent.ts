@@ -27,7 +27,7 @@ import { inspect, type SporeInfo, Suite, SUITE_NAMES } from "./envelope.ts";
 import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
-import { MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
+import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
@@ -318,6 +318,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #lastRequest = new Map<string, number>();
   readonly #requestLimit = new RateLimit(KEY_REQUESTS_PER_MINUTE);
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
+  readonly #sendOrder = new InOrder();
   readonly #metrics: AgentMetrics = emptyMetrics();
   #rotationsSeen = 0;
   #renewal: ReturnType<typeof setInterval> | undefined;
@@ -574,8 +575,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   async #send(peer: string, message: SendOptions): Promise<string> {
-    const { bytes, info, rekeyDue } = await this.#engine.sealSpore(peer, message);
-    await this.#publish({ agent: peer }, bytes, info);
+    // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
+    // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
+    const { earlier, leave } = this.#sendOrder.enter(peer);
+    let sealed, published;
+    try {
+      sealed = await this.#engine.sealSpore(peer, message);
+      await earlier;
+      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info);
+    } finally {
+      leave();
+    }
+    await published;
+    const { info, rekeyDue } = sealed;
     if (rekeyDue) {
       this.connect(peer, { force: true }).catch((e) =>
         this.#log("warn", "rekey-failed", { peer, code: e instanceof SporeError ? e.code : "ERR_INTERNAL" })
@@ -613,9 +625,18 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   ): Promise<string> {
     this.#check();
     checkUserType(message.type);
-    const { bytes, info } = await this.#engine.sealBroadcastSpore(channel, message);
-    await this.#publish({ channel }, bytes, info);
-    return info.id;
+    // In counter order, as for sends to a peer (see #send).
+    const { earlier, leave } = this.#sendOrder.enter(`#${channel}`);
+    let sealed, published;
+    try {
+      sealed = await this.#engine.sealBroadcastSpore(channel, message);
+      await earlier;
+      published = this.#publish({ channel }, sealed.bytes, sealed.info);
+    } finally {
+      leave();
+    }
+    await published;
+    return sealed.info.id;
   }
 
   /**
@@ -705,9 +726,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await this.#dispatch(d, result.spore);
         return;
       case "duplicate": {
-        // A copy of a message whose handler did not finish is handled again.
+        // A copy of a message whose handler did not finish is handled again (its receipt says whether it did).
+        // A first delivery of a copy whose receipt is gone (capped) is a duplicate publish or a replay: it is not
+        // handled, so receipts need not outlive the replay window.
         if (result.spore && !result.spore.type.startsWith(RESERVED)) {
-          await this.#dispatch(d, result.spore);
+          await this.#dispatch(d, result.spore, d.redeliveries === 0);
           return;
         }
         if (result.reply) await this.transport.publish({ agent: result.from }, result.reply, { priority: 9 });
@@ -851,7 +874,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
   }
 
-  async #dispatch(d: Delivery, spore: OpenedSpore): Promise<void> {
+  async #dispatch(d: Delivery, spore: OpenedSpore, firstCopy = false): Promise<void> {
     const key = `${spore.from}/${spore.id}`;
     if (this.#praval?.isPeer(spore.from)) {
       // A declared Praval peer has no Spores card: a card under its name is someone else's.
@@ -894,6 +917,14 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     };
     if (spore.kind === "broadcast") message.channel = spore.to;
     const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    if (receipt === "claimed" && firstCopy) {
+      // Nobody holds it and it is no redelivery (a failed handler's message comes back as one): a copy.
+      await this.#store.releaseReceipt(key);
+      this.#metrics.duplicates++;
+      this.#log("debug", "duplicate", { from: spore.from, id: spore.id });
+      await d.ack();
+      return;
+    }
     if (receipt === "done") {
       this.#metrics.duplicates++;
       this.#log("debug", "duplicate", { from: spore.from, id: spore.id });

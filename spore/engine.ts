@@ -20,6 +20,7 @@ import {
   RollbackError,
   UnsupportedError,
 } from "../crypto/errors.ts";
+import { hex } from "../crypto/bytes.ts";
 import type { Identity } from "../crypto/identity.ts";
 import { provider } from "../crypto/provider.ts";
 import { createCard, DEFAULT_CARD_LIFETIME_MS } from "./card.ts";
@@ -27,6 +28,7 @@ import type { Directory } from "./directory.ts";
 import { Kind, parseEnvelope, Suite, SUITE_NAMES } from "./envelope.ts";
 import { checkId, type Limits, resolveLimits } from "./limits.ts";
 import {
+  InOrder,
   MemorySessionStore,
   rehandshakeDue,
   resolveSessionPolicy,
@@ -120,6 +122,7 @@ export class SporeEngine {
   readonly #ctx: EngineContext;
   readonly #handshakes: Handshakes;
   readonly #broadcasts: Broadcasts;
+  readonly #arrivals = new InOrder();
   #card: Uint8Array | undefined;
   #cardIssuedAt = 0;
   #cardExpiresAt = 0;
@@ -386,7 +389,11 @@ export class SporeEngine {
     if (now > h.expiresAt) throw new ExpiredError("spore expired");
     switch (h.kind) {
       case Kind.SESSION:
-        return await openSession(ctx, env, now);
+        // Replay windows move in the order spores arrived, not the order their decryption finished.
+        return await this.#arrivals.run(
+          hex.encode(h.sessionId!),
+          (earlier) => openSession(ctx, env, now, earlier),
+        );
       case Kind.SEALED:
         return h.suite === Suite.NACL_ED25519
           ? await openClassic(ctx, env, now)
@@ -396,7 +403,10 @@ export class SporeEngine {
       case Kind.WELCOME:
         return await this.#handshakes.openWelcome(env, now);
       case Kind.BROADCAST:
-        return await this.#broadcasts.open(env, now);
+        return await this.#arrivals.run(
+          `b/${h.from}/${hex.encode(h.keyId!)}`,
+          (earlier) => this.#broadcasts.open(env, now, earlier),
+        );
     }
   }
 }

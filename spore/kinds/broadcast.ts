@@ -320,7 +320,7 @@ export class Broadcasts {
   }
 
   /** Opens a broadcast whose envelope passed the common checks. */
-  async open(env: Envelope, now: number): Promise<OpenResult> {
+  async open(env: Envelope, now: number, earlier: Promise<void> = Promise.resolve()): Promise<OpenResult> {
     const ctx = this.#ctx;
     const h = env.header;
     // Cheap first: posting rights need no lookup and no signature.
@@ -333,7 +333,7 @@ export class Broadcasts {
     // A byte-identical copy of a broadcast opened lately (a redelivery or a replay) skips the signature check.
     const opened = pk?.keys.get(h.counter!);
     if (pk && opened?.hash && pk.channel === h.to && pk.generation === h.epoch) {
-      if (equalBytes(opened.hash, sha256Sync(env.bytes))) return await this.#decrypt(pk, env, now);
+      if (equalBytes(opened.hash, sha256Sync(env.bytes))) return await this.#decrypt(pk, env, now, earlier);
     }
     await ctx.verify(
       card,
@@ -346,11 +346,11 @@ export class Broadcasts {
     if (pk.channel !== h.to || pk.generation !== h.epoch) {
       throw new SessionError("sender key of another channel");
     }
-    return await this.#decrypt(pk, env, now);
+    return await this.#decrypt(pk, env, now, earlier);
   }
 
   /** Checks the key commitment, opens the AEAD and records the counter; the signature was checked. */
-  async #decrypt(pk: PeerKey, env: Envelope, now: number): Promise<OpenResult> {
+  async #decrypt(pk: PeerKey, env: Envelope, now: number, earlier: Promise<void>): Promise<OpenResult> {
     const ctx = this.#ctx;
     const h = env.header;
     const [commit, ciphertext] = env.sections as [Uint8Array, Uint8Array];
@@ -367,6 +367,7 @@ export class Broadcasts {
     const entry = pk.keys.get(h.counter!)!;
     entry.usedUntil ??= now + ctx.policy.graceMs;
     entry.hash ??= sha256Sync(env.bytes);
+    await earlier; // broadcasts that arrived before this one move the replay window first
     const verdict = await ctx.store.acceptCounter(`b/${h.from}/${keyId}`, h.epoch!, h.counter!);
     if (verdict === "stale") throw new ReplayError("broadcast older than the replay window");
     return ctx.result(h, payload, "broadcast", verdict === "duplicate");

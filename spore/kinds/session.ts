@@ -43,7 +43,12 @@ export async function sealSession(
 }
 
 /** Opens a session spore whose envelope passed the common checks. */
-export async function openSession(ctx: EngineContext, env: Envelope, now: number): Promise<OpenResult> {
+export async function openSession(
+  ctx: EngineContext,
+  env: Envelope,
+  now: number,
+  earlier: Promise<void> = Promise.resolve(),
+): Promise<OpenResult> {
   const h = env.header;
   const id = hex.encode(h.sessionId!);
   const state = await ctx.store.get(id);
@@ -73,6 +78,7 @@ export async function openSession(ctx: EngineContext, env: Envelope, now: number
   }
   // A responder's session becomes the sending one only now that the initiator has proved its keys.
   if (confirming && state.retireAt === undefined) await switchTo(ctx, state);
+  await earlier; // spores that arrived before this one move the replay window first
   const verdict = await ctx.store.acceptCounter(id, h.epoch!, h.counter!);
   if (verdict === "stale") throw new ReplayError("spore older than the replay window");
   return ctx.result(h, payload, "session", verdict === "duplicate", id);
