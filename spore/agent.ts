@@ -128,6 +128,7 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "rediss:": "redis",
   "amqp:": "amqp",
   "amqps:": "amqp",
+  "sqs:": "sqs",
 });
 
 /**
