@@ -43,7 +43,10 @@ export function sqsOptions(prefix: string, extra: Record<string, unknown> = {}):
 if (import.meta.main) {
   const [url, prefix, agent, mode, visibility] = Deno.args;
   const { createTransport } = await import("../transports/sqs.ts");
-  const t = await createTransport(url!, sqsOptions(prefix!, { visibilityTimeoutSeconds: Number(visibility) }));
+  const t = await createTransport(
+    url!,
+    sqsOptions(prefix!, { visibilityTimeoutSeconds: Number(visibility) }),
+  );
   const out = new TextEncoder();
   await t.subscribe({ agent: agent! }, async (d) => {
     if (mode === "hang") {

@@ -48,7 +48,8 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
 }
 
 Deno.test({
-  name: "sqs: a handler process SIGKILLed mid-message; the message comes back after the visibility timeout, once",
+  name:
+    "sqs: a handler process SIGKILLed mid-message; the message comes back after the visibility timeout, once",
   ...noSanitize,
   fn: async () => {
     const server = await startSqs();
@@ -102,8 +103,10 @@ Deno.test({
       const N = 10_000;
       for (let i = 0; i < N; i += 500) {
         await Promise.all(
-          Array.from({ length: Math.min(500, N - i) }, (_, j) =>
-            t.publish({ agent: "bob" }, enc(`m${i + j}`), { dedupId: `m${i + j}` })),
+          Array.from(
+            { length: Math.min(500, N - i) },
+            (_, j) => t.publish({ agent: "bob" }, enc(`m${i + j}`), { dedupId: `m${i + j}` }),
+          ),
         );
       }
       const handled = () => workers.reduce((n, w) => n + w.lines.length - 1, 0);
