@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { GetQueueUrlCommand, ReceiveMessageCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
 import { Agent, createCard, type DeadLetter, Identity, type Message, TransportError } from "../mod.ts";
-import { Batcher, createTransport, escapeId, sqsName, SqsTransport } from "../transports/sqs.ts";
+import { Batcher, createTransport, escapeId, sqsName, type SqsTransport } from "../transports/sqs.ts";
 import { type Fauxqs, sqsOptions, startSqs } from "./_fauxqs.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
