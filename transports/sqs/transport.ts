@@ -91,8 +91,10 @@ export interface SqsTransportOptions {
   /** Most receive requests in flight per subscription. Default: prefetch / 10, 1..8. */
   receiveLoops?: number;
   /**
-   * How long closing waits for long polls in flight to return, ms, before it aborts them. Default 2,000.
-   * What a poll takes as it is aborted stays invisible until the visibility timeout, then comes back.
+   * How long closing waits for the long polls in flight to return, ms, before it aborts them. Default: the
+   * long-poll wait plus 2 s, so that no message is taken by an abandoned poll (SQS may hand a message to a
+   * poll whose client has gone: it then stays invisible until its visibility timeout). Lower it, or the
+   * wait, for a faster close.
    */
   closeGraceMs?: number;
 }
@@ -228,7 +230,7 @@ export class SqsTransport implements Transport {
       throw new ConfigError("maxMessageBytes must be an integer in 1024..1048576");
     }
     this.#loops = options.receiveLoops;
-    this.#grace = options.closeGraceMs ?? 2000;
+    this.#grace = options.closeGraceMs ?? this.#wait * 1000 + 2000;
     const resolvedRegion = options.region ?? region;
     if (!resolvedRegion) throw new ConfigError("the SQS region is missing (sqs://<region>)");
     const endpoint = options.endpoint ?? params.get("endpoint") ?? undefined;
@@ -651,7 +653,8 @@ class SqsSubscription implements Subscription {
   readonly #forget: () => void;
   readonly #handler: DeliveryHandler;
   readonly #s: SubscriptionSettings;
-  readonly #abort = new AbortController();
+  /** One controller per receive in flight (a signal shared by many requests slows each one down). */
+  readonly #polls = new Set<AbortController>();
   readonly #held = new Set<Held>();
   #q: QueueInfo | undefined;
   #reserved = 0;
@@ -725,6 +728,8 @@ class SqsSubscription implements Subscription {
       const count = Math.min(10, room);
       this.#reserved += count;
       let messages: Message[] = [];
+      const poll = new AbortController();
+      this.#polls.add(poll);
       try {
         const res = await this.#t.sqs.send(
           new ReceiveMessageCommand({
@@ -735,11 +740,12 @@ class SqsSubscription implements Subscription {
             MessageSystemAttributeNames: ["ApproximateReceiveCount"],
             MessageAttributeNames: ["s", "p", "e", "i"],
           }),
-          { abortSignal: this.#abort.signal },
+          { abortSignal: poll.signal },
         );
         messages = res.Messages ?? [];
         backoff = 100;
       } catch (e) {
+        this.#polls.delete(poll);
         this.#reserved -= count;
         if (this.#closed) break;
         if (missingQueue(e)) {
@@ -750,6 +756,7 @@ class SqsSubscription implements Subscription {
         backoff = Math.min(backoff * 2, 5000);
         continue;
       }
+      this.#polls.delete(poll);
       this.#reserved -= count;
       for (const m of messages) this.#dispatch(m);
       if (this.#closed) await this.#visibility!.drained();
@@ -872,7 +879,7 @@ class SqsSubscription implements Subscription {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([Promise.all(this.#loops), new Promise((r) => timer = setTimeout(r, this.#s.grace))]);
     clearTimeout(timer);
-    this.#abort.abort();
+    for (const poll of this.#polls) poll.abort();
     await Promise.all(this.#loops);
     // Hand back what the handlers have not finished: visible again at once.
     const held = [...this.#held];
