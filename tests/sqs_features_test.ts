@@ -1,7 +1,13 @@
 // The SQS transport's own promises, against fauxqs started in this process: names, size limit, visibility
 // extension, redrive to the dead-letter queue, SNS fan-out, FIFO, batching, the card directory, agents.
 import assert from "node:assert/strict";
-import { GetQueueUrlCommand, ReceiveMessageCommand, TagQueueCommand } from "@aws-sdk/client-sqs";
+import {
+  DeleteQueueCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  TagQueueCommand,
+} from "@aws-sdk/client-sqs";
 import { Agent, createCard, type DeadLetter, Identity, type Message, TransportError } from "../mod.ts";
 import { Batcher, createTransport, escapeId, sqsName, type SqsTransport } from "../transports/sqs.ts";
 import { type Fauxqs, sqsOptions, startSqs } from "./_fauxqs.ts";
@@ -292,6 +298,79 @@ sqsTest(
     assert.equal(r.Messages?.length, 1, "the dead letter is not in the dead-letter queue");
   },
 );
+
+sqsTest("a queue deleted under a subscription is created again, and receives", async (s) => {
+  const p = prefix();
+  const t = await open(s, p);
+  try {
+    const got: string[] = [];
+    await t.subscribe({ agent: "bob" }, async (d) => {
+      got.push(dec(d.bytes));
+      await d.ack();
+    });
+    const q = await t.agentQueue("bob");
+    await t.sqs.send(new DeleteQueueCommand({ QueueUrl: q.url }));
+    const name = sqsName(p, "a", "bob");
+    let back = false;
+    const end = Date.now() + 10_000;
+    while (!back && Date.now() < end) {
+      await sleep(200);
+      back = await t.sqs.send(new GetQueueUrlCommand({ QueueName: name })).then(() => true, () => false);
+    }
+    assert.ok(back, "the queue was not created again");
+    await t.publish({ agent: "bob" }, enc("after"));
+    await until(() => got.includes("after"), 8000, "delivery after re-creation");
+  } finally {
+    await t.close();
+  }
+});
+
+sqsTest("a message this transport did not send goes to the dead-letter queue, no handler runs", async (s) => {
+  const p = prefix();
+  const t = await open(s, p);
+  try {
+    let handled = 0;
+    const sub = await t.subscribe({ agent: "bob" }, async (d) => {
+      handled++;
+      await d.ack();
+    });
+    const q = await t.agentQueue("bob");
+    await t.sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: "not a spore" }));
+    const dlq = await t.deadLetterQueue("bob");
+    let moved: string | undefined;
+    const end = Date.now() + 8000;
+    while (!moved && Date.now() < end) {
+      const r = await t.sqs.send(new ReceiveMessageCommand({ QueueUrl: dlq.url, WaitTimeSeconds: 1 }));
+      moved = r.Messages?.[0]?.Body;
+    }
+    await sub.close();
+    assert.equal(moved, "not a spore");
+    assert.equal(handled, 0);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test({
+  name: "sqs: an unreachable endpoint is a TransportError, a bad URL or option a ConfigError",
+  ...noSanitize,
+  fn: async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    await assert.rejects(
+      () => createTransport(`sqs://us-east-1?endpoint=http://127.0.0.1:${port}`, sqsOptions("x")),
+      (e: Error) => e instanceof TransportError && /cannot reach SQS/.test(e.message),
+    );
+    await assert.rejects(() => createTransport("sqs://", sqsOptions("x")), /region/);
+    await assert.rejects(() => createTransport("redis://x", sqsOptions("x")), /sqs:\/\//);
+    await assert.rejects(() => createTransport("sqs://us-east-1", sqsOptions("bad_prefix")), /prefix/);
+    await assert.rejects(
+      () => createTransport("sqs://us-east-1", sqsOptions("x", { visibilityTimeoutSeconds: 0 })),
+      /visibilityTimeoutSeconds/,
+    );
+  },
+});
 
 Deno.test({
   name: "sqs: stop the test server",
