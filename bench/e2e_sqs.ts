@@ -1,10 +1,11 @@
-// The `sqs` target of bench/e2e.ts: the SQS transport against fauxqs (an in-memory SQS/SNS server) started in
-// the benchmark's process on a loopback port; a --split receiver process finds it through
-// SPORES_BENCH_SQS_URL, which it inherits.
+// The `sqs` target of bench/e2e.ts: the SQS transport against fauxqs (an in-memory SQS/SNS server) run in a
+// process of its own on a loopback port, as a broker would be (in the benchmark's process it would share the
+// JavaScript thread with the sender); a --split receiver process finds it through SPORES_BENCH_SQS_URL, which
+// it inherits.
 //
 // Run alone, it compares the two ways a spore can travel in SQS through the raw SDK (SendMessageBatch,
 // ReceiveMessage, DeleteMessageBatch): a base64 body, or a binary message attribute.
-//   deno run --allow-net=127.0.0.1 --allow-read=. --allow-env bench/e2e_sqs.ts [messages]
+//   deno run --allow-net=127.0.0.1 --allow-read=. --allow-env --allow-run bench/e2e_sqs.ts [messages]
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -20,18 +21,37 @@ import type { Transport } from "../transports/transport.ts";
 const ENV = "SPORES_BENCH_SQS_URL";
 const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
 
-let server: { close(): Promise<unknown> } | undefined;
+let server: Deno.ChildProcess | undefined;
 
-/** The URL of the server (started on first use in this process, or the parent's). */
+/** The URL of the server (started in a child process on first use, or the parent's). */
 async function serverUrl(): Promise<string> {
   const known = Deno.env.get(ENV);
   if (known) return known;
-  const app = buildApp({ logger: false, host: "127.0.0.1" });
-  const address = await app.listen({ port: 0, host: "127.0.0.1" });
-  server = app;
-  const url = `sqs://us-east-1?endpoint=${encodeURIComponent(address)}`;
+  server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net=127.0.0.1", "--allow-read=.", "--allow-env", import.meta.filename!, "--serve"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the fauxqs process ended before it listened");
+    text += value;
+  }
+  reader.releaseLock();
+  const url = `sqs://us-east-1?endpoint=${encodeURIComponent(text.trim())}`;
   Deno.env.set(ENV, url);
   return url;
+}
+
+if (Deno.args[0] === "--serve") {
+  // The server process: listens, prints its address, and ends when its parent closes stdin (or exits).
+  const app = buildApp({ logger: false, host: "127.0.0.1" });
+  console.log(await app.listen({ port: 0, host: "127.0.0.1" }));
+  for await (const _ of Deno.stdin.readable) { /* until the parent is gone */ }
+  await app.close();
+  Deno.exit(0);
 }
 
 const started = Deno.args[0] === "sqs" || import.meta.main ? await serverUrl() : "";
@@ -152,6 +172,7 @@ if (import.meta.main) {
   }
   await client.send(new DeleteQueueCommand({ QueueUrl: queue }));
   client.destroy();
-  await server?.close();
+  await server?.stdin.close();
+  await server?.status;
   Deno.exit(0);
 }
