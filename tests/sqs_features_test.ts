@@ -373,6 +373,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "sqs: the server goes away and comes back empty; publishing fails meanwhile, receiving resumes",
+  ...noSanitize,
+  fn: async () => {
+    let own = await startSqs();
+    const port = own.port;
+    const t = await open(own, prefix(), { closeGraceMs: 500 });
+    try {
+      const got: string[] = [];
+      await t.subscribe({ agent: "bob" }, async (d) => {
+        got.push(dec(d.bytes));
+        await d.ack();
+      });
+      await t.publish({ agent: "bob" }, enc("before"));
+      await until(() => got.includes("before"), 5000, "delivery before the outage");
+      await own.stop();
+      await assert.rejects(() => t.publish({ agent: "bob" }, enc("during")), TransportError);
+      own = await startSqs(port); // in memory: every queue is gone
+      let sent = false;
+      const end = Date.now() + 15_000;
+      while (!sent && Date.now() < end) {
+        // The subscription creates its queue again; until then a publish finds no queue.
+        sent = await t.publish({ agent: "bob" }, enc("after")).then(() => true, () => false);
+        if (!sent) await sleep(200);
+      }
+      assert.ok(sent, "no publish succeeded after the server came back");
+      await until(() => got.includes("after"), 8000, "delivery after the outage");
+      assert.ok(!got.includes("during"));
+    } finally {
+      await t.close();
+      await own.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "sqs: stop the test server",
   ...noSanitize,
   fn: async () => void await server?.stop(),

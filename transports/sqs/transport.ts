@@ -144,6 +144,12 @@ function messageBytes(a: Record<string, MessageAttributeValue>): number {
   return n;
 }
 
+/** A priority attribute as received: 0..9, else the default 4 (the broker is not trusted for it). */
+function priorityOf(value: string | undefined): number {
+  const p = Number(value);
+  return Number.isInteger(p) && p >= 0 && p <= 9 ? p : 4;
+}
+
 /** Room kept for the attributes that travel with a spore (p, e, i; see messageBytes). */
 const ATTRIBUTE_ROOM = 256;
 
@@ -438,8 +444,8 @@ export class SqsTransport implements Transport {
     });
   }
 
-  /** @internal The sender (batcher) of one queue. */
-  sender(q: QueueInfo): Batcher<Outgoing> {
+  /** The sender (batcher) of one queue. */
+  #sender(q: QueueInfo): Batcher<Outgoing> {
     let b = this.#senders.get(q.url);
     if (!b) {
       b = new Batcher<Outgoing>(async (items) => {
@@ -516,7 +522,7 @@ export class SqsTransport implements Transport {
         );
       }
       try {
-        await this.sender(q).add(message, size);
+        await this.#sender(q).add(message, size);
       } catch (cause) {
         if (missingQueue(cause)) this.forget(this.queueName("a", agent));
         if (cause instanceof TransportError) throw cause;
@@ -813,7 +819,7 @@ class SqsSubscription implements Subscription {
       bytes: new Uint8Array(data),
       redeliveries: Math.max(0, (Number.isFinite(received) ? received : 1) - 1),
       dedupId: a.i?.StringValue || undefined,
-      priority: Number(a.p?.StringValue ?? 4),
+      priority: priorityOf(a.p?.StringValue),
       ack: async () => {
         if (!settle() || !current()) return;
         try {
