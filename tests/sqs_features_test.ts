@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   DeleteQueueCommand,
   GetQueueUrlCommand,
+  type Message as SqsMessage,
   ReceiveMessageCommand,
   SendMessageCommand,
   TagQueueCommand,
@@ -335,16 +336,25 @@ sqsTest("a message this transport did not send goes to the dead-letter queue, no
       await d.ack();
     });
     const q = await t.agentQueue("bob");
-    await t.sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: "not a spore" }));
+    await t.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: q.url,
+        MessageBody: "not a spore",
+        MessageAttributes: { origin: { DataType: "String", StringValue: "elsewhere" } },
+      }),
+    );
     const dlq = await t.deadLetterQueue("bob");
-    let moved: string | undefined;
+    let moved: SqsMessage | undefined;
     const end = Date.now() + 8000;
     while (!moved && Date.now() < end) {
-      const r = await t.sqs.send(new ReceiveMessageCommand({ QueueUrl: dlq.url, WaitTimeSeconds: 1 }));
-      moved = r.Messages?.[0]?.Body;
+      const r = await t.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: dlq.url, WaitTimeSeconds: 1, MessageAttributeNames: ["All"] }),
+      );
+      moved = r.Messages?.[0];
     }
     await sub.close();
-    assert.equal(moved, "not a spore");
+    assert.equal(moved?.Body, "not a spore");
+    assert.equal(moved?.MessageAttributes?.origin?.StringValue, "elsewhere");
     assert.equal(handled, 0);
   } finally {
     await t.close();

@@ -744,7 +744,7 @@ class SqsSubscription implements Subscription {
             WaitTimeSeconds: this.#s.wait,
             VisibilityTimeout: this.#s.visibility,
             MessageSystemAttributeNames: ["ApproximateReceiveCount"],
-            MessageAttributeNames: ["s", "p", "e", "i"],
+            MessageAttributeNames: ["All"], // all: a foreign message goes to the dead letters whole
           }),
           { abortSignal: poll.signal },
         );
@@ -853,7 +853,12 @@ class SqsSubscription implements Subscription {
         new SendMessageCommand({
           QueueUrl: dlq.url,
           MessageBody: m.Body || BODY,
-          MessageAttributes: m.MessageAttributes,
+          MessageAttributes: Object.fromEntries(
+            Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [
+              k,
+              { DataType: v.DataType, StringValue: v.StringValue, BinaryValue: v.BinaryValue },
+            ]),
+          ),
           MessageGroupId: this.#t.fifo ? "dead" : undefined,
           MessageDeduplicationId: this.#t.fifo ? m.MessageId : undefined,
         }),
