@@ -382,6 +382,25 @@ Deno.test({
   },
 });
 
+sqsTest("agents on FIFO queues and topics: cards, handshake, ordered sends, broadcast", async (s) => {
+  const p = prefix();
+  const transportOptions = sqsOptions(p, { fifo: true });
+  await using alice = await Agent.start({ id: "alice", transport: `${s.url}&fifo=1`, transportOptions });
+  await using bob = await Agent.start({ id: "bob", transport: s.url, transportOptions });
+  assert.equal(bob.transport.capabilities.ordered, true);
+  const got: number[] = [];
+  bob.on("n", (m) => void got.push(m.content as number));
+  const news = Promise.withResolvers<Message>();
+  bob.on("news", (m) => news.resolve(m));
+  await bob.join("ops");
+  await alice.connect("bob");
+  for (let i = 0; i < 20; i++) await alice.send("bob", { type: "n", content: i });
+  await alice.broadcast("ops", { type: "news", content: "fifo" });
+  assert.equal((await news.promise).content, "fifo");
+  await until(() => got.length === 20, 10_000, "20 ordered messages");
+  assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => i));
+});
+
 Deno.test({
   name: "sqs: the server goes away and comes back empty; publishing fails meanwhile, receiving resumes",
   ...noSanitize,
