@@ -179,6 +179,7 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "rediss:": "redis",
   "amqp:": "amqp",
   "amqps:": "amqp",
+  "sqs:": "sqs",
 });
 
 /**
