@@ -128,7 +128,7 @@ export interface JoinOptions {
 }
 
 /** A handler; the spore is acknowledged when it resolves, redelivered when it throws. */
-export type Handler<T = unknown> = (message: Message<T>) => void | Promise<void>;
+export type Handler<T = unknown> = (message: Message<T>) => void | Promise<unknown>;
 
 /** A map from message type to content type, for typed agents. */
 export type MessageTypes = Record<string, unknown>;
@@ -148,7 +148,7 @@ export interface SendOptions<K extends string = string, T = unknown> {
 }
 
 /** Options of {@linkcode Agent.start}. */
-export interface AgentOptions {
+export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
   /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
   id: string;
   /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
@@ -196,7 +196,7 @@ export interface AgentOptions {
    * Message handlers by type, registered before the agent reads its queue, so
    * that no message waiting in the broker arrives before its handler.
    */
-  handlers?: Record<string, Handler<never>>;
+  handlers?: { [K in keyof Types & string]?: Handler<Types[K]> };
   /**
    * Where refusals go when no `logger` is given: `"warn-once"` (default) writes
    * one line to stderr per refusal code, the first time it happens; `"silent"`
@@ -386,7 +386,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     store: SessionStore,
     transport: Transport,
     ownsTransport: boolean,
-    options: AgentOptions,
+    options: Omit<AgentOptions, "handlers">,
   ) {
     super();
     this.id = id;
@@ -408,7 +408,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
-  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions): Promise<Agent<T>> {
+  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions<T>): Promise<Agent<T>> {
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
@@ -440,7 +440,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
       agent.#praval = praval;
       for (const [type, handler] of Object.entries(options.handlers ?? {})) {
-        agent.on(type, handler as Handler);
+        if (handler) agent.on(type, handler as Handler<T[string]>);
       }
       await engine.publishCard();
       const sub = await transport.subscribe({ agent: id }, (d) => agent.#track(agent.#receive(d)), {
@@ -1306,7 +1306,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
 /** Transport options for an agent with a Praval profile: Praval's AMQP exchange unless one is given. */
 function pravalTransportOptions(
-  options: AgentOptions,
+  options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
 ): Record<string, unknown> | undefined {
   const url = options.transport;
