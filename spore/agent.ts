@@ -10,6 +10,7 @@ import {
   ConfigError,
   ProtocolError,
   ReplayError,
+  SessionError,
   SporeError,
   type SporeErrorCode,
   TransportError,
@@ -1068,7 +1069,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
   }
 
-  async #receive(d: Delivery): Promise<void> {
+  async #receive(d: Delivery, waited = false): Promise<void> {
     if (looksLikePravalSpore(d.bytes)) return await this.#receivePraval(d);
     let result;
     try {
@@ -1091,6 +1092,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await Promise.race([new Promise((r) => setTimeout(r, pause)), this.#closingStarted.promise]);
         await this.#redeliverOrDrop(d, undefined, e);
         return;
+      }
+      if (e instanceof SessionError && !waited && await this.#awaitHandshake(d.bytes)) {
+        return await this.#receive(d, true);
       }
       this.#reject(e, d.bytes);
       await d.ack();
@@ -1369,6 +1373,31 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await Promise.race([new Promise((r) => setTimeout(r, pause)), this.#closingStarted.promise]);
     }
     await this.#redeliverOrDrop(d, message, error);
+  }
+
+  /**
+   * A session spore for a session this agent does not know yet, from a peer
+   * its own handshake is under way with: the peer answered the hello and sends
+   * on the new session before the welcome was opened here. Waits (at most the
+   * connect timeout) for that handshake; true if there was one to wait for.
+   */
+  async #awaitHandshake(bytes: Uint8Array): Promise<boolean> {
+    let from: string;
+    try {
+      from = inspect(bytes, this.#engine.limits).from;
+    } catch {
+      return false;
+    }
+    const underway = this.#engine.handshakeUnderway(from);
+    if (!underway) return false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      underway.catch(() => {}),
+      new Promise((r) => timer = setTimeout(r, this.#connectTimeout)),
+      this.#closingStarted.promise,
+    ]);
+    clearTimeout(timer);
+    return !this.#closed;
   }
 
   /**

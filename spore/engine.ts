@@ -352,6 +352,14 @@ export class SporeEngine {
     return this.#handshakes.hello(peer, options);
   }
 
+  /**
+   * The session a handshake this agent started with `peer` will establish,
+   * while it is under way (its welcome not yet opened); else `undefined`.
+   */
+  handshakeUnderway(peer: string): Promise<SessionInfo> | undefined {
+    return this.#handshakes.underway(peer);
+  }
+
   /** Whether a session to `peer` is established. */
   async hasSession(peer: string): Promise<boolean> {
     const s = await this.#ctx.store.current(peer);

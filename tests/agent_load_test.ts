@@ -82,3 +82,29 @@ Deno.test("epoch rotations with 256 spores in flight: every spore opens (no seal
   assert.deepEqual(bob.metrics().rejected, {});
   assert.equal(got.size, total);
 });
+
+Deno.test("a peer that sends while this agent's handshake with it is under way loses nothing (10 rounds)", async () => {
+  for (let round = 0; round < 10; round++) {
+    const url = unique();
+    await using alice = await Agent.start({ id: "alice", transport: url });
+    await using bob = await Agent.start({ id: "bob", transport: url });
+    const got = new Set<number>();
+    alice.on("n", (m) => void got.add(m.content as number));
+    let sending = true;
+    let sent = 0;
+    const stream = (async () => {
+      while (sending) {
+        await bob.send("alice", { type: "n", content: sent++ });
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    await alice.connect("bob");
+    await new Promise((r) => setTimeout(r, 50));
+    sending = false;
+    await stream;
+    await until(() => got.size === sent || Object.keys(alice.metrics().rejected).length > 0);
+    assert.deepEqual(alice.metrics().rejected, {}, `round ${round}`);
+    assert.equal(got.size, sent);
+  }
+});

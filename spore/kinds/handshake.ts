@@ -114,6 +114,11 @@ export class Handshakes {
     return { bytes, established: promise };
   }
 
+  /** The session this agent's hello to `peer` will establish, while one is under way. */
+  underway(peer: string): Promise<SessionInfo> | undefined {
+    return this.#pendingByPeer.get(peer)?.promise;
+  }
+
   #drop(p: Pending, reason?: unknown): void {
     this.#pending.delete(p.ref);
     if (this.#pendingByPeer.get(p.peer) === p) this.#pendingByPeer.delete(p.peer);
