@@ -26,7 +26,7 @@ Deno.test("demo: handshake, request/response, broadcast, tampered spore refused,
 
 Deno.test("examples run as written", async () => {
   assert.match(await run("examples/chat.ts"), /alice got "reply 3 from bob"/);
-  assert.match(await run("examples/request_response.ts"), /results: \[ 3, 42, 0 \]/);
+  assert.match(await run("examples/request_response.ts"), /results from calculator: \[ 3, 42, 0 \]/);
   assert.equal((await run("examples/broadcast.ts")).trim().split("\n").length, 9);
   const reef = await run("examples/reef.ts");
   assert.match(reef, /analyst\s+request\s+from researcher/);
