@@ -128,6 +128,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "rediss:": "redis",
   "amqp:": "amqp",
   "amqps:": "amqp",
+  "mqtt:": "mqtt",
+  "mqtts:": "mqtt",
+  "mqtt+ws:": "mqtt",
+  "mqtt+wss:": "mqtt",
 });
 
 /**
