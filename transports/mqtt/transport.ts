@@ -14,6 +14,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
+import { generate } from "mqtt-packet";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { checkId } from "../../spore/limits.ts";
 import {
@@ -374,7 +375,19 @@ export class MqttTransport implements Transport {
 
 type Outcome = "ack" | "nack" | "dead" | "closed";
 
-/** One persistent session reading one topic filter, handing messages to the handler one at a time. */
+/** A received message waiting for its acknowledgement. */
+interface Inbound {
+  readonly stream: unknown;
+  readonly messageId: number;
+  readonly qos: number;
+  settled: boolean;
+  ack: boolean;
+}
+
+/** Tells mqtt.js not to acknowledge a message itself (it then reads on; see MqttSubscription#start). */
+const DEFERRED = Object.freeze(new Error("acknowledgement deferred to the handler"));
+
+/** One persistent session reading one topic filter; handlers run concurrently, acknowledgements in order. */
 class MqttSubscription implements Subscription {
   onClose: (() => void) | undefined;
   readonly #t: MqttTransport;
@@ -383,9 +396,11 @@ class MqttSubscription implements Subscription {
   readonly #prefetch: number;
   readonly #deadLetters: boolean;
   readonly #closing = Promise.withResolvers<"closed">();
+  /** Messages received and not yet acknowledged, in the order they came (acknowledgements keep it). */
+  readonly #window: Inbound[] = [];
+  readonly #handling = new Set<Promise<void>>();
   #client: MqttClient | undefined;
   #closed = false;
-  #current: Promise<boolean> | undefined;
 
   constructor(
     t: MqttTransport,
@@ -404,25 +419,26 @@ class MqttSubscription implements Subscription {
   async start(): Promise<void> {
     const { qos, v5 } = this.#t.settings;
     // Messages of a resumed session arrive right after CONNACK: the hooks are in place before connecting.
-    // The acknowledgement (PUBACK, or PUBREC for QoS 2) waits for #handle; mqtt.js handles one at a time,
-    // so acknowledgements go out in the order the messages came, as MQTT requires.
+    // Each hook takes the message and tells mqtt.js not to acknowledge it (DEFERRED), so that mqtt.js reads
+    // on while handlers run; #flush sends the PUBACK (PUBREC for QoS 2) once the handler settled, in the
+    // order the messages came, as MQTT requires. In MQTT v5 the broker sends at most `prefetch` (the
+    // receive maximum) unacknowledged messages.
     const extra: Partial<IClientOptions> = v5
       ? {
         customHandleAcks: (_topic, _message, packet, done) => {
-          void (this.#current = this.#handle(packet)).then((ack) => {
-            if (ack) done(0);
-          });
+          this.#receive(packet);
+          done(DEFERRED);
         },
       }
       : {};
     let resumed = false;
     const client = await this.#t.connectSession(this.#topics.clientId, this.#prefetch, extra, (c) => {
+      this.#client = c;
       c.once("connect", (connack) => resumed = connack.sessionPresent === true);
       if (!v5) {
         c.handleMessage = (packet, done) => {
-          void (this.#current = this.#handle(packet)).then((ack) => {
-            if (ack) done();
-          });
+          this.#receive(packet);
+          done(DEFERRED);
         };
       }
       c.on("packetreceive", (packet) => {
@@ -440,8 +456,7 @@ class MqttSubscription implements Subscription {
       return;
     }
     if (resumed) {
-      // The session exists, and what it kept may already be on its way to the handler, ahead of a SUBACK:
-      // renew the subscription without waiting for it (the first start of a session waits, below).
+      // The session exists and keeps its subscription: renew it without waiting.
       this.#resubscribe(client);
     } else {
       try {
@@ -456,6 +471,52 @@ class MqttSubscription implements Subscription {
       this.#t.stats.reconnections++;
       this.#resubscribe(client);
     });
+  }
+
+  #receive(packet: IPublishPacket): void {
+    const c = this.#client;
+    const entry: Inbound = {
+      stream: c?.stream,
+      messageId: packet.messageId ?? 0,
+      qos: packet.qos,
+      settled: false,
+      ack: false,
+    };
+    if (entry.qos === 0) entry.settled = true; // nothing to acknowledge
+    this.#window.push(entry);
+    const p = this.#handle(packet).then((ack) => {
+      entry.settled = true;
+      entry.ack = ack;
+      this.#flush();
+    }, () => {
+      entry.settled = true;
+      this.#flush();
+    });
+    this.#handling.add(p);
+    void p.finally(() => this.#handling.delete(p));
+  }
+
+  /** Acknowledges settled messages from the front of the window. */
+  #flush(): void {
+    const c = this.#client;
+    const stream = c?.stream;
+    for (;;) {
+      const head = this.#window[0];
+      if (!head) return;
+      // A message that came on a connection since lost is sent again by the broker: nothing to acknowledge.
+      if (head.stream !== stream) {
+        this.#window.shift();
+        continue;
+      }
+      if (!head.settled) return;
+      this.#window.shift();
+      if (head.ack && head.qos > 0 && c?.connected) {
+        const cmd = head.qos === 2 ? "pubrec" : "puback";
+        c.stream.write(
+          generate({ cmd, messageId: head.messageId }, { protocolVersion: this.#t.settings.v5 ? 5 : 4 }),
+        );
+      }
+    }
   }
 
   #resubscribe(client: MqttClient): void {
@@ -551,7 +612,7 @@ class MqttSubscription implements Subscription {
     this.#closed = true;
     this.#closing.resolve("closed");
     // A message whose handler already acknowledged it gets its PUBACK before the connection ends.
-    await this.#current;
+    await Promise.allSettled([...this.#handling]);
     const c = this.#client;
     if (c) {
       await Promise.race([new Promise<void>((resolve) => c.end(false, {}, () => resolve())), sleep(1000)]);
