@@ -23,7 +23,12 @@ import { MqttTransport, type MqttTransportOptions } from "./mqtt/transport.ts";
 export * from "./mqtt/connection.ts";
 export * from "./mqtt/directory.ts";
 export * from "./mqtt/topics.ts";
-export { MqttTransport, type MqttTransportOptions, type MqttTransportStats } from "./mqtt/transport.ts";
+export {
+  type MqttDropped,
+  MqttTransport,
+  type MqttTransportOptions,
+  type MqttTransportStats,
+} from "./mqtt/transport.ts";
 
 /**
  * Connects to an MQTT broker at `url` (`mqtt://[user:password@]host:port`, `mqtts://...`, or

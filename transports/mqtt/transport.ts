@@ -55,10 +55,14 @@ export interface MqttTransportOptions extends MqttConnectionOptions {
   maxMessageBytes?: number;
   /** Whether the broker keeps sessions and messages across its restarts (`persistence true`). Default false. */
   durable?: boolean;
+  /** Watch the broker's count of dropped messages (`$SYS`), see `stats.brokerDropped`. Default true. */
+  watchDrops?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+/** Mosquitto's count of messages it dropped (full session queues). */
+const DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped";
 /** PUBACK/PUBREC reason "No matching subscribers" (MQTT v5). */
 const NO_MATCHING_SUBSCRIBERS = 16;
 
@@ -82,10 +86,26 @@ export interface MqttTransportStats {
   takenOver: number;
   /** Renewed subscriptions the broker refused (after a reconnection). */
   subscribeFailures: number;
+  /**
+   * Messages the broker dropped since this transport connected, for any client (Mosquitto's
+   * `$SYS/broker/publish/messages/dropped`, updated every `sys_interval`): a session's queue was full
+   * (`max_queued_messages`). Stays 0 where `$SYS` cannot be read.
+   */
+  brokerDropped: number;
+}
+
+/** Details of a `dropped` event of {@linkcode MqttTransport}. */
+export interface MqttDropped {
+  /** Messages dropped since the last event. */
+  readonly dropped: number;
+  /** Messages dropped since the transport connected. */
+  readonly total: number;
 }
 
 /**
- * An MQTT connection for agents.
+ * An MQTT connection for agents. It dispatches a `dropped` event
+ * ({@linkcode MqttDropped}) when the broker reports that it dropped messages
+ * because a session's queue was full.
  *
  * @example
  * ```ts ignore
@@ -95,7 +115,7 @@ export interface MqttTransportStats {
  * await transport.close();
  * ```
  */
-export class MqttTransport implements Transport {
+export class MqttTransport extends EventTarget implements Transport {
   /** `"mqtt"`. */
   readonly name = "mqtt";
   /** What it promises. */
@@ -110,6 +130,7 @@ export class MqttTransport implements Transport {
     reconnections: 0,
     takenOver: 0,
     subscribeFailures: 0,
+    brokerDropped: 0,
   };
   /** The connection that publishes and reads cards (a clean session with a random client id). */
   readonly client: MqttClient;
@@ -124,6 +145,7 @@ export class MqttTransport implements Transport {
   #closed = false;
 
   private constructor(url: BrokerUrl, client: MqttClient, options: MqttTransportOptions, prefix: string) {
+    super();
     this.#url = url;
     this.client = client;
     this.#o = options;
@@ -138,6 +160,7 @@ export class MqttTransport implements Transport {
         this.#unrouted.add(packet.messageId);
       }
     });
+    if (options.watchDrops !== false) this.#watchDrops();
     const v5 = (options.protocolVersion ?? 5) === 5;
     this.capabilities = Object.freeze({
       durable: options.durable ?? false,
@@ -162,6 +185,24 @@ export class MqttTransport implements Transport {
     if (options.instance !== undefined) checkId(options.instance, "instance");
     const client = await connectClient(broker, options, { persistent: false });
     return new MqttTransport(broker, client, options, prefix);
+  }
+
+  #watchDrops(): void {
+    let baseline: number | undefined;
+    this.client.on("message", (topic, payload) => {
+      if (topic !== DROPPED_TOPIC) return;
+      const value = Number(new TextDecoder().decode(payload));
+      if (!Number.isSafeInteger(value) || value < 0) return;
+      if (baseline === undefined || value < baseline) baseline = value; // first reading, or a broker restart
+      const total = value - baseline;
+      const dropped = total - this.stats.brokerDropped;
+      if (dropped <= 0) return;
+      this.stats.brokerDropped = total;
+      this.dispatchEvent(new CustomEvent<MqttDropped>("dropped", { detail: { dropped, total } }));
+    });
+    const watch = () => void this.client.subscribeAsync(DROPPED_TOPIC, { qos: 0 }).catch(() => {});
+    this.client.on("connect", watch);
+    watch();
   }
 
   /** Topic prefix. */
