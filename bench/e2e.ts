@@ -3,7 +3,7 @@
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-read=. --allow-env --allow-run bench/e2e.ts <target> [messages] [aead]
 //        [--split]
-// target: redis | amqp | amqp-noconfirm; aead: auto (default) | native | noble.
+// target: redis | amqp | amqp-noconfirm | mqtt; aead: auto (default) | native | noble.
 // --split puts the receiver in a process of its own (as agents are deployed); without it, sender and receiver
 // share one process and one JavaScript thread.
 import { Agent, useBackend } from "../mod.ts";
@@ -49,6 +49,13 @@ const amqp = (confirms: boolean): Target => ({
 });
 
 const targets: Record<string, Target> = {
+  mqtt: {
+    name: "Mosquitto (mqtt.js, QoS 1)",
+    url: "mqtt://127.0.0.1:1883",
+    open: async (prefix) => (await import("./e2e_mqtt.ts")).openMqtt(prefix),
+    options: (prefix) => ({ prefix }),
+    cleanup: async (prefix) => (await import("./e2e_mqtt.ts")).cleanupMqtt(prefix),
+  },
   amqp: amqp(true),
   "amqp-noconfirm": amqp(false),
   redis: {

@@ -284,6 +284,38 @@ Deno.test("mqtt: a channel member that was away catches up with what was broadca
   }
 });
 
+Deno.test("mqtt: examples/mqtt_agents.ts runs with the permissions its header states", async () => {
+  if (!(await requireBroker("Mosquitto", 1883))) return;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--quiet",
+      "--allow-net=127.0.0.1:1883",
+      "--allow-read=.",
+      "--allow-env",
+      "examples/mqtt_agents.ts",
+    ],
+    cwd: new URL("../", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const t = await MqttTransport.connect(MQTT, { prefix: "spores-example" });
+  try {
+    for (const id of ["sensor", "controller", "logger"]) {
+      await t.removeSession(`spores-example/agent/${id}`);
+      await t.directory.remove(id);
+    }
+    await t.removeSession("spores-example/broadcast/telemetry/logger");
+  } finally {
+    await t.close();
+  }
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const text = new TextDecoder().decode(out.stdout);
+  assert.match(text, /controller ← sensor: \{"celsius":21.5\} \(session spore\)/);
+  assert.match(text, /logger {5}← #telemetry \{"readings":1\} from sensor, sent while it was away/);
+});
+
 Deno.test("mqtt: remove the tests' sessions, cards and Redis keys", async () => {
   if (!(await available())) return;
   for (const prefix of prefixes) {
