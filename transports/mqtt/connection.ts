@@ -27,7 +27,7 @@ export interface MqttConnectionOptions {
   protocolVersion?: 4 | 5;
   /** TLS for `mqtts://` and `wss://` URLs. */
   tls?: MqttTlsOptions;
-  /** Keepalive interval, s. Default 60 (a handler must finish within about this time). */
+  /** Keepalive interval, s. Default 60. */
   keepaliveSeconds?: number;
   /** Time to establish a connection, ms. Default 10,000. */
   connectTimeoutMs?: number;
