@@ -20,7 +20,13 @@
 import type { Transport } from "./transport.ts";
 import { MqttTransport, type MqttTransportOptions } from "./mqtt/transport.ts";
 
-export * from "./mqtt/connection.ts";
+export {
+  type BrokerUrl,
+  describeUrl,
+  type MqttConnectionOptions,
+  type MqttTlsOptions,
+  parseBrokerUrl,
+} from "./mqtt/connection.ts";
 export * from "./mqtt/directory.ts";
 export * from "./mqtt/topics.ts";
 export {

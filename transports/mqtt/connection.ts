@@ -46,6 +46,12 @@ const SCHEMES: Readonly<Record<string, string>> = {
   "wss:": "wss:",
 };
 
+/**
+ * What a message hook passes to mqtt.js so that it does not acknowledge the message itself and reads on (the
+ * transport acknowledges it after the handler). mqtt.js reports it as an `error` event, which is not one.
+ */
+export const DEFERRED: Error = Object.freeze(new Error("acknowledgement deferred to the handler"));
+
 /** Where a URL points, without its credentials (safe for messages and logs). */
 export function describeUrl(url: string): string {
   try {
@@ -105,6 +111,9 @@ export function parseBrokerUrl(url: string): BrokerUrl {
     password,
   };
 }
+
+/** How long a connection must last before the reconnection pause goes back to its minimum, ms. */
+const STABLE_MS = 10_000;
 
 function isIp(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith("[") || host.includes(":");
@@ -187,6 +196,7 @@ export async function connectClient(
   try {
     await new Promise<void>((resolve, reject) => {
       const fail = (e: unknown) => {
+        if (e === DEFERRED) return; // a message of a resumed session, already on its way to the handler
         cleanup();
         reject(e);
       };
@@ -201,7 +211,7 @@ export async function connectClient(
         client.off("close", closed);
       };
       client.once("connect", ok);
-      client.once("error", fail);
+      client.on("error", fail);
       client.once("close", closed);
       client.connect();
     });
@@ -211,13 +221,21 @@ export async function connectClient(
     throw new TransportError(`cannot reach MQTT broker at ${describeUrl(url.href)}`, { cause });
   } finally {
     if (connected) {
-      // Reconnect from now on, backing off while the broker stays away.
+      // Reconnect from now on, backing off while the broker stays away. The pause goes back to its minimum
+      // only after a connection stayed up for a while, so that connections closed as soon as they are made
+      // (two processes with one client id, which Mosquitto 2.0 ends without a reason) do not loop fast.
       let period = min;
+      let stable: ReturnType<typeof setTimeout> | undefined;
       client.options.reconnectPeriod = period;
       client.on("connect", () => {
-        period = min;
-        client.options.reconnectPeriod = period;
+        clearTimeout(stable);
+        stable = setTimeout(() => {
+          period = min;
+          client.options.reconnectPeriod = period;
+        }, STABLE_MS);
       });
+      client.on("close", () => clearTimeout(stable));
+      client.on("end", () => clearTimeout(stable));
       client.on("reconnect", () => {
         period = Math.min(period * 2, max);
         client.options.reconnectPeriod = period;

@@ -28,7 +28,13 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { type BrokerUrl, connectClient, type MqttConnectionOptions, parseBrokerUrl } from "./connection.ts";
+import {
+  type BrokerUrl,
+  connectClient,
+  DEFERRED,
+  type MqttConnectionOptions,
+  parseBrokerUrl,
+} from "./connection.ts";
 import { MqttDirectory } from "./directory.ts";
 import { checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
 
@@ -424,9 +430,6 @@ interface Inbound {
   settled: boolean;
   ack: boolean;
 }
-
-/** Tells mqtt.js not to acknowledge a message itself (it then reads on; see MqttSubscription#start). */
-const DEFERRED = Object.freeze(new Error("acknowledgement deferred to the handler"));
 
 /** One persistent session reading one topic filter; handlers run concurrently, acknowledgements in order. */
 class MqttSubscription implements Subscription {
