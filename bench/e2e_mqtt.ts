@@ -4,9 +4,17 @@ import type { Transport } from "../transports/transport.ts";
 /** The broker the MQTT rounds use. */
 export const MQTT_URL = "mqtt://127.0.0.1:1883";
 
-/** Opens the MQTT transport of one round. */
+/**
+ * Opens the MQTT transport of one round. A round in which the broker dropped messages (a sender that outran
+ * its receiver by more than Mosquitto's `max_queued_messages`) is no measurement: it stops the run.
+ */
 export async function openMqtt(prefix: string): Promise<Transport> {
-  return await (await import("../transports/mqtt.ts")).createTransport(MQTT_URL, { prefix });
+  const t = await (await import("../transports/mqtt.ts")).MqttTransport.connect(MQTT_URL, { prefix });
+  t.addEventListener("dropped", () => {
+    console.error("the broker dropped messages (max_queued_messages): this round is no measurement");
+    Deno.exit(2);
+  });
+  return t;
 }
 
 /** Ends the persistent sessions and removes the retained cards a round left in the broker. */
