@@ -32,6 +32,7 @@ import {
   type TransportCapabilities,
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
+import { explainConnectError, hostPort } from "../connect_error.ts";
 
 /** TLS settings for `amqps://`. */
 export interface AmqpTlsOptions {
@@ -63,6 +64,15 @@ export interface AmqpTransportOptions {
   maxBackoffMs?: number;
   /** Largest message, bytes. Default 16 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Publisher confirms. Default `true`: `publish` resolves once RabbitMQ has
+   * taken the message (the broker acknowledges many at once when many are in
+   * flight), and a direct message no queue takes is a `TransportError`.
+   * `false` publishes on a plain channel: `publish` resolves once the message
+   * is written to the socket, and an unroutable message is dropped by the
+   * broker unnoticed.
+   */
+  confirms?: boolean;
 }
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -77,6 +87,32 @@ function describe(url: string): string {
   } catch {
     return "an invalid URL";
   }
+}
+
+/**
+ * The nodes a URL names: its own host, then each `host:port` of its `nodes` parameter
+ * (`amqp://user:pass@host1:5672/vhost?nodes=host2:5672,host3:5672`), each with the URL's credentials,
+ * virtual host and other parameters.
+ */
+function endpointsOf(url: string): string[] {
+  const u = new URL(url);
+  const list = u.searchParams.get("nodes");
+  u.searchParams.delete("nodes");
+  const endpoints = [u.toString()];
+  for (const node of (list ?? "").split(",").filter((n) => n.length > 0)) {
+    const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(node.trim());
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) {
+      throw new ConfigError(
+        `nodes must be host:port pairs separated by commas (got ${JSON.stringify(node)})`,
+      );
+    }
+    const other = new URL(u);
+    other.hostname = m[1]!.includes(":") ? `[${m[1]}]` : m[1]!;
+    other.port = String(port);
+    endpoints.push(other.toString());
+  }
+  return endpoints;
 }
 
 interface SubState {
@@ -108,19 +144,21 @@ export class AmqpTransport implements Transport {
   readonly directory: AmqpDirectory;
   /** Connections made so far (1 + reconnections). */
   connections = 0;
-  readonly #url: string;
+  readonly #endpoints: string[];
+  #next = 0;
   readonly #o: Required<Omit<AmqpTransportOptions, "tls">> & { tls?: AmqpTlsOptions };
   readonly #subs = new Set<SubState>();
   readonly #declared = new Set<string>();
   #conn: ChannelModel | undefined;
-  #pub: ConfirmChannel | undefined;
+  #pub: Channel | ConfirmChannel | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
   #seq = 0;
   readonly #returned = new Set<string>();
+  readonly #retiring = new Set<() => void>();
 
   private constructor(url: string, options: AmqpTransportOptions) {
-    this.#url = url;
+    this.#endpoints = endpointsOf(url);
     this.#o = {
       exchange: options.exchange ?? "spores",
       queueType: options.queueType ?? "classic",
@@ -129,6 +167,7 @@ export class AmqpTransport implements Transport {
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       maxBackoffMs: options.maxBackoffMs ?? 5000,
       maxMessageBytes: options.maxMessageBytes ?? 16 << 20,
+      confirms: options.confirms ?? true,
       tls: options.tls,
     };
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(this.#o.exchange)) {
@@ -160,7 +199,10 @@ export class AmqpTransport implements Transport {
     try {
       await t.#open();
     } catch (cause) {
-      throw new TransportError(`cannot reach RabbitMQ at ${describe(url)}`, { cause });
+      throw new TransportError(
+        `cannot reach RabbitMQ at ${describe(url)}: ${explainConnectError(cause, hostPort(url, 5672))}`,
+        { cause },
+      );
     }
     return t;
   }
@@ -171,7 +213,23 @@ export class AmqpTransport implements Transport {
   }
 
   async #open(): Promise<void> {
-    const u = new URL(this.#url);
+    // Try every node once, starting with the one after the node last lost.
+    let last: unknown;
+    for (let i = 0; i < this.#endpoints.length; i++) {
+      const at = (this.#next + i) % this.#endpoints.length;
+      try {
+        await this.#openAt(this.#endpoints[at]!);
+        this.#next = at;
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last;
+  }
+
+  async #openAt(url: string): Promise<void> {
+    const u = new URL(url);
     const tls = u.protocol === "amqps:"
       ? {
         ca: this.#o.tls?.ca,
@@ -181,15 +239,12 @@ export class AmqpTransport implements Transport {
       }
       : {};
     if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(this.#o.heartbeatSeconds));
-    const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, ...tls });
+    // noDelay: without it Nagle's algorithm holds back any frame over one segment (every sealed spore) for
+    // the peer's delayed acknowledgement, about 40 ms.
+    const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, noDelay: true, ...tls });
     conn.on("error", () => {}); // followed by "close", handled below
     conn.on("close", () => this.#lost(conn));
-    const pub = await conn.createConfirmChannel();
-    pub.on("error", () => {});
-    pub.on("return", (msg: ConsumeMessage) => {
-      const id = msg.properties.headers?.["x-spores-pub"];
-      if (typeof id === "string") this.#returned.add(id);
-    });
+    const pub = await this.#publisher(conn);
     this.#declared.clear();
     await this.#declareBase(pub);
     this.#conn = conn;
@@ -199,8 +254,41 @@ export class AmqpTransport implements Transport {
     if (this.connections > 1) this.directory.reconnected();
   }
 
+  async #publisher(conn: ChannelModel): Promise<Channel | ConfirmChannel> {
+    const pub = this.#o.confirms ? await conn.createConfirmChannel() : await conn.createChannel();
+    pub.on("error", () => {});
+    pub.on("return", (msg: ConsumeMessage) => {
+      const id = msg.properties.headers?.["x-spores-pub"];
+      if (typeof id === "string") this.#returned.add(id);
+    });
+    return pub;
+  }
+
+  /**
+   * Replaces a publish channel that the broker nacked on. A channel that published to a quorum queue while
+   * its leader was being elected can go on nacking after the new leader is up; a new channel does not.
+   */
+  #renewPublisher(old: Channel | ConfirmChannel): void {
+    const conn = this.#conn;
+    if (this.#pub !== old || !conn) return;
+    this.#pub = undefined;
+    this.#ready = this.#publisher(conn).then((pub) => {
+      if (this.#conn === conn && !this.#closed) this.#pub = pub;
+      else void pub.close().catch(() => {});
+    }, () => {});
+    // Publishes still in flight on the old channel get their confirms first; close() ends it at once.
+    const retire = () => {
+      clearTimeout(timer);
+      this.#retiring.delete(retire);
+      void old.close().catch(() => {});
+    };
+    const timer = setTimeout(retire, 5000);
+    this.#retiring.add(retire);
+  }
+
   #lost(conn: ChannelModel): void {
     if (this.#conn !== conn || this.#closed) return;
+    this.#next = (this.#next + 1) % this.#endpoints.length;
     this.#conn = undefined;
     this.#pub = undefined;
     for (const s of this.#subs) s.channel = undefined;
@@ -226,24 +314,50 @@ export class AmqpTransport implements Transport {
     await ch.assertExchange(`${x}.cards`, "fanout", { durable: true });
   }
 
+  /** Queue type of every durable queue this transport declares. */
+  get queueType(): "classic" | "quorum" {
+    return this.#o.queueType;
+  }
+
+  /** Arguments of a durable queue: replicated (quorum) when the deployment asks for it. */
+  #queueArgs(args: Record<string, unknown>): Record<string, unknown> {
+    return this.#o.queueType === "quorum" ? { ...args, "x-queue-type": "quorum" } : { ...args };
+  }
+
   /** @internal Declares an agent's queue and its dead-letter queue (once per connection). */
   async declareAgent(ch: Channel, id: string): Promise<string> {
     const x = this.#o.exchange;
     const queue = `${x}.agent.${id}`;
     if (this.#declared.has(queue)) return queue;
-    const args: Record<string, unknown> = { "x-dead-letter-exchange": `${x}.dlx` };
-    if (this.#o.queueType === "quorum") args["x-queue-type"] = "quorum";
-    else args["x-max-priority"] = 9;
+    const args = this.#queueArgs({ "x-dead-letter-exchange": `${x}.dlx` });
+    if (this.#o.queueType === "classic") args["x-max-priority"] = 9;
     await ch.assertQueue(queue, { durable: true, arguments: args });
     await ch.bindQueue(queue, x, `agent.${id}.#`);
-    await ch.assertQueue(`${x}.dead.${id}`, { durable: true });
+    await ch.assertQueue(`${x}.dead.${id}`, { durable: true, arguments: this.#queueArgs({}) });
     await ch.bindQueue(`${x}.dead.${id}`, `${x}.dlx`, `agent.${id}.#`);
     this.#declared.add(queue);
     return queue;
   }
 
-  /** @internal A live confirm channel, waiting out an outage up to the publish timeout. */
-  async channel(): Promise<ConfirmChannel> {
+  #drained: Promise<void> | undefined;
+
+  /** Resolves when the publishing channel's buffer has drained (or the channel closed). */
+  #drain(ch: Channel | ConfirmChannel): Promise<void> {
+    this.#drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        ch.off("drain", done);
+        ch.off("close", done);
+        this.#drained = undefined;
+        resolve();
+      };
+      ch.on("drain", done);
+      ch.on("close", done);
+    });
+    return this.#drained;
+  }
+
+  /** @internal The live publishing channel, waiting out an outage up to the publish timeout. */
+  async channel(): Promise<Channel | ConfirmChannel> {
     const deadline = Date.now() + this.#o.publishTimeoutMs;
     while (!this.#pub) {
       if (this.#closed) throw new TransportError("amqp transport is closed");
@@ -266,16 +380,22 @@ export class AmqpTransport implements Transport {
       ? `agent.${checkId(to.agent, "agent")}.${type}`
       : `broadcast.${checkId(to.channel, "channel")}.${type}`;
     const pubId = `${++this.#seq}`;
-    const ch = await this.channel();
+    const ch = this.#pub ?? await this.channel();
     const props = {
       persistent: true,
-      mandatory: direct,
+      mandatory: direct && this.#o.confirms, // a return is only noticed through the confirm that follows it
       priority: options.priority ?? 4,
       expiration: options.ttlMs === undefined ? undefined : String(Math.max(1, Math.floor(options.ttlMs))),
       messageId: options.dedupId,
       contentType: "application/vnd.spores",
       headers: { "x-spores-pub": pubId },
     };
+    if (!this.#o.confirms) {
+      // Resolves once written; waits for the socket buffer to drain when it is full (one listener however
+      // many publishes wait).
+      if (!ch.publish(this.#o.exchange, key, buf(bytes), props)) await this.#drain(ch);
+      return;
+    }
     try {
       await new Promise<void>((resolve, reject) => {
         const ok = ch.publish(
@@ -285,10 +405,11 @@ export class AmqpTransport implements Transport {
           props,
           (err: unknown) => err ? reject(err) : resolve(),
         );
-        if (!ok) ch.once("drain", () => {}); // back-pressure: the confirm resolves after the buffer drains
+        if (!ok) void this.#drain(ch); // back-pressure: the confirm resolves after the buffer drains
       });
     } catch (cause) {
       this.#returned.delete(pubId);
+      if (cause instanceof Error && cause.message === "message nacked") this.#renewPublisher(ch);
       throw new TransportError(
         `RabbitMQ did not confirm a publish to ${key.split(".").slice(0, 2).join(".")}`,
         { cause },
@@ -380,7 +501,10 @@ export class AmqpTransport implements Transport {
       const member = checkId(options.member, "channel member");
       queue = `${x}.channel.${channel}.${member}`;
       setup = async (ch) => {
-        await ch.assertQueue(queue, { durable: true, arguments: { "x-dead-letter-exchange": `${x}.dlx` } });
+        await ch.assertQueue(queue, {
+          durable: true,
+          arguments: this.#queueArgs({ "x-dead-letter-exchange": `${x}.dlx` }),
+        });
         await ch.bindQueue(queue, x, `broadcast.${channel}.#`);
       };
     }
@@ -428,6 +552,7 @@ export class AmqpTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const retire of [...this.#retiring]) retire();
     for (const s of this.#subs) s.closed = true;
     this.#subs.clear();
     await this.directory.close();

@@ -8,6 +8,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { explainConnectError } from "../connect_error.ts";
 
 /** TLS settings for `mqtts://` and `wss://`. */
 export interface MqttTlsOptions {
@@ -218,7 +219,12 @@ export async function connectClient(
     connected = true;
   } catch (cause) {
     client.end(true);
-    throw new TransportError(`cannot reach MQTT broker at ${describeUrl(url.href)}`, { cause });
+    const u = new URL(url.href);
+    const where = `${u.hostname}:${u.port || (url.tls ? 443 : 80)}`;
+    throw new TransportError(
+      `cannot reach MQTT broker at ${describeUrl(url.href)}: ${explainConnectError(cause, where)}`,
+      { cause },
+    );
   } finally {
     if (connected) {
       // Reconnect from now on, backing off while the broker stays away. The pause goes back to its minimum

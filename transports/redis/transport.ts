@@ -36,6 +36,7 @@ import {
   type RedisConnectionOptions,
 } from "./connection.ts";
 import { RedisDirectory } from "./directory.ts";
+import { explainConnectError, hostPort } from "../connect_error.ts";
 
 /** Options of the Redis transport. */
 export interface RedisTransportOptions extends RedisConnectionOptions {
@@ -43,7 +44,7 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   prefix?: string;
   /** Approximate stream length kept (`XADD MAXLEN ~`). Default 100,000. */
   maxLen?: number;
-  /** Entries read per `XREADGROUP`. Default 64. */
+  /** Most entries read per `XREADGROUP` (never more than the subscription's prefetch). Default 256. */
   batch?: number;
   /** How long one blocking read waits, ms. Default 1,000. */
   blockMs?: number;
@@ -55,13 +56,30 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   maxDeliveries?: number;
   /** Largest message, bytes. Default 16 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Replication to wait for before `publish` resolves. Redis replicates asynchronously: without this, a
+   * primary that fails right after accepting a spore can lose it. With `{ replicas: n }`, each publish is
+   * followed by `WAIT n timeoutMs` on the same connection, and a publish that fewer than `n` replicas
+   * confirmed in time fails with a `TransportError` (the spore may still be delivered). Default: none.
+   */
+  durability?: RedisDurability;
+}
+
+/** How many replicas must hold a spore before `publish` resolves (see `RedisTransportOptions.durability`). */
+export interface RedisDurability {
+  /** Replicas that must acknowledge the write. At least 1. */
+  replicas: number;
+  /** How long to wait for them, ms. Default 1,000. */
+  timeoutMs?: number;
 }
 
 /** Bytes as a Node Buffer view (no copy), as ioredis needs for binary values. */
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 /** A plain Uint8Array copy of a Buffer. */
-const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b);
-const text = (b: unknown): string => (b instanceof Uint8Array ? new TextDecoder().decode(b) : String(b));
+// A view, not a copy: the reply buffer is not reused once parsed.
+const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+const decoder = new TextDecoder();
+const text = (b: unknown): string => (b instanceof Uint8Array ? decoder.decode(b) : String(b));
 
 type Fields = Record<string, Uint8Array>;
 function fieldsOf(list: unknown): Fields | undefined {
@@ -140,16 +158,27 @@ export class RedisTransport implements Transport {
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
       throw new ConfigError("prefix must be 1..64 of [A-Za-z0-9._:-]");
     }
+    const d = options.durability;
+    if (d && (!Number.isSafeInteger(d.replicas) || d.replicas < 1 || !((d.timeoutMs ?? 1000) > 0))) {
+      throw new ConfigError("durability.replicas must be a whole number from 1 and timeoutMs positive");
+    }
     const client = createClient(url, options);
-    client.on("error", () => {}); // reported through failed commands; reconnection is automatic
+    // Reported through failed commands; reconnection is automatic. The first socket error is kept: ioredis
+    // itself only says "Connection is closed".
+    let socketError: unknown;
+    client.on("error", (e: unknown) => socketError ??= e);
     try {
       await client.connect();
       await client.ping();
-    } catch (cause) {
+    } catch (failure) {
+      const cause = socketError ? new Error(String(failure), { cause: socketError }) : failure;
       // Stop reconnecting; let a socket that is still failing (EPIPE, reset) fail into ioredis's own handlers.
       await new Promise((r) => setTimeout(r, 50));
       client.disconnect();
-      throw new TransportError(`cannot reach Redis at ${describeUrl(url)}`, { cause });
+      throw new TransportError(
+        `cannot reach Redis at ${describeUrl(url)}: ${explainConnectError(cause, hostPort(url, 6379))}`,
+        { cause },
+      );
     }
     let durable = false;
     try {
@@ -186,26 +215,60 @@ export class RedisTransport implements Transport {
       ? `${this.#prefix}:agent:{${checkId(to.agent, "agent")}}`
       : `${this.#prefix}:channel:{${checkId(to.channel, "channel")}}`;
     const expiresAt = options.ttlMs === undefined ? 0 : Date.now() + options.ttlMs;
+    const args = [
+      stream,
+      "MAXLEN",
+      "~",
+      String(this.#options.maxLen ?? 100_000),
+      "*",
+      "d",
+      asBuffer(bytes),
+      "p",
+      String(options.priority ?? 4),
+      "e",
+      String(expiresAt),
+      "i",
+      options.dedupId ?? "",
+    ] as const;
+    const durability = this.#options.durability;
+    if (durability) return await this.#publishReplicated(to, args, durability);
     try {
-      await this.client.xadd(
-        stream,
-        "MAXLEN",
-        "~",
-        String(this.#options.maxLen ?? 100_000),
-        "*",
-        "d",
-        asBuffer(bytes),
-        "p",
-        String(options.priority ?? 4),
-        "e",
-        String(expiresAt),
-        "i",
-        options.dedupId ?? "",
-      );
+      await this.client.call("XADD", ...args);
     } catch (cause) {
       throw new TransportError(`Redis refused a publish to ${"agent" in to ? to.agent : to.channel}`, {
         cause,
       });
+    }
+  }
+
+  /** XADD then WAIT in one pipeline: both go to the node that owns the stream's slot. */
+  async #publishReplicated(
+    to: Address,
+    args: readonly (string | Buffer)[],
+    durability: RedisDurability,
+  ): Promise<void> {
+    const where = "agent" in to ? to.agent : to.channel;
+    const timeout = durability.timeoutMs ?? 1000;
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await this.client.pipeline()
+        .call("XADD", ...args)
+        .call("WAIT", durability.replicas, timeout)
+        .exec();
+    } catch (cause) {
+      throw new TransportError(`Redis refused a publish to ${where}`, { cause });
+    }
+    const [added, waited] = replies ?? [];
+    if (!added || added[0]) {
+      throw new TransportError(`Redis refused a publish to ${where}`, { cause: added?.[0] });
+    }
+    const acked = Number(waited?.[1] ?? 0);
+    if (waited?.[0] || acked < durability.replicas) {
+      throw new TransportError(
+        `a publish to ${where} reached the primary but ${acked} of ${durability.replicas} replica(s) ` +
+          `confirmed it within ${timeout} ms`,
+        { cause: waited?.[0] ?? undefined },
+      );
     }
   }
 
@@ -219,7 +282,7 @@ export class RedisTransport implements Transport {
     const keys = keysOf(this.#prefix, from, options.member);
     const sub = new RedisSubscription(this, keys, handler, {
       prefetch: options.prefetch ?? 64,
-      batch: this.#options.batch ?? 64,
+      batch: this.#options.batch ?? 256,
       blockMs: this.#options.blockMs ?? 1000,
       visibilityMs: this.#options.visibilityTimeoutMs ?? 30_000,
       claimEveryMs: this.#options.claimIntervalMs ?? 5000,
@@ -273,6 +336,8 @@ class RedisSubscription implements Subscription {
   #loop: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #space: (() => void) | undefined;
+  #acks: string[] = [];
+  #acked: Promise<void> | undefined;
 
   constructor(
     t: RedisTransport,
@@ -308,7 +373,9 @@ class RedisSubscription implements Subscription {
           await this.#readPending();
           await this.#claimStale();
         }
-        while (this.#inFlight.size >= this.#s.prefetch && !this.#closed) {
+        // Read again once half the prefetch is free, not at every free slot: fewer, larger reads.
+        const refill = Math.max(this.#s.prefetch >> 1, this.#s.prefetch - this.#s.batch);
+        while (this.#inFlight.size > refill && !this.#closed) {
           await new Promise<void>((r) => this.#space = r);
         }
         if (this.#closed) break;
@@ -424,7 +491,7 @@ class RedisSubscription implements Subscription {
       ack: async () => {
         if (settled) return;
         done();
-        await c.xack(stream, group, id);
+        await this.#ack(id);
       },
       nack: async () => {
         if (settled) return;
@@ -451,6 +518,20 @@ class RedisSubscription implements Subscription {
         await delivery.nack().catch(() => {});
       }
     });
+  }
+
+  /** Acknowledges with one `XACK` for every entry acknowledged in the same turn of the event loop. */
+  #ack(id: string): Promise<void> {
+    this.#acks.push(id);
+    this.#acked ??= new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        const ids = this.#acks;
+        this.#acks = [];
+        this.#acked = undefined;
+        this.#t.client.xack(this.#keys.stream, this.#keys.group, ...ids).then(() => resolve(), reject);
+      }, 0);
+    });
+    return this.#acked;
   }
 
   async #deadLetter(id: string, data: Uint8Array, deliveries: number): Promise<void> {
@@ -495,6 +576,7 @@ class RedisSubscription implements Subscription {
         // They stay pending and are reclaimed after the visibility timeout.
       }
     }
+    await this.#acked?.catch(() => {}); // acknowledgements already given reach Redis before the client goes
     this.#blocking?.disconnect();
     await this.#loop?.catch(() => {});
     this.onClose?.();
