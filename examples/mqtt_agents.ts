@@ -23,7 +23,8 @@ await using controller = await Agent.start({ id: "controller", transport: url, t
 // The logger joins #telemetry, then goes away; its session keeps the subscription.
 const loggerIdentity = await Identity.generate();
 const away = await Agent.start({ id: "logger", transport: url, transportOptions, identity: loggerIdentity });
-await away.join("telemetry");
+const telemetry = { members: ["logger"], posters: ["sensor"] };
+await away.join("telemetry", telemetry);
 await away.close();
 
 const reading = Promise.withResolvers<void>();
@@ -34,6 +35,7 @@ controller.on("reading", (m) => {
 await sensor.connect("controller");
 await sensor.send("controller", { type: "reading", content: { celsius: 21.5 } });
 await reading.promise;
+sensor.setMembers("telemetry", { members: ["logger"] });
 await sensor.broadcast("telemetry", { type: "summary", content: { readings: 1 } });
 
 // Back again, the logger catches up with what was broadcast while it was away.
@@ -50,5 +52,5 @@ logger.on("summary", (m) => {
   );
   caughtUp.resolve();
 });
-await logger.join("telemetry");
+await logger.join("telemetry", telemetry);
 await caughtUp.promise;

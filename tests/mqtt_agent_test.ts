@@ -268,14 +268,16 @@ Deno.test("mqtt: a channel member that was away catches up with what was broadca
   let carol = await Agent.start({ id: "carol", transport: MQTT, transportOptions, identity });
   transports.push(carol.transport as MqttTransport);
   try {
-    await carol.join("ops");
+    const ops = { members: ["carol"], posters: ["alice"] };
+    alice.setMembers("ops", { members: ["carol"] });
+    await carol.join("ops", ops);
     await carol.close(); // away: its session keeps the channel subscription
     for (let i = 0; i < 3; i++) await alice.broadcast("ops", { type: "alert", content: i });
     carol = await Agent.start({ id: "carol", transport: MQTT, transportOptions, identity });
     transports.push(carol.transport as MqttTransport);
     const got: unknown[] = [];
     carol.on("alert", (m) => void got.push(m.content));
-    await carol.join("ops");
+    await carol.join("ops", ops);
     await until(() => got.length === 3, 30_000, "catch-up");
     assert.deepEqual(got.sort(), [0, 1, 2]);
   } finally {
