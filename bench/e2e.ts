@@ -12,6 +12,7 @@
 import { Agent, useBackend } from "../mod.ts";
 import type { Transport } from "../transports/transport.ts";
 import { sqsTarget } from "./e2e_sqs.ts";
+import { mqttTarget } from "./e2e_mqtt.ts";
 
 const flags = Deno.args.filter((a) => a.startsWith("--"));
 const positional = Deno.args.filter((a) => !a.startsWith("--"));
@@ -186,13 +187,7 @@ const targets: Record<string, Target> = {
     },
   },
   sqs: sqsTarget,
-  mqtt: {
-    name: "Mosquitto (mqtt.js, QoS 1)",
-    url: "mqtt://127.0.0.1:1883",
-    open: async (prefix) => (await import("./e2e_mqtt.ts")).openMqtt(prefix),
-    options: (prefix) => ({ prefix }),
-    cleanup: async (prefix) => (await import("./e2e_mqtt.ts")).cleanupMqtt(prefix),
-  },
+  mqtt: mqttTarget,
 };
 
 /** Runs `count` async jobs with at most `window` in flight. */
