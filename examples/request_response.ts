@@ -24,4 +24,4 @@ await client.connect("calculator");
 const add = async (a: number, b: number) =>
   (await client.request("calculator", { type: "add", content: { a, b } }, { timeoutMs: 5000 })).content;
 const results = await Promise.all([add(1, 2), add(20, 22), add(-5, 5)]);
-console.log("results:", results);
+console.log(`results from ${server.id}:`, results);

@@ -437,6 +437,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #requestLimit = new RateLimit(KEY_REQUESTS_PER_MINUTE);
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #sendOrder = new InOrder();
+  readonly #rekeying = new Map<string, Promise<void>>();
   readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
   readonly #iterators = new Set<() => void>();
   readonly #noEcho = new Set<string>();
@@ -919,10 +920,17 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
     await published;
     const { info, rekeyDue } = sealed;
-    if (rekeyDue) {
-      this.connect(peer, { force: true }).catch((e) =>
-        this.#log("warn", "rekey-failed", { peer, code: e instanceof SporeError ? e.code : "ERR_INTERNAL" })
-      );
+    if (rekeyDue && !this.#rekeying.has(peer)) {
+      // One re-key per peer at a time: the sends that find it due meanwhile go on the current session.
+      const rekey = this.connect(peer, { force: true }).then(
+        () => {},
+        (e) =>
+          this.#log("warn", "rekey-failed", {
+            peer,
+            code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+          }),
+      ).finally(() => this.#rekeying.delete(peer));
+      this.#rekeying.set(peer, rekey);
     }
     return info.id;
   }
@@ -1077,9 +1085,15 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     } catch (e) {
       if (e instanceof TransportError) {
         // The spore is not at fault (a directory or store is unreachable): keep it for later.
-        this.#log("warn", "receive-deferred", { code: e.code, size: d.bytes.length });
-        await new Promise((r) => setTimeout(r, 250));
-        await d.nack();
+        // Deferrals are bounded like handler failures: after maxRedeliveries the broker's dead letters keep it.
+        this.#log("warn", "receive-deferred", {
+          code: e.code,
+          size: d.bytes.length,
+          attempt: d.redeliveries + 1,
+        });
+        const pause = Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5));
+        await Promise.race([new Promise((r) => setTimeout(r, pause)), this.#closingStarted.promise]);
+        await this.#redeliverOrDrop(d, undefined, e);
         return;
       }
       this.#reject(e, d.bytes);
