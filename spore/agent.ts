@@ -293,6 +293,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "amqp:": "amqp",
   "amqps:": "amqp",
   "sqs:": "sqs",
+  "mqtt:": "mqtt",
+  "mqtts:": "mqtt",
+  "mqtt+ws:": "mqtt",
+  "mqtt+wss:": "mqtt",
 });
 
 /**
