@@ -128,6 +128,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "rediss:": "redis",
   "amqp:": "amqp",
   "amqps:": "amqp",
+  "stomp:": "stomp",
+  "stomp+ssl:": "stomp",
+  "stomp+ws:": "stomp",
+  "stomp+wss:": "stomp",
 });
 
 /**
