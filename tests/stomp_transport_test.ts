@@ -1,10 +1,19 @@
 // The STOMP transport on the real RabbitMQ of this machine: the shared conformance suite over TCP (61613)
 // and over WebSocket (Web-STOMP, 15674), binary bodies, ids that cannot escape their destination.
 import assert from "node:assert/strict";
-import { ConfigError } from "../mod.ts";
-import { createTransport, StompDestinations } from "../transports/stomp.ts";
+import {
+  type Address,
+  ConfigError,
+  createCard,
+  Identity,
+  SporeError,
+  type Transport,
+  TransportError,
+} from "../mod.ts";
+import { createTransport, StompDestinations, type StompTransport } from "../transports/stomp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
+import { freePort } from "./_tls.ts";
 import { transportConformance } from "./transport_conformance.ts";
 
 const TCP = "stomp://guest:guest@127.0.0.1:61613";
@@ -25,7 +34,174 @@ transportConformance({
   slackMs: 500,
 });
 
-Deno.test("stomp: remove the conformance tests' queues", async () => {
+const enc = (s: string) => new TextEncoder().encode(s);
+const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000, what = "condition") => {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+/** Reads up to `count` deliveries of `agent`'s queue (acknowledging them) within `ms`. */
+async function drain(t: Transport, from: Address, count: number, ms: number, member?: string) {
+  const got: Uint8Array[] = [];
+  const sub = await t.subscribe(from, async (d) => {
+    got.push(d.bytes);
+    await d.ack();
+  }, { member });
+  await until(() => got.length >= count, ms).catch(() => {});
+  await sub.close();
+  return got;
+}
+
+for (const [label, url, port] of [["tcp", TCP, 61613], ["websocket", WS, 15674]] as const) {
+  Deno.test(`stomp (${label}): NUL bytes and a 1 MiB body arrive intact`, async () => {
+    if (!(await requireBroker("RabbitMQ STOMP", port))) return;
+    const t = await createTransport(url, { prefix });
+    try {
+      const agent = `bin-${crypto.randomUUID().slice(0, 8)}`;
+      const nul = new Uint8Array([0, 0, 10, 0, 255, 0, 0]); // NUL bytes and a newline: a frame must not end here
+      const big = crypto.getRandomValues(new Uint8Array(65_536));
+      const mib = new Uint8Array(1 << 20);
+      for (let i = 0; i < mib.length; i += 65_536) mib.set(big, i);
+      mib[12345] = 0;
+      await t.publish({ agent }, nul);
+      await t.publish({ agent }, mib);
+      await t.publish({ agent }, new Uint8Array(0));
+      const got = await drain(t, { agent }, 3, 10_000);
+      assert.equal(got.length, 3);
+      assert.deepEqual(got[0], nul);
+      assert.equal(got[1]!.length, mib.length);
+      assert.deepEqual(got[1], mib);
+      assert.equal(got[2]!.length, 0);
+    } finally {
+      await t.close();
+    }
+  });
+}
+
+Deno.test("stomp: ids that could leave their destination, bad URLs and bad options are ConfigErrors", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const t = await createTransport(TCP, { prefix });
+  try {
+    for (const agent of ["a/b", "../x", "a b", "", "x".repeat(129), "a\nb", "*", "#"]) {
+      await assert.rejects(t.publish({ agent }, enc("x")), ConfigError, agent);
+      await assert.rejects(t.subscribe({ agent }, (d) => d.ack()), ConfigError, agent);
+    }
+    await assert.rejects(t.publish({ channel: "c/../d" }, enc("x")), ConfigError);
+    await assert.rejects(t.subscribe({ channel: "c" }, (d) => d.ack(), { member: "m/1" }), ConfigError);
+    await assert.rejects(t.subscribe({ channel: "c" }, (d) => d.ack()), ConfigError); // no member
+    await assert.rejects(t.publish({ agent: "ok" }, enc("x"), { priority: 10 }), ConfigError);
+    await assert.rejects(t.publish({ agent: "ok" }, enc("x"), { dedupId: "a:b\nc" }), ConfigError);
+    await assert.rejects(t.publish({ agent: "ok" }, new Uint8Array((4 << 20) + 1)), TransportError);
+  } finally {
+    await t.close();
+  }
+  const d = new StompDestinations("p");
+  assert.equal(d.agent("bob").destination, "/queue/p.agent.bob");
+  assert.equal(d.member("ops", "carol").headers["x-queue-name"], "p.channel.ops.carol");
+  assert.throws(() => new StompDestinations("a/b"), ConfigError);
+  assert.throws(
+    () => new StompDestinations("x".repeat(64)).memberQueue("c".repeat(128), "m".repeat(128)),
+    ConfigError,
+  );
+  await assert.rejects(createTransport("http://127.0.0.1:61613"), ConfigError);
+  await assert.rejects(createTransport("stomp://"), ConfigError);
+});
+
+Deno.test("stomp: wrong credentials, an unknown virtual host and a closed port are refused with a TransportError", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  await assert.rejects(
+    createTransport("stomp://guest:wrong@127.0.0.1:61613", { connectTimeoutMs: 5000 }),
+    TransportError,
+  );
+  await assert.rejects(
+    createTransport("stomp+ws://guest:wrong@127.0.0.1:15674/ws", { connectTimeoutMs: 5000 }),
+    TransportError,
+  );
+  await assert.rejects(
+    createTransport("stomp://guest:guest@127.0.0.1:61613/no-such-vhost", { connectTimeoutMs: 5000 }),
+    TransportError,
+  );
+  await assert.rejects(
+    createTransport(`stomp://127.0.0.1:${freePort()}`, { connectTimeoutMs: 2000 }),
+    TransportError,
+  );
+  // The default virtual host named explicitly works.
+  const t = await createTransport("stomp://guest:guest@127.0.0.1:61613/%2F", { prefix });
+  await t.close();
+});
+
+Deno.test("stomp: an expired message and a dead-lettered one go to the agent's dead-letter queue", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const t = await createTransport(TCP, { prefix }) as StompTransport;
+  try {
+    const agent = `dl-${crypto.randomUUID().slice(0, 8)}`;
+    await drain(t, { agent }, 0, 50); // the queue exists, nobody consumes
+    await t.publish({ agent }, enc("expires"), { ttlMs: 30 });
+    await t.publish({ agent }, enc("poison"));
+    await new Promise((r) => setTimeout(r, 200));
+    const sub = await t.subscribe({ agent }, async (d) => {
+      assert.equal(new TextDecoder().decode(d.bytes), "poison");
+      await d.deadLetter!();
+    });
+    const dead: string[] = [];
+    const deadSub = await t.subscribeRaw(
+      `/queue/${t.destinations.deadQueue(agent)}`,
+      { ...t.destinations.dead(agent).headers, ack: "client-individual" },
+      async (d) => {
+        dead.push(new TextDecoder().decode(d.bytes));
+        await d.ack();
+      },
+    );
+    await until(() => dead.length >= 2, 10_000, "two dead letters");
+    await sub.close();
+    await deadSub.close();
+    assert.deepEqual(dead.sort(), ["expires", "poison"]);
+    assert.equal((await drain(t, { agent }, 1, 300)).length, 0);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("stomp: the directory keeps the last card, verifies what it reads, and announces new cards", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const a = await createTransport(TCP, { prefix }) as StompTransport;
+  const b = await createTransport(WS, { prefix }) as StompTransport;
+  try {
+    const id = `card-${crypto.randomUUID().slice(0, 8)}`;
+    const seen: string[] = [];
+    b.directory.watch((card) => void seen.push(card.fingerprint));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await a.directory.lookup(id), undefined);
+    const first = await Identity.generate();
+    const second = await Identity.generate();
+    await a.directory.publish(await createCard(id, first));
+    await a.directory.publish(await createCard(id, second));
+    const card = await b.directory.lookup(id);
+    assert.equal(card?.fingerprint, second.fingerprint, "the last card replaces the first");
+    assert.equal(
+      (await a.directory.lookup(id))?.fingerprint,
+      second.fingerprint,
+      "a read leaves it in place",
+    );
+    await until(() => seen.length >= 2, 5000, "announcements");
+    assert.deepEqual(seen, [first.fingerprint, second.fingerprint]);
+    // A forged card written straight into the queue (as a broker could) is refused on read.
+    const forged = await createCard(id, second);
+    forged[forged.length - 1]! ^= 1;
+    const dest = a.destinations.card(id);
+    await a.send(dest.destination, forged, { ...dest.headers, persistent: "true" });
+    await assert.rejects(b.directory.lookup(id), SporeError);
+    await assert.rejects(a.directory.publish(forged), SporeError);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("stomp: remove the tests' queues", async () => {
   if (!(await requireBroker("RabbitMQ", 5672))) return;
   await cleanRabbit(prefix);
 });

@@ -18,6 +18,14 @@
 import type { Transport } from "./transport.ts";
 import { StompTransport, type StompTransportOptions } from "./stomp/transport.ts";
 
+export {
+  describeUrl,
+  type FrameHandler,
+  parseStompUrl,
+  StompConnection,
+  type StompConnectionOptions,
+  type StompEndpoint,
+} from "./stomp/connection.ts";
 export { type Headers, StompDestinations } from "./stomp/destinations.ts";
 export { StompDirectory, type StompFrameSource } from "./stomp/directory.ts";
 export {

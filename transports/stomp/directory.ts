@@ -2,7 +2,8 @@
  * Agent cards in RabbitMQ, kept and read over STOMP. Each agent's card lives
  * in a durable **last-value queue** of its own (`{prefix}.card.<id>`,
  * `x-max-length: 1`, `x-overflow: drop-head`): a SEND replaces the previous
- * card, and a lookup SUBSCRIBEs, takes the card and NACKs it back to the queue.
+ * card, and a lookup SUBSCRIBEs on a short-lived connection, takes the card
+ * without acknowledging it and disconnects, which returns it to the queue.
  * Each publication is also sent to `/topic/{prefix}.cards`, which `watch`
  * subscribes to. Cards are verified on every read.
  *
@@ -12,14 +13,19 @@ import { TransportError } from "../../crypto/errors.ts";
 import { type AgentCard, verifyCard } from "../../spore/card.ts";
 import type { CardListener, Directory } from "../../spore/directory.ts";
 import type { DeliveryHandler, Subscription } from "../transport.ts";
+import type { StompConnection } from "./connection.ts";
 import type { Headers, StompDestinations } from "./destinations.ts";
 
 /** What the directory needs from its transport. */
 export interface StompFrameSource {
   /** Sends `body` to `destination`; resolves on the broker's RECEIPT. */
   send(destination: string, body: Uint8Array, headers: Headers): Promise<void>;
-  /** Subscribes with explicit headers (kept across reconnections). */
+  /** Subscribes with explicit headers on a connection of its own (kept across reconnections). */
   subscribeRaw(destination: string, headers: Headers, handler: DeliveryHandler): Promise<Subscription>;
+  /** A new connection to the broker. */
+  openConnection(): Promise<StompConnection>;
+  /** Closes a connection from `openConnection`. */
+  closeConnection(c: StompConnection): Promise<void>;
 }
 
 /** How long a lookup waits for a card before it says there is none, ms. */
@@ -78,16 +84,15 @@ export class StompDirectory implements Directory {
   async #lookup(id: string): Promise<AgentCard | undefined> {
     const d = this.#names.card(id);
     const got = Promise.withResolvers<Uint8Array | undefined>();
-    let sub: Subscription | undefined;
+    let conn: StompConnection | undefined;
+    // Another reader may hold the card for a moment: only a queue that stays empty means "no card".
     const timer = setTimeout(() => got.resolve(undefined), LOOKUP_WAIT_MS);
     try {
-      sub = await this.#source.subscribeRaw(
+      conn = await this.#source.openConnection();
+      await conn.subscribe(
         d.destination,
         { ...d.headers, ack: "client-individual", "prefetch-count": "1" },
-        async (delivery) => {
-          got.resolve(delivery.bytes.slice());
-          await delivery.nack(); // the card stays for the next reader
-        },
+        (m) => got.resolve(m.binaryBody.slice()), // never acknowledged: the disconnect returns it
       );
       const bytes = await got.promise;
       return bytes ? await verifyCard(bytes) : undefined;
@@ -96,7 +101,7 @@ export class StompDirectory implements Directory {
       throw new TransportError("cannot read cards from RabbitMQ", { cause });
     } finally {
       clearTimeout(timer);
-      await sub?.close();
+      if (conn) await this.#source.closeConnection(conn);
     }
   }
 
@@ -104,7 +109,7 @@ export class StompDirectory implements Directory {
   watch(listener: CardListener): () => void {
     this.#listeners.add(listener);
     if (!this.#watcher) {
-      this.#watcher = this.#source.subscribeRaw(this.#names.cards, { ack: "auto" }, async (delivery) => {
+      this.#watcher = this.#source.subscribeRaw(this.#names.cards, {}, async (delivery) => {
         try {
           const card = await verifyCard(delivery.bytes);
           for (const l of this.#listeners) l(card);
