@@ -4,17 +4,11 @@
  * `stomp+wss://`): durable queues with priorities and dead letters, persistent
  * messages with per-message TTL, a RECEIPT for every SEND, `client-individual`
  * acknowledgements after the handler, and reconnection with backoff that
- * subscribes again. See `./destinations.ts` for the mapping.
+ * subscribes again (`./connection.ts`). See `./destinations.ts` for the mapping.
  *
  * @module
  */
-import {
-  Client,
-  type IFrame,
-  type IMessage,
-  ReconnectionTimeMode,
-  type StompSubscription,
-} from "@stomp/stompjs";
+import type { IMessage } from "@stomp/stompjs";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { checkId } from "../../spore/limits.ts";
 import {
