@@ -2,7 +2,7 @@
 // queue, the broker closing the agents' connections during 10,000 messages, a receiver SIGKILLed mid-stream,
 // 1 MiB spores, TLS and mutual TLS through a loopback terminator.
 import assert from "node:assert/strict";
-import { Agent, Identity, type Message, TransportError } from "../mod.ts";
+import { Agent, FileDirectory, Identity, type Message, TransportError } from "../mod.ts";
 import { createTransport, type StompTransport } from "../transports/stomp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker, requireTool } from "./_env.ts";
@@ -299,7 +299,68 @@ Deno.test("stomp over TLS and mutual TLS; a wrong CA or a missing client certifi
   }
 });
 
+Deno.test('stomp and amqp agents on one RabbitMQ talk to each other (the "amqp" topology)', async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const exchange = `${prefix}-x`;
+  // One directory for both sides (see transports/stomp/destinations.ts for why they cannot share card queues).
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  await Deno.remove(file);
+  const directory = new FileDirectory(file);
+  // The AMQP side declares the exchanges; STOMP cannot.
+  await using alice = await Agent.start({
+    id: "ix-alice",
+    transport: "amqp://guest:guest@127.0.0.1:5672",
+    transportOptions: { exchange },
+    directory,
+  });
+  await using bob = await Agent.start({
+    id: "ix-bob",
+    transport: TCP,
+    transportOptions: { prefix: exchange, topology: "amqp" },
+    directory,
+  });
+  await using carol = await Agent.start({
+    id: "ix-carol",
+    transport: WS,
+    transportOptions: { prefix: exchange, topology: "amqp" },
+    directory,
+  });
+  const toBob = Promise.withResolvers<Message>();
+  const toAlice = Promise.withResolvers<Message>();
+  bob.on("chat", (m) => toBob.resolve(m));
+  alice.on("chat", (m) => toAlice.resolve(m));
+  await alice.connect("ix-bob"); // the handshake crosses both ways
+  await alice.send("ix-bob", { type: "chat", content: "amqp to stomp", priority: 8 });
+  const m = await toBob.promise;
+  assert.equal(m.content, "amqp to stomp");
+  assert.equal(m.priority, 8);
+  await bob.send("ix-alice", { type: "chat", content: "stomp to amqp" });
+  assert.equal((await toAlice.promise).content, "stomp to amqp");
+  // A broadcast from AMQP reaches STOMP members, and one from STOMP reaches AMQP members.
+  for (const a of [alice, bob, carol]) await a.join("ix");
+  const heard = { alice: [] as unknown[], carol: [] as unknown[] };
+  alice.on("news", (m) => void heard.alice.push(m.content));
+  carol.on("news", (m) => void heard.carol.push(m.content));
+  await alice.broadcast("ix", { type: "news", content: "from amqp" });
+  await bob.broadcast("ix", { type: "news", content: "from stomp" });
+  await until(() => heard.carol.length === 2 && heard.alice.length === 2, 20_000, "broadcasts").catch((e) => {
+    console.log(heard, JSON.stringify([alice, bob, carol].map((a) => a.metrics())));
+    throw e;
+  });
+  assert.deepEqual(heard.carol.sort(), ["from amqp", "from stomp"]);
+  assert.deepEqual(heard.alice.sort(), ["from amqp", "from stomp"]); // a member hears its own broadcast too
+  // Each side reads the other's card from the same last-value queue.
+  assert.equal(
+    (await alice.transport.directory!.lookup("ix-carol"))?.fingerprint,
+    carol.identity.fingerprint,
+  );
+  assert.equal(
+    (await carol.transport.directory!.lookup("ix-alice"))?.fingerprint,
+    alice.identity.fingerprint,
+  );
+});
+
 Deno.test("stomp: remove the tests' queues", async () => {
   if (!(await requireBroker("RabbitMQ", 5672))) return;
-  await cleanRabbit(prefix);
+  await cleanRabbit(prefix); // the AMQP exchanges too
 });

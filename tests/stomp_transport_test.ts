@@ -99,8 +99,13 @@ Deno.test("stomp: ids that could leave their destination, bad URLs and bad optio
     await t.close();
   }
   const d = new StompDestinations("p");
-  assert.equal(d.agent("bob").destination, "/queue/p.agent.bob");
-  assert.equal(d.member("ops", "carol").headers["x-queue-name"], "p.channel.ops.carol");
+  assert.equal(d.agentSend("bob").destination, "/queue/p.agent.bob");
+  assert.equal(d.memberSubscription("ops", "carol").headers["x-queue-name"], "p.channel.ops.carol");
+  const amqp = new StompDestinations("x", "amqp");
+  assert.equal(amqp.agentSend("bob", "chat.v1").destination, "/exchange/x/agent.bob.chat_v1");
+  assert.equal(amqp.agentSubscription("bob").destination, "/exchange/x/agent.bob.#");
+  assert.throws(() => amqp.agentSend("bob", "a/b"), ConfigError);
+  assert.throws(() => new StompDestinations("x", "other" as "amqp"), ConfigError);
   assert.throws(() => new StompDestinations("a/b"), ConfigError);
   assert.throws(
     () => new StompDestinations("x".repeat(64)).memberQueue("c".repeat(128), "m".repeat(128)),

@@ -26,7 +26,12 @@ export {
   type StompConnectionOptions,
   type StompEndpoint,
 } from "./stomp/connection.ts";
-export { type Headers, StompDestinations } from "./stomp/destinations.ts";
+export {
+  type Destination,
+  type Headers,
+  StompDestinations,
+  type StompTopology,
+} from "./stomp/destinations.ts";
 export { StompDirectory, type StompFrameSource } from "./stomp/directory.ts";
 export {
   type StompTlsOptions,

@@ -1,7 +1,7 @@
 /**
  * Agent cards in RabbitMQ, kept and read over STOMP. Each agent's card lives
  * in a durable **last-value queue** of its own (`{prefix}.card.<id>`,
- * `x-max-length: 1`, `x-overflow: drop-head`): a SEND replaces the previous
+ * `x-max-length: 1`, and RabbitMQ's default overflow drops the head): a SEND replaces the previous
  * card, and a lookup SUBSCRIBEs on a short-lived connection, takes the card
  * without acknowledging it and disconnects, which returns it to the queue.
  * Each publication is also sent to `/topic/{prefix}.cards`, which `watch`

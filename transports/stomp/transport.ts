@@ -22,7 +22,7 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { type Headers, StompDestinations } from "./destinations.ts";
+import { type Headers, StompDestinations, type StompTopology } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
 import {
   describeUrl,
@@ -35,8 +35,14 @@ import type { StompTlsOptions } from "./socket.ts";
 
 /** Options of the STOMP transport. */
 export interface StompTransportOptions {
-  /** Prefix of every queue and routing key. Default `"spores"`. */
+  /** Prefix of every queue and routing key (the exchange, in the `"amqp"` topology). Default `"spores"`. */
   prefix?: string;
+  /**
+   * `"stomp"` (default): queues declared over STOMP on the broker's built-in exchanges. `"amqp"`: the
+   * AMQP transport's topology on the exchange `prefix` (declared by it), so that STOMP and AMQP agents
+   * talk to each other. See `./destinations.ts`.
+   */
+  topology?: StompTopology;
   /** TLS for `stomp+ssl://` (CA, client certificate and key for mutual TLS). */
   tls?: StompTlsOptions;
   /** Heartbeat interval both ways, ms (0: none). Default 10,000. */
@@ -86,7 +92,7 @@ export class StompTransport implements Transport {
   readonly #o: StompConnectionOptions & { maxMessageBytes: number };
   readonly #subs = new Set<SubState>();
   readonly #connections = new Set<StompConnection>();
-  readonly #declaredDead = new Set<string>();
+  readonly #declared = new Set<string>();
   readonly #tag = crypto.randomUUID().slice(0, 12);
   #pub!: StompConnection;
   #closed = false;
@@ -102,7 +108,7 @@ export class StompTransport implements Transport {
       maxMessageBytes: options.maxMessageBytes ?? 4 << 20,
       tls: options.tls,
     };
-    this.destinations = new StompDestinations(options.prefix ?? "spores");
+    this.destinations = new StompDestinations(options.prefix ?? "spores", options.topology ?? "stomp");
     this.directory = new StompDirectory(this, this.destinations);
     this.capabilities = Object.freeze({
       durable: true,
@@ -168,11 +174,10 @@ export class StompTransport implements Transport {
     let destination: string;
     let declare: Headers = {};
     if ("agent" in to) {
-      const d = this.destinations.agent(to.agent);
-      destination = d.destination;
-      declare = d.headers; // declared as its subscriber declares it, so a SEND never conflicts
+      // In the "stomp" topology SEND declares the queue as its subscriber does, so it never conflicts.
+      ({ destination, headers: declare } = this.destinations.agentSend(to.agent, options.type));
     } else {
-      destination = this.destinations.channel(to.channel);
+      destination = this.destinations.channelSend(to.channel, options.type);
     }
     const headers: Headers = {
       ...declare,
@@ -186,11 +191,12 @@ export class StompTransport implements Transport {
       }
       headers.expiration = String(Math.max(1, Math.floor(options.ttlMs)));
     }
-    if (options.dedupId !== undefined) headers["spores-id"] = checkId(options.dedupId, "dedup id");
+    // The AMQP message id: the AMQP transport reads it as the dedup id.
+    if (options.dedupId !== undefined) headers["amqp-message-id"] = checkId(options.dedupId, "dedup id");
     if (options.type !== undefined) headers["spores-type"] = checkId(options.type, "type");
     headers["spores-pub"] = `${this.#tag}.${++this.#pubSeq}`;
     try {
-      if ("agent" in to) await this.#declareDead(to.agent);
+      if ("agent" in to) await this.#declare(to.agent);
       await this.#pub.send(destination, bytes, headers);
     } catch (cause) {
       if (this.#closed) throw new TransportError("stomp transport is closed", { cause });
@@ -199,27 +205,29 @@ export class StompTransport implements Transport {
   }
 
   /**
-   * Declares `id`'s dead-letter queue, once per transport: a SUBSCRIBE on a
-   * short-lived connection (whose close returns anything it was handed).
+   * Declares what spores for `id` need (its dead-letter queue; in the `"amqp"` topology also its bound
+   * queue, so that no SEND is unroutable), once per transport: SUBSCRIBEs on a short-lived connection,
+   * whose close returns anything it was handed.
    */
-  async #declareDead(id: string): Promise<void> {
-    if (this.#declaredDead.has(id)) return;
-    const d = this.destinations.dead(id);
+  async #declare(id: string): Promise<void> {
+    if (this.#declared.has(id)) return;
     const c = await this.openConnection();
     try {
-      await c.subscribe(
-        d.destination,
-        { ...d.headers, ack: "client-individual", "prefetch-count": "1" },
-        () => {},
-      );
+      for (const d of this.destinations.declarations(id)) {
+        await c.subscribe(
+          d.destination,
+          { ...d.headers, ack: "client-individual", "prefetch-count": "1" },
+          () => {},
+        );
+      }
     } finally {
       await this.closeConnection(c);
     }
-    this.#declaredDead.add(id);
+    this.#declared.add(id);
   }
 
   #deliver(s: SubState, m: IMessage, generation: number): void {
-    const pub = m.headers["spores-pub"] ?? m.headers["message-id"] ?? "";
+    const pub = m.headers["spores-pub"] ?? m.headers["amqp-message-id"] ?? m.headers["message-id"] ?? "";
     const seen = s.counts.get(pub) ?? 0;
     const redeliveries = Math.max(seen, m.headers.redelivered === "true" ? 1 : 0);
     const priority = Number(m.headers.priority ?? 4);
@@ -240,7 +248,7 @@ export class StompTransport implements Transport {
     const delivery: Delivery = {
       bytes: m.binaryBody,
       redeliveries,
-      dedupId: m.headers["spores-id"] || undefined,
+      dedupId: m.headers["amqp-message-id"] || undefined,
       priority: Number.isInteger(priority) && priority >= 0 && priority <= 9 ? priority : 4,
       ack: () =>
         settle(() => {
@@ -313,13 +321,13 @@ export class StompTransport implements Transport {
     let d: { destination: string; headers: Headers };
     let owner: string;
     if ("agent" in from) {
-      d = this.destinations.agent(from.agent);
+      d = this.destinations.agentSubscription(from.agent);
       owner = from.agent;
     } else {
       owner = checkId(options.member, "channel member");
-      d = this.destinations.member(from.channel, owner);
+      d = this.destinations.memberSubscription(from.channel, owner);
     }
-    await this.#declareDead(owner);
+    await this.#declare(owner);
     return await this.subscribeRaw(d.destination, { ...d.headers, ...common }, handler);
   }
 
