@@ -343,21 +343,10 @@ Deno.test('stomp and amqp agents on one RabbitMQ talk to each other (the "amqp" 
   carol.on("news", (m) => void heard.carol.push(m.content));
   await alice.broadcast("ix", { type: "news", content: "from amqp" });
   await bob.broadcast("ix", { type: "news", content: "from stomp" });
-  await until(() => heard.carol.length === 2 && heard.alice.length === 2, 20_000, "broadcasts").catch((e) => {
-    console.log(heard, JSON.stringify([alice, bob, carol].map((a) => a.metrics())));
-    throw e;
-  });
+  await until(() => heard.carol.length === 2 && heard.alice.length === 2, 20_000, "broadcasts");
   assert.deepEqual(heard.carol.sort(), ["from amqp", "from stomp"]);
   assert.deepEqual(heard.alice.sort(), ["from amqp", "from stomp"]); // a member hears its own broadcast too
-  // Each side reads the other's card from the same last-value queue.
-  assert.equal(
-    (await alice.transport.directory!.lookup("ix-carol"))?.fingerprint,
-    carol.identity.fingerprint,
-  );
-  assert.equal(
-    (await carol.transport.directory!.lookup("ix-alice"))?.fingerprint,
-    alice.identity.fingerprint,
-  );
+  await Deno.remove(file);
 });
 
 Deno.test("stomp: remove the tests' queues", async () => {
