@@ -349,6 +349,32 @@ Deno.test('stomp and amqp agents on one RabbitMQ talk to each other (the "amqp" 
   await Deno.remove(file);
 });
 
+Deno.test("stomp: examples/stomp_agents.ts runs with the permissions its header states", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--quiet",
+        "--allow-net=127.0.0.1:61613,127.0.0.1:15674",
+        "--allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE",
+        "--allow-read=.",
+        "examples/stomp_agents.ts",
+      ],
+      cwd: new URL("../", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const text = new TextDecoder().decode(out.stdout);
+    assert.match(text, /worker {2}← job \{"task":"page on-call"\} priority 9 \(session\)/);
+    assert.match(text, /auditor ← #audit/);
+  } finally {
+    await cleanRabbit("spores-example-stomp");
+  }
+});
+
 Deno.test("stomp: remove the tests' queues", async () => {
   if (!(await requireBroker("RabbitMQ", 5672))) return;
   await cleanRabbit(prefix); // the AMQP exchanges too

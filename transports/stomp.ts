@@ -3,9 +3,10 @@
  * 61613), `stomp+ssl://` (TLS, 61614), `stomp+ws://` (Web-STOMP, 15674,
  * path `/ws`) and `stomp+wss://` (15673).
  *
- * Deno permissions: `--allow-net=<host>:<port>` (plus `--allow-read` for
- * certificate files, and for this module itself when it is loaded from local
- * files by URL scheme).
+ * Deno permissions: `--allow-net=<host>:<port>`; for `stomp+ws://` and
+ * `stomp+wss://` also `--allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE`
+ * (read by the `ws` package); plus `--allow-read` for certificate files, and
+ * for this module itself when it is loaded from local files by URL scheme.
  *
  * @example
  * ```ts ignore
