@@ -3,11 +3,12 @@
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-read=. --allow-env --allow-run bench/e2e.ts <target> [messages] [aead]
 //        [--split]
-// target: redis | amqp | amqp-noconfirm; aead: auto (default) | native | noble.
+// target: redis | amqp | amqp-noconfirm | stomp (--stomp-url=... for Web-STOMP); aead: auto (default) | native | noble.
 // --split puts the receiver in a process of its own (as agents are deployed); without it, sender and receiver
 // share one process and one JavaScript thread.
 import { Agent, useBackend } from "../mod.ts";
 import type { Transport } from "../transports/transport.ts";
+import { stompTarget } from "./e2e_stomp.ts";
 
 const flags = Deno.args.filter((a) => a.startsWith("--"));
 const positional = Deno.args.filter((a) => !a.startsWith("--"));
@@ -66,6 +67,7 @@ const targets: Record<string, Target> = {
       await t.close();
     },
   },
+  stomp: stompTarget(flag("stomp-url")),
 };
 
 /** Runs `count` async jobs with at most `window` in flight. */

@@ -66,6 +66,9 @@ export class TcpStompSocket implements IStompSocket {
   #state = CONNECTING;
   #conn: Deno.Conn | undefined;
   #writing: Promise<void> = Promise.resolve();
+  #queued: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #flushing = false;
   #closeReported = false;
   /** The local port of the open connection (to find it in the broker's connection list). */
   localPort: number | undefined;
@@ -148,7 +151,7 @@ export class TcpStompSocket implements IStompSocket {
     this.#reportClose(this.#state === CLOSING ? 1000 : 1006, reason);
   }
 
-  /** Queues `data` for writing; writes happen in call order. */
+  /** Queues `data` for writing; writes happen in call order, frames queued meanwhile in one write. */
   send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
     if (this.#state !== OPEN || !this.#conn) return;
     let bytes: Uint8Array;
@@ -156,15 +159,40 @@ export class TcpStompSocket implements IStompSocket {
     else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     else if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) bytes = new Uint8Array(data);
     else throw new TypeError("a Blob cannot be sent on a TCP STOMP socket");
-    const conn = this.#conn;
-    this.#writing = this.#writing.then(async () => {
-      if (this.#state !== OPEN) return;
-      let off = 0;
-      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
-    }).catch((error) => {
+    this.#queued.push(bytes);
+    this.#queuedBytes += bytes.length;
+    if (!this.#flushing) {
+      this.#flushing = true;
+      this.#writing = this.#flush(this.#conn);
+    }
+  }
+
+  async #flush(conn: Deno.Conn): Promise<void> {
+    try {
+      while (this.#queued.length > 0 && this.#state === OPEN) {
+        const chunks = this.#queued;
+        const total = this.#queuedBytes;
+        this.#queued = [];
+        this.#queuedBytes = 0;
+        let out: Uint8Array;
+        if (chunks.length === 1) out = chunks[0]!;
+        else {
+          out = new Uint8Array(total);
+          let off = 0;
+          for (const c of chunks) {
+            out.set(c, off);
+            off += c.length;
+          }
+        }
+        let off = 0;
+        while (off < out.length) off += await conn.write(out.subarray(off));
+      }
+    } catch (error) {
       if (this.#state === OPEN) this.onerror?.({ type: "error", error });
       this.#shut();
-    });
+    } finally {
+      this.#flushing = false;
+    }
   }
 
   /** Closes after the queued writes are done. */
