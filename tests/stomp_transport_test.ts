@@ -206,6 +206,115 @@ Deno.test("stomp: the directory keeps the last card, verifies what it reads, and
   }
 });
 
+/** A loopback "broker" that answers CONNECT and then runs `after` on the socket. */
+function fakeBroker(
+  after: (conn: Deno.Conn) => Promise<void>,
+): { port: number; done: Promise<void>; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("\0")) {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    await conn.write(new TextEncoder().encode("CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0"));
+    try {
+      await after(conn);
+    } finally {
+      try {
+        conn.close();
+      } catch { /* closed by the client */ }
+    }
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, done, close: () => listener.close() };
+}
+
+Deno.test("stomp: a broker that sends a frame without end is cut off at the size limit", async () => {
+  let sent = 0;
+  const broker = fakeBroker(async (conn) => {
+    await conn.write(new TextEncoder().encode("MESSAGE\ndestination:/queue/x\ncontent-length:999999999\n\n"));
+    const junk = new Uint8Array(16_384);
+    try {
+      while (sent < 64 << 20) sent += await conn.write(junk);
+    } catch {
+      // the client closed the connection
+    }
+  });
+  const t = await createTransport(`stomp://127.0.0.1:${broker.port}`, {
+    maxMessageBytes: 100_000,
+    heartbeatMs: 0,
+    maxBackoffMs: 60_000,
+  });
+  try {
+    await broker.done;
+    assert.ok(sent < 4 << 20, `the client read ${sent} bytes of an endless frame`);
+  } finally {
+    await t.close();
+    broker.close();
+  }
+});
+
+Deno.test("stomp: heartbeats find a broker that went silent; the transport reconnects and publishes again", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  // A loopback relay to the broker that can be frozen: it keeps the TCP connection open but forwards nothing.
+  let frozen = false;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const relay = (async () => {
+    for await (const client of listener) {
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port: 61613 });
+      conns.push(client, upstream);
+      const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+        const buf = new Uint8Array(65_536);
+        try {
+          for (;;) {
+            const n = await from.read(buf);
+            if (n === null) break;
+            if (!frozen) await to.write(buf.subarray(0, n));
+          }
+        } catch { /* closed */ }
+        try {
+          to.close();
+        } catch { /* closed */ }
+      };
+      void pipe(client, upstream);
+      void pipe(upstream, client);
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  const t = await createTransport(`stomp://guest:guest@127.0.0.1:${port}`, {
+    prefix,
+    heartbeatMs: 200,
+    connectTimeoutMs: 1000, // an attempt made while the relay is frozen gives up soon
+    publishTimeoutMs: 10_000,
+  }) as StompTransport;
+  try {
+    const agent = `hb-${crypto.randomUUID().slice(0, 8)}`;
+    await t.publish({ agent }, enc("before"));
+    frozen = true;
+    const before = t.connections;
+    // RabbitMQ raises the heartbeat to 1 s; the client gives up after two silent periods.
+    await new Promise((r) => setTimeout(r, 3500));
+    frozen = false;
+    await until(() => t.connections > before, 10_000, "a reconnection after the silence");
+    await t.publish({ agent }, enc("after"));
+    const got = await drain(t, { agent }, 2, 5000);
+    assert.deepEqual(got.map((b) => new TextDecoder().decode(b)).sort(), ["after", "before"]);
+  } finally {
+    await t.close();
+    listener.close();
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await relay.catch(() => {});
+  }
+});
+
 Deno.test("stomp: remove the tests' queues", async () => {
   if (!(await requireBroker("RabbitMQ", 5672))) return;
   await cleanRabbit(prefix);

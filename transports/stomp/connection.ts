@@ -101,6 +101,8 @@ export interface StompConnectionOptions {
   publishTimeoutMs: number;
   /** Longest pause between reconnection attempts, ms. */
   maxBackoffMs: number;
+  /** Largest body accepted from the broker, bytes (a larger frame ends the connection). */
+  maxMessageBytes: number;
 }
 
 /** Receives a MESSAGE frame; `generation` names the connection it came on. */
@@ -131,6 +133,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *   connectTimeoutMs: 10_000,
  *   publishTimeoutMs: 30_000,
  *   maxBackoffMs: 5000,
+ *   maxMessageBytes: 4 << 20,
  * });
  * await c.send("/queue/demo", new Uint8Array([1]), {});
  * await c.close();
@@ -144,7 +147,7 @@ export class StompConnection {
   readonly #receipts = new Map<string, PendingReceipt>();
   readonly #subs = new Map<string, Sub>();
   readonly #tag = crypto.randomUUID().slice(0, 12);
-  #socket: TcpStompSocket | undefined;
+  #socket: TcpStompSocket | WsStompSocket | undefined;
   #generation = 0;
   #connected = false;
   #up = Promise.withResolvers<void>();
@@ -169,19 +172,28 @@ export class StompConnection {
       debug: () => {},
     });
     const tls = endpoint.tls ? (options.tls ?? {}) : undefined;
+    const maxPendingBytes = options.maxMessageBytes + (64 << 10); // the body, its headers and a read's worth
     if (endpoint.kind === "tcp") {
-      const target = { hostname: endpoint.hostname, port: endpoint.port, tls };
+      const target = { hostname: endpoint.hostname, port: endpoint.port, tls, maxPendingBytes };
       this.#client.webSocketFactory = () => (this.#socket = new TcpStompSocket(target));
     } else {
-      const target = { url: endpoint.wsUrl!, tls, handshakeTimeoutMs: options.connectTimeoutMs };
-      this.#client.webSocketFactory = () => new WsStompSocket(target);
+      const target = {
+        url: endpoint.wsUrl!,
+        tls,
+        handshakeTimeoutMs: options.connectTimeoutMs,
+        maxPendingBytes,
+      };
+      this.#client.webSocketFactory = () => (this.#socket = new WsStompSocket(target));
     }
+    this.#client.onHeartbeatReceived = () => this.#socket?.progress();
+    this.#client.onUnhandledFrame = () => this.#socket?.progress();
     this.#client.onConnect = () => this.#onConnect();
     this.#client.onWebSocketClose = () =>
       this.#onLost(new TransportError("the connection to RabbitMQ closed"));
     this.#client.onStompError = (frame: IFrame) =>
       this.#onLost(new TransportError(`RabbitMQ: ${frame.headers.message ?? "STOMP error"}`));
     this.#client.onUnhandledReceipt = (frame: IFrame) => {
+      this.#socket?.progress();
       const id = frame.headers["receipt-id"];
       const pending = id === undefined ? undefined : this.#receipts.get(id);
       if (!pending) return;
@@ -230,7 +242,7 @@ export class StompConnection {
 
   /** The local TCP port of the current connection (`stomp://` and `stomp+ssl://` only). */
   get localPort(): number | undefined {
-    return this.#connected ? this.#socket?.localPort : undefined;
+    return this.#connected && this.#socket instanceof TcpStompSocket ? this.#socket.localPort : undefined;
   }
 
   /** Which connection is current: a message of an older one cannot be acknowledged any more. */
@@ -244,12 +256,16 @@ export class StompConnection {
   }
 
   #onConnect(): void {
+    this.#socket?.progress();
     this.#generation++;
     this.connections++;
     this.#connected = true;
     const generation = this.#generation;
     for (const [id, s] of this.#subs) {
-      this.#client.subscribe(s.destination, (m) => s.onMessage(m, generation), { ...s.headers, id });
+      this.#client.subscribe(s.destination, (m) => this.#received(s.onMessage, m, generation), {
+        ...s.headers,
+        id,
+      });
     }
     this.#up.resolve();
   }
@@ -265,6 +281,11 @@ export class StompConnection {
       this.#receipts.delete(id);
       p.reject(new TransportError("the connection closed before RabbitMQ confirmed", { cause: error }));
     }
+  }
+
+  #received(onMessage: FrameHandler, m: IMessage, generation: number): void {
+    this.#socket?.progress();
+    onMessage(m, generation);
   }
 
   /** Waits for the connection, up to the publish timeout. */
@@ -322,7 +343,11 @@ export class StompConnection {
     const done = this.#expectReceipt(receipt);
     const generation = this.#generation;
     try {
-      this.#client.subscribe(destination, (m) => onMessage(m, generation), { ...headers, id, receipt });
+      this.#client.subscribe(destination, (m) => this.#received(onMessage, m, generation), {
+        ...headers,
+        id,
+        receipt,
+      });
     } catch (cause) {
       this.#subs.delete(id);
       this.#dropReceipt(receipt);

@@ -29,6 +29,14 @@ export interface TcpTarget {
   port: number;
   /** TLS, for `stomp+ssl://`; absent for plain TCP. */
   tls?: StompTlsOptions;
+  /** Most bytes the peer may send without completing a frame (see `progress`). Default 16 MiB. */
+  maxPendingBytes?: number;
+}
+
+const DEFAULT_MAX_PENDING = 16 << 20;
+
+function overLimit(limit: number): Error {
+  return new Error(`the broker sent over ${limit} bytes without completing a frame`);
 }
 
 const CONNECTING = 0;
@@ -66,6 +74,8 @@ export class TcpStompSocket implements IStompSocket {
   #state = CONNECTING;
   #conn: Deno.Conn | undefined;
   #writing: Promise<void> = Promise.resolve();
+  #pending = 0;
+  readonly #maxPending: number;
   #queued: Uint8Array[] = [];
   #queuedBytes = 0;
   #flushing = false;
@@ -80,12 +90,18 @@ export class TcpStompSocket implements IStompSocket {
    */
   constructor(target: TcpTarget) {
     this.url = `${target.tls ? "tls" : "tcp"}://${target.hostname}:${target.port}`;
+    this.#maxPending = target.maxPendingBytes ?? DEFAULT_MAX_PENDING;
     void this.#open(target);
   }
 
   /** `CONNECTING` (0), `OPEN` (1), `CLOSING` (2) or `CLOSED` (3). */
   get readyState(): number {
     return this.#state;
+  }
+
+  /** A frame was completed: the bytes received so far no longer count against `maxPendingBytes`. */
+  progress(): void {
+    this.#pending = 0;
   }
 
   async #open(target: TcpTarget): Promise<void> {
@@ -138,6 +154,8 @@ export class TcpStompSocket implements IStompSocket {
       for (;;) {
         const n = await conn.read(buffer);
         if (n === null) break;
+        // The frame parser keeps what it has not completed: a peer may not make it grow without bound.
+        if ((this.#pending += n) > this.#maxPending) throw overLimit(this.#maxPending);
         // A copy: the parser may keep a reference while the buffer is reused.
         this.onmessage?.({ data: buffer.slice(0, n).buffer });
       }
@@ -254,6 +272,8 @@ export interface WsTarget {
   tls?: StompTlsOptions;
   /** How long the opening handshake may take, ms. */
   handshakeTimeoutMs?: number;
+  /** Most bytes the peer may send without completing a frame (see `progress`). Default 16 MiB. */
+  maxPendingBytes?: number;
 }
 
 function toArrayBuffer(data: Uint8Array | Uint8Array[] | ArrayBuffer): ArrayBuffer {
@@ -301,6 +321,8 @@ export class WsStompSocket implements IStompSocket {
   binaryType = "arraybuffer";
   #ws: NodeWebSocket | undefined;
   #state = CONNECTING;
+  #pending = 0;
+  readonly #maxPending: number;
   #closeReported = false;
 
   /**
@@ -310,12 +332,18 @@ export class WsStompSocket implements IStompSocket {
    */
   constructor(target: WsTarget) {
     this.url = target.url;
+    this.#maxPending = target.maxPendingBytes ?? DEFAULT_MAX_PENDING;
     void this.#open(target);
   }
 
   /** `CONNECTING` (0), `OPEN` (1), `CLOSING` (2) or `CLOSED` (3). */
   get readyState(): number {
     return this.#ws?.readyState ?? this.#state;
+  }
+
+  /** A frame was completed: the bytes received so far no longer count against `maxPendingBytes`. */
+  progress(): void {
+    this.#pending = 0;
   }
 
   async #open(target: WsTarget): Promise<void> {
@@ -325,6 +353,7 @@ export class WsStompSocket implements IStompSocket {
       ws = new WebSocket(target.url, ["v12.stomp", "v11.stomp", "v10.stomp"], {
         skipUTF8Validation: true,
         perMessageDeflate: false,
+        maxPayload: this.#maxPending, // one WebSocket message: ws refuses a larger one
         handshakeTimeout: target.handshakeTimeoutMs ?? 10_000,
         ca: target.tls?.ca,
         cert: target.tls?.cert,
@@ -340,7 +369,14 @@ export class WsStompSocket implements IStompSocket {
     if (this.#state !== CONNECTING) return ws.terminate();
     this.#ws = ws;
     ws.on("open", () => this.onopen?.({ type: "open" }));
-    ws.on("message", (data) => this.onmessage?.({ data: toArrayBuffer(data) }));
+    ws.on("message", (data) => {
+      const bytes = toArrayBuffer(data);
+      if ((this.#pending += bytes.byteLength) > this.#maxPending) {
+        this.onerror?.({ type: "error", error: overLimit(this.#maxPending) });
+        return ws.terminate();
+      }
+      this.onmessage?.({ data: bytes });
+    });
     ws.on("error", (error) => this.onerror?.({ type: "error", error }));
     ws.on("close", (code, reason) => this.#reportClose(code, new TextDecoder().decode(reason)));
   }
