@@ -37,3 +37,4 @@ export * from "./logger.ts";
 export * from "./metrics.ts";
 export * from "./reef.ts";
 export type { SessionSecrets } from "./schedule.ts";
+export * from "./praval/mod.ts";
