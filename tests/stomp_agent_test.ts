@@ -2,7 +2,7 @@
 // queue, the broker closing the agents' connections during 10,000 messages, a receiver SIGKILLed mid-stream,
 // 1 MiB spores, TLS and mutual TLS through a loopback terminator.
 import assert from "node:assert/strict";
-import { Agent, FileDirectory, Identity, type Message, TransportError } from "../mod.ts";
+import { Agent, ConfigError, FileDirectory, Identity, type Message, TransportError } from "../mod.ts";
 import { createTransport, type StompTransport } from "../transports/stomp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker, requireTool } from "./_env.ts";
@@ -266,6 +266,7 @@ Deno.test("stomp over TLS and mutual TLS; a wrong CA or a missing client certifi
   const pki = await makePki();
   const open = await tlsProxy(pki, 61613, false);
   const mutual = await tlsProxy(pki, 61613, true);
+  const webTls = await tlsProxy(pki, 15674, true);
   try {
     const url = `stomp+ssl://guest:guest@127.0.0.1:${open.port}`;
     await using alice = await Agent.start({
@@ -292,9 +293,33 @@ Deno.test("stomp over TLS and mutual TLS; a wrong CA or a missing client certifi
       createTransport(mtlsUrl, { prefix, tls: { ca: pki.ca }, connectTimeoutMs: 3000 }),
       TransportError,
     );
+    await assert.rejects(
+      createTransport(url, { prefix, tls: { ca: pki.ca, servername: "other" } }),
+      ConfigError,
+    );
+    // Web-STOMP over TLS with a client certificate (stomp+wss://), and without one refused.
+    const wssUrl = `stomp+wss://guest:guest@127.0.0.1:${webTls.port}/ws`;
+    await using carol = await Agent.start({
+      id: "tls-carol",
+      transport: wssUrl,
+      transportOptions: { prefix, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } },
+    });
+    const toCarol = Promise.withResolvers<Message>();
+    carol.on("t", (m) => toCarol.resolve(m));
+    await alice.send("tls-carol", { type: "t", content: "over stomp+wss" });
+    assert.equal((await toCarol.promise).content, "over stomp+wss");
+    await assert.rejects(
+      createTransport(wssUrl, { prefix, tls: { ca: pki.ca }, connectTimeoutMs: 3000 }),
+      TransportError,
+    );
+    await assert.rejects(
+      createTransport(wssUrl, { prefix, tls: { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey } }),
+      TransportError,
+    );
   } finally {
     await open.close();
     await mutual.close();
+    await webTls.close();
     await Deno.remove(pki.dir, { recursive: true });
   }
 });

@@ -172,6 +172,11 @@ export class StompConnection {
       debug: () => {},
     });
     const tls = endpoint.tls ? (options.tls ?? {}) : undefined;
+    if (endpoint.kind === "tcp" && tls?.servername !== undefined) {
+      throw new ConfigError(
+        "tls.servername is not supported over stomp+ssl://: put the server's name in the URL",
+      );
+    }
     const maxPendingBytes = options.maxMessageBytes + (64 << 10); // the body, its headers and a read's worth
     if (endpoint.kind === "tcp") {
       const target = { hostname: endpoint.hostname, port: endpoint.port, tls, maxPendingBytes };

@@ -118,7 +118,6 @@ export class TcpStompSocket implements IStompSocket {
           port: target.port,
           caCerts: ca,
         };
-        if (target.tls.servername) (options as { serverName?: string }).serverName = target.tls.servername;
         if (target.tls.cert !== undefined || target.tls.key !== undefined) {
           options.cert = target.tls.cert;
           options.key = target.tls.key;

@@ -126,6 +126,7 @@ export class StompTransport implements Transport {
     try {
       t.#pub = await t.openConnection();
     } catch (cause) {
+      if (cause instanceof ConfigError) throw cause;
       throw new TransportError(`cannot reach RabbitMQ STOMP at ${describeUrl(url)}`, { cause });
     }
     return t;
