@@ -400,6 +400,30 @@ Deno.test("stomp: examples/stomp_agents.ts runs with the permissions its header 
   }
 });
 
+Deno.test("stomp: the directory announces cards, also after the broker closed the watcher's connections", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const watcher = await createTransport(TCP, transportOptions) as StompTransport;
+  const publisher = await createTransport(TCP, transportOptions);
+  try {
+    const seen: string[] = [];
+    watcher.directory.watch((card) => void seen.push(card.id));
+    await until(() => watcher.localPorts.length >= 2, 5000, "the watching connection");
+    const first = await Agent.start({ id: "watched-1", transport: publisher });
+    await until(() => seen.includes("watched-1"), 10_000, "first announcement");
+    const before = watcher.connections;
+    assert.ok((await closeConnectionsOf(watcher)) >= 2);
+    await until(() => watcher.connections >= before + 2, 20_000, "reconnection");
+    const second = await Agent.start({ id: "watched-2", transport: publisher });
+    await until(() => seen.includes("watched-2"), 20_000, "announcement after reconnecting");
+    assert.equal((await watcher.directory.lookup("watched-1"))?.fingerprint, first.identity.fingerprint);
+    await first.close();
+    await second.close();
+  } finally {
+    await watcher.close();
+    await publisher.close();
+  }
+});
+
 Deno.test("stomp: remove the tests' queues", async () => {
   if (!(await requireBroker("RabbitMQ", 5672))) return;
   await cleanRabbit(prefix); // the AMQP exchanges too
