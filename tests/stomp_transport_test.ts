@@ -28,6 +28,13 @@ transportConformance({
 });
 
 transportConformance({
+  name: "stomp (tcp, quorum queues)",
+  available: () => requireBroker("RabbitMQ STOMP", 61613),
+  open: () => createTransport(TCP, { prefix: `${prefix}-q`, queueType: "quorum" }),
+  slackMs: 500,
+});
+
+transportConformance({
   name: "stomp (websocket)",
   available: () => requireBroker("RabbitMQ Web-STOMP", 15674),
   open: () => createTransport(WS, { prefix }),
@@ -312,6 +319,35 @@ Deno.test("stomp: heartbeats find a broker that went silent; the transport recon
       } catch { /* closed */ }
     }
     await relay.catch(() => {});
+  }
+});
+
+Deno.test("stomp: queueType quorum declares quorum queues, and the broker's delivery count is the redelivery count", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const p = `${prefix}-qt`;
+  const t = await createTransport(TCP, { prefix: p, queueType: "quorum" });
+  try {
+    assert.equal(t.capabilities.priority, false);
+    const counts: number[] = [];
+    const sub = await t.subscribe({ agent: "q" }, async (d) => {
+      counts.push(d.redeliveries);
+      await (counts.length < 3 ? d.nack() : d.ack());
+    });
+    await t.publish({ agent: "q" }, enc("x"));
+    await until(() => counts.length === 3, 10_000, "three deliveries");
+    await sub.close();
+    assert.deepEqual(counts, [0, 1, 2]);
+    const out = await new Deno.Command("rabbitmqctl", {
+      args: ["list_queues", "-q", "--no-table-headers", "name", "type"],
+      stdout: "piped",
+    }).output();
+    const types = new Map(
+      new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split("\t") as [string, string]),
+    );
+    assert.equal(types.get(`${p}.agent.q`), "quorum");
+    assert.equal(types.get(`${p}.dead.q`), "quorum");
+  } finally {
+    await t.close();
   }
 });
 

@@ -64,6 +64,9 @@ export interface Destination {
 /** Which queues and exchanges spores use. */
 export type StompTopology = "stomp" | "amqp";
 
+/** Queue type of agent, dead-letter and member queues: `"classic"` (with priorities) or `"quorum"` (replicated). */
+export type StompQueueType = "classic" | "quorum";
+
 const MAX_QUEUE_NAME = 255;
 
 function name(value: string): string {
@@ -92,22 +95,29 @@ export class StompDestinations {
   readonly prefix: string;
   /** The topology. */
   readonly topology: StompTopology;
+  /** The queue type of agent, dead-letter and member queues. */
+  readonly queueType: StompQueueType;
 
   /**
    * Names under `prefix`.
    *
    * @param prefix 1..64 characters of `[A-Za-z0-9._:-]`.
    * @param topology `"stomp"` (default) or `"amqp"`.
+   * @param queueType `"classic"` (default) or `"quorum"`.
    */
-  constructor(prefix: string, topology: StompTopology = "stomp") {
+  constructor(prefix: string, topology: StompTopology = "stomp", queueType: StompQueueType = "classic") {
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
       throw new ConfigError("prefix must be 1..64 of [A-Za-z0-9._:-]");
     }
     if (topology !== "stomp" && topology !== "amqp") {
       throw new ConfigError('topology must be "stomp" or "amqp"');
     }
+    if (queueType !== "classic" && queueType !== "quorum") {
+      throw new ConfigError('queueType must be "classic" or "quorum"');
+    }
     this.prefix = prefix;
     this.topology = topology;
+    this.queueType = queueType;
   }
 
   /** The queue of agent `id`. */
@@ -131,6 +141,12 @@ export class StompDestinations {
     return name(`${this.prefix}.channel.${checkId(channel, "channel")}.${checkId(member, "channel member")}`);
   }
 
+  /** Queue arguments: quorum when asked, else priorities where `priority`. */
+  #args(args: Headers, priority: boolean): Headers {
+    if (this.queueType === "quorum") return { ...args, "x-queue-type": "quorum" };
+    return priority ? { ...args, "x-max-priority": "9" } : args;
+  }
+
   #type(type: string | undefined): string {
     return type === undefined ? "spore" : checkId(type, "type").replaceAll(".", "_");
   }
@@ -152,23 +168,18 @@ export class StompDestinations {
     if (this.topology === "amqp") {
       return {
         destination: `/exchange/${this.prefix}/agent.${id}.#`,
-        headers: {
-          ...DURABLE,
-          id: queue,
-          "x-queue-name": queue,
-          "x-max-priority": "9",
-          "x-dead-letter-exchange": `${this.prefix}.dlx`,
-        },
+        headers: this.#args(
+          { ...DURABLE, id: queue, "x-queue-name": queue, "x-dead-letter-exchange": `${this.prefix}.dlx` },
+          true,
+        ),
       };
     }
     return {
       destination: `/queue/${queue}`,
-      headers: {
-        ...DURABLE,
-        "x-max-priority": "9",
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": this.deadQueue(id),
-      },
+      headers: this.#args(
+        { ...DURABLE, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": this.deadQueue(id) },
+        true,
+      ),
     };
   }
 
@@ -178,10 +189,10 @@ export class StompDestinations {
     if (this.topology === "amqp") {
       return {
         destination: `/exchange/${this.prefix}.dlx/agent.${id}.#`,
-        headers: { ...DURABLE, id: queue, "x-queue-name": queue },
+        headers: this.#args({ ...DURABLE, id: queue, "x-queue-name": queue }, false),
       };
     }
-    return { destination: `/queue/${queue}`, headers: { ...DURABLE } };
+    return { destination: `/queue/${queue}`, headers: this.#args({ ...DURABLE }, false) };
   }
 
   /** What must exist before spores for `id` are sent: declared once, by a SUBSCRIBE on a short-lived connection. */
@@ -213,13 +224,13 @@ export class StompDestinations {
     }
     return {
       destination: `/topic/${this.prefix}.broadcast.${channel}`,
-      headers: {
+      headers: this.#args({
         ...DURABLE,
         id: queue,
         "x-queue-name": queue,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": this.deadQueue(member),
-      },
+      }, false),
     };
   }
 

@@ -22,7 +22,7 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { type Headers, StompDestinations, type StompTopology } from "./destinations.ts";
+import { type Headers, StompDestinations, type StompQueueType, type StompTopology } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
 import {
   describeUrl,
@@ -43,6 +43,12 @@ export interface StompTransportOptions {
    * talk to each other. See `./destinations.ts`.
    */
   topology?: StompTopology;
+  /**
+   * Queue type of agent, dead-letter and member queues: `"classic"` (default, with priorities and per-message
+   * TTL) or `"quorum"` (replicated; no priorities, and RabbitMQ 3.10 keeps no per-message TTL on them). In the
+   * `"amqp"` topology it must match the AMQP transport's `queueType`.
+   */
+  queueType?: StompQueueType;
   /** TLS for `stomp+ssl://` (CA, client certificate and key for mutual TLS). */
   tls?: StompTlsOptions;
   /** Heartbeat interval both ways, ms (0: none). Default 10,000. */
@@ -108,13 +114,18 @@ export class StompTransport implements Transport {
       maxMessageBytes: options.maxMessageBytes ?? 4 << 20,
       tls: options.tls,
     };
-    this.destinations = new StompDestinations(options.prefix ?? "spores", options.topology ?? "stomp");
+    this.destinations = new StompDestinations(
+      options.prefix ?? "spores",
+      options.topology ?? "stomp",
+      options.queueType ?? "classic",
+    );
+    const classic = this.destinations.queueType === "classic";
     this.directory = new StompDirectory(this, this.destinations);
     this.capabilities = Object.freeze({
       durable: true,
       ordered: true,
-      priority: true,
-      ttl: true,
+      priority: classic,
+      ttl: classic,
       maxMessageBytes: this.#o.maxMessageBytes,
       broadcast: true,
     });
@@ -230,7 +241,13 @@ export class StompTransport implements Transport {
   #deliver(s: SubState, m: IMessage, generation: number): void {
     const pub = m.headers["spores-pub"] ?? m.headers["amqp-message-id"] ?? m.headers["message-id"] ?? "";
     const seen = s.counts.get(pub) ?? 0;
-    const redeliveries = Math.max(seen, m.headers.redelivered === "true" ? 1 : 0);
+    // Quorum queues count deliveries themselves (x-delivery-count), also across consumers and restarts.
+    const counted = Number(m.headers["x-delivery-count"] ?? 0);
+    const redeliveries = Math.max(
+      seen,
+      m.headers.redelivered === "true" ? 1 : 0,
+      Number.isSafeInteger(counted) && counted > 0 ? counted : 0,
+    );
     const priority = Number(m.headers.priority ?? 4);
     let settled = false;
     const settle = (f: () => void) => {
