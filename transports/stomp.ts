@@ -20,17 +20,18 @@ import type { Transport } from "./transport.ts";
 import { StompTransport, type StompTransportOptions } from "./stomp/transport.ts";
 
 export {
-  describeUrl,
   type FrameHandler,
   parseStompUrl,
   StompConnection,
   type StompConnectionOptions,
   type StompEndpoint,
+  type StompMessage,
 } from "./stomp/connection.ts";
 export {
   type Destination,
   type Headers,
   StompDestinations,
+  type StompQueueType,
   type StompTopology,
 } from "./stomp/destinations.ts";
 export { StompDirectory, type StompFrameSource } from "./stomp/directory.ts";

@@ -40,7 +40,7 @@ export interface StompEndpoint {
 
 const SCHEMES = new Set(["stomp:", "stomp+ssl:", "stomp+ws:", "stomp+wss:"]);
 
-/** A URL without its credentials, for messages. */
+/** @internal A URL without its credentials, for messages. */
 export function describeUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -105,8 +105,20 @@ export interface StompConnectionOptions {
   maxMessageBytes: number;
 }
 
+/** A MESSAGE frame, as a subscription receives it. */
+export interface StompMessage {
+  /** The frame's headers. */
+  readonly headers: Record<string, string>;
+  /** The body, exactly as sent (`content-length` bytes). */
+  readonly binaryBody: Uint8Array;
+  /** Sends ACK for it (with `ack: client` or `client-individual`). */
+  ack(headers?: Record<string, string>): void;
+  /** Sends NACK for it (`requeue: "false"` dead-letters it on RabbitMQ). */
+  nack(headers?: Record<string, string>): void;
+}
+
 /** Receives a MESSAGE frame; `generation` names the connection it came on. */
-export type FrameHandler = (message: IMessage, generation: number) => void;
+export type FrameHandler = (message: StompMessage, generation: number) => void;
 
 interface PendingReceipt {
   resolve(): void;

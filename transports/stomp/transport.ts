@@ -8,7 +8,6 @@
  *
  * @module
  */
-import type { IMessage } from "@stomp/stompjs";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { checkId } from "../../spore/limits.ts";
 import {
@@ -30,6 +29,7 @@ import {
   StompConnection,
   type StompConnectionOptions,
   type StompEndpoint,
+  type StompMessage,
 } from "./connection.ts";
 import type { StompTlsOptions } from "./socket.ts";
 
@@ -238,7 +238,7 @@ export class StompTransport implements Transport {
     this.#declared.add(id);
   }
 
-  #deliver(s: SubState, m: IMessage, generation: number): void {
+  #deliver(s: SubState, m: StompMessage, generation: number): void {
     const pub = m.headers["spores-pub"] ?? m.headers["amqp-message-id"] ?? m.headers["message-id"] ?? "";
     const seen = s.counts.get(pub) ?? 0;
     // Quorum queues count deliveries themselves (x-delivery-count), also across consumers and restarts.
