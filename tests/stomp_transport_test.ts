@@ -124,18 +124,19 @@ Deno.test("stomp: ids that could leave their destination, bad URLs and bad optio
 
 Deno.test("stomp: wrong credentials, an unknown virtual host and a closed port are refused with a TransportError", async () => {
   if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
-  await assert.rejects(
-    createTransport("stomp://guest:wrong@127.0.0.1:61613", { connectTimeoutMs: 5000 }),
-    TransportError,
-  );
-  await assert.rejects(
-    createTransport("stomp+ws://guest:wrong@127.0.0.1:15674/ws", { connectTimeoutMs: 5000 }),
-    TransportError,
-  );
-  await assert.rejects(
-    createTransport("stomp://guest:guest@127.0.0.1:61613/no-such-vhost", { connectTimeoutMs: 5000 }),
-    TransportError,
-  );
+  const refused = (e: unknown) => {
+    assert.ok(e instanceof TransportError);
+    assert.doesNotMatch(e.message, /wrong/, "the password is not in the message");
+    assert.match(String((e.cause as Error)?.message), /refused the connection/);
+    return true;
+  };
+  for (
+    const url of [
+      "stomp://guest:wrong@127.0.0.1:61613",
+      "stomp+ws://guest:wrong@127.0.0.1:15674/ws",
+      "stomp://guest:guest@127.0.0.1:61613/no-such-vhost",
+    ]
+  ) await assert.rejects(createTransport(url, { connectTimeoutMs: 5000 }), refused, url);
   await assert.rejects(
     createTransport(`stomp://127.0.0.1:${freePort()}`, { connectTimeoutMs: 2000 }),
     TransportError,
