@@ -10,7 +10,7 @@ import {
   type Transport,
   TransportError,
 } from "../mod.ts";
-import { createTransport, StompDestinations, type StompTransport } from "../transports/stomp.ts";
+import { createTransport, StompDestinations, StompTransport } from "../transports/stomp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
 import { freePort } from "./_tls.ts";
@@ -144,6 +144,19 @@ Deno.test("stomp: wrong credentials, an unknown virtual host and a closed port a
   // The default virtual host named explicitly works.
   const t = await createTransport("stomp://guest:guest@127.0.0.1:61613/%2F", { prefix });
   await t.close();
+});
+
+Deno.test("stomp: await using closes the transport and every connection it opened", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  let kept: StompTransport;
+  {
+    await using t = await StompTransport.connect(TCP, { prefix });
+    kept = t;
+    await t.subscribe({ agent: `dispose-${crypto.randomUUID().slice(0, 8)}` }, (d) => d.ack());
+    assert.equal(t.localPorts.length, 2);
+  }
+  assert.equal(kept.localPorts.length, 0);
+  await assert.rejects(kept.publish({ agent: "x" }, enc("x")), TransportError);
 });
 
 Deno.test("stomp: an expired message and a dead-lettered one go to the agent's dead-letter queue", async () => {

@@ -349,6 +349,11 @@ export class StompTransport implements Transport {
     return await this.subscribeRaw(d.destination, { ...d.headers, ...common }, handler);
   }
 
+  /** `await using transport = await StompTransport.connect(url)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Closes: subscriptions stop, unacknowledged messages return to their queues, the connections end. */
   async close(): Promise<void> {
     if (this.#closed) return;
