@@ -23,6 +23,7 @@
  * │   ├── TooLargeError      a field or the whole input is over its limit
  * │   └── KeyFileError       a key file that is truncated, corrupted or unknown
  * ├── ConfigError            a caller or deployment mistake
+ * │   └── ContentError       content that would not arrive as it was given (spore/content.ts)
  * └── TransportError         a broker or network failure
  * ```
  *
@@ -39,6 +40,7 @@ export type SporeErrorCode =
   | "ERR_TRUST"
   | "ERR_UNKNOWN_SENDER"
   | "ERR_KEY_CHANGED"
+  | "ERR_ROLLBACK"
   | "ERR_STALE_KEY"
   | "ERR_SIGNATURE"
   | "ERR_DECRYPT"
@@ -50,6 +52,7 @@ export type SporeErrorCode =
   | "ERR_TOO_LARGE"
   | "ERR_KEY_FILE"
   | "ERR_CONFIG"
+  | "ERR_CONTENT"
   | "ERR_TRANSPORT";
 
 /**
@@ -184,6 +187,21 @@ export class UnknownSenderError extends TrustError {
 export class KeyChangedError extends TrustError {
   /** The code of this class. */
   static override readonly code: SporeErrorCode = "ERR_KEY_CHANGED";
+}
+
+/**
+ * An agent card older than (or as old as, but different from) one already
+ * accepted for the same agent: a rollback to a card whose keys were retired.
+ *
+ * @example
+ * ```ts
+ * import { RollbackError, TrustError } from "@spores/spores";
+ * console.assert(new RollbackError("old card") instanceof TrustError);
+ * ```
+ */
+export class RollbackError extends TrustError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_ROLLBACK";
 }
 
 /**

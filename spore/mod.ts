@@ -23,6 +23,7 @@
  * @module
  */
 export * from "./card.ts";
+export * from "./content.ts";
 export * from "./directory.ts";
 export * from "./engine.ts";
 export * from "./envelope.ts";
@@ -30,6 +31,7 @@ export * from "./limits.ts";
 export * from "./payload.ts";
 export * from "./replay.ts";
 export * from "./session.ts";
+export * from "./state_seal.ts";
 export * from "./trust.ts";
 export * from "./types.ts";
 export * from "./agent.ts";
