@@ -65,9 +65,10 @@ Deno.test("stomp: agents by URL talk end to end across TCP and WebSocket; broadc
   // carol joins #ops, goes away; alice broadcasts; carol comes back and catches up.
   const carolIdentity = await Identity.generate({ extractable: true });
   const carol = await Agent.start({ id: "carol", transport: TCP, transportOptions, identity: carolIdentity });
-  await carol.join("ops");
-  await bob.join("ops");
-  await alice.join("ops");
+  const ops = { members: ["alice", "bob", "carol"], posters: ["alice"] };
+  await carol.join("ops", ops);
+  await bob.join("ops", ops);
+  await alice.join("ops", ops);
   const bobHeard = Promise.withResolvers<Message>();
   bob.on("alert", (m) => bobHeard.resolve(m));
   await carol.close();
@@ -81,7 +82,7 @@ Deno.test("stomp: agents by URL talk end to end across TCP and WebSocket; broadc
   });
   const carolHeard = Promise.withResolvers<Message>();
   back.on("alert", (m) => carolHeard.resolve(m));
-  await back.join("ops");
+  await back.join("ops", ops);
   const heard = await carolHeard.promise;
   assert.equal(heard.content, "disk full");
   assert.equal(heard.kind, "broadcast");
@@ -362,7 +363,8 @@ Deno.test('stomp and amqp agents on one RabbitMQ talk to each other (the "amqp" 
   await bob.send("ix-alice", { type: "chat", content: "stomp to amqp" });
   assert.equal((await toAlice.promise).content, "stomp to amqp");
   // A broadcast from AMQP reaches STOMP members, and one from STOMP reaches AMQP members.
-  for (const a of [alice, bob, carol]) await a.join("ix");
+  const ix = { members: ["ix-alice", "ix-bob", "ix-carol"], posters: ["ix-alice", "ix-bob"] };
+  for (const a of [alice, bob, carol]) await a.join("ix", ix);
   const heard = { alice: [] as unknown[], carol: [] as unknown[] };
   alice.on("news", (m) => void heard.alice.push(m.content));
   carol.on("news", (m) => void heard.carol.push(m.content));
