@@ -3,7 +3,8 @@
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-read=. --allow-env --allow-run bench/e2e.ts <target> [messages] [aead]
 //        [--split] [--rounds=3] [--latency] [--modes=raw,plain,secure] [--together]
-// target: redis | amqp | amqp-noconfirm | memory | sqs | mqtt; aead: auto (default) | native | noble.
+// target: redis | amqp | amqp-noconfirm | memory | sqs | mqtt | stomp (--stomp-url=... for Web-STOMP);
+//   aead: auto (default) | native | noble.
 // --split puts the receiver in a process of its own (as agents are deployed); without it, sender and receiver
 // share one process and one JavaScript thread. A target with `raw` also runs its client library directly, the
 // ceiling; rounds alternate raw, plaintext, secure, and ratios are taken within each round. --latency adds
@@ -13,6 +14,7 @@ import { Agent, useBackend } from "../mod.ts";
 import type { Transport } from "../transports/transport.ts";
 import { sqsTarget } from "./e2e_sqs.ts";
 import { mqttTarget } from "./e2e_mqtt.ts";
+import { stompTarget } from "./e2e_stomp.ts";
 
 const flags = Deno.args.filter((a) => a.startsWith("--"));
 const positional = Deno.args.filter((a) => !a.startsWith("--"));
@@ -188,6 +190,7 @@ const targets: Record<string, Target> = {
   },
   sqs: sqsTarget,
   mqtt: mqttTarget,
+  stomp: stompTarget(flag("stomp-url")),
 };
 
 /** Runs `count` async jobs with at most `window` in flight. */

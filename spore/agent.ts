@@ -297,6 +297,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "mqtts:": "mqtt",
   "mqtt+ws:": "mqtt",
   "mqtt+wss:": "mqtt",
+  "stomp:": "stomp",
+  "stomp+ssl:": "stomp",
+  "stomp+ws:": "stomp",
+  "stomp+wss:": "stomp",
 });
 
 /**
