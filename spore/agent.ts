@@ -128,6 +128,8 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "rediss:": "redis",
   "amqp:": "amqp",
   "amqps:": "amqp",
+  "nats:": "nats",
+  "tls:": "nats",
 });
 
 /**

@@ -1,0 +1,554 @@
+/**
+ * The NATS transport on JetStream: one stream holds every subject under the
+ * prefix; each agent reads through a durable pull consumer of its own, each
+ * channel member through one filtered on the channel, so an away member
+ * catches up. Publication waits for the PubAck and sets `Nats-Msg-Id` to the
+ * spore id (the stream's duplicate window drops a republished spore).
+ * Deliveries are acknowledged after the handler, `nak`ed for redelivery, kept
+ * with in-progress acks while a slow handler runs, and moved to a dead-letter
+ * subject (then `term`ed) after the redelivery limit. TTL is checked at read.
+ * Subject names: see `subjects.ts`.
+ *
+ * @module
+ */
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+  type JsMsg,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { headers, nanos, type NatsConnection } from "@nats-io/transport-node";
+import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import {
+  type Address,
+  checkMessageSize,
+  type Delivery,
+  type DeliveryHandler,
+  type PublishOptions,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  type TransportCapabilities,
+} from "../transport.ts";
+import { connectNats, describeNatsUrl, type NatsConnectionOptions } from "./connection.ts";
+import { NatsDirectory } from "./directory.ts";
+import {
+  agentSubject,
+  channelSubject,
+  type ConsumerNames,
+  consumerNames,
+  type NatsNames,
+  natsNames,
+} from "./subjects.ts";
+
+/** Options of the NATS transport. */
+export interface NatsTransportOptions extends NatsConnectionOptions {
+  /** Subject prefix: 1..4 dot-separated tokens of `[A-Za-z0-9_-]`. Default `"spores"`. */
+  prefix?: string;
+  /** Stream name. Default: the prefix with `.` replaced by `_`. */
+  stream?: string;
+  /** Stream (and card bucket) replicas, 1..5; 3 on a 3-node cluster. Default 1. */
+  replicas?: number;
+  /** Stream `max_age`: how long a message is kept at most, ms. Default 7 days. */
+  maxAgeMs?: number;
+  /** Stream `max_bytes` (oldest messages are discarded past it); -1 for no limit. Default -1. */
+  maxBytes?: number;
+  /** Stream `duplicate_window`: how long a spore id is remembered, ms. Default 120,000. */
+  duplicateWindowMs?: number;
+  /** Consumer `ack_wait`: how long a delivery may stay unacknowledged before it is redelivered, ms. Default 30,000. */
+  ackWaitMs?: number;
+  /** Redeliveries before the transport itself dead-letters a message (consumer `max_deliver` is this + 2). Default 16. */
+  maxRedeliveries?: number;
+  /** Consumer `max_ack_pending`, shared by every process reading one consumer. Default 1,000. */
+  maxAckPending?: number;
+  /** How long in-progress acks keep a running handler's message, ms. Default 600,000. */
+  maxHandlerMs?: number;
+  /** How long a publish may retry while the cluster elects a leader or the client reconnects, ms. Default 30,000. */
+  publishTimeoutMs?: number;
+  /** How long one pull request waits for messages, ms (at least 1,000). Default 5,000. */
+  fetchExpiresMs?: number;
+  /** Largest message, bytes. Default: the server's `max_payload` less 1 KiB for headers. */
+  maxMessageBytes?: number;
+}
+
+/** Header with the message's expiry (Unix ms). */
+export const EXPIRES_HEADER = "Spores-Expires";
+/** Header with the message's priority. */
+export const PRIORITY_HEADER = "Spores-Priority";
+const MSG_ID = "Nats-Msg-Id";
+// Ids the transport makes up for retries (a spore id never starts with "~").
+const OWN_ID = "~";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function apiCode(e: unknown): number | undefined {
+  return e instanceof JetStreamApiError ? e.code : undefined;
+}
+
+// JetStream API error codes (nats-server errors.json).
+const STREAM_NOT_FOUND = 10059;
+const CONSUMER_NOT_FOUND = 10014;
+
+/**
+ * A NATS JetStream connection for agents.
+ *
+ * @example
+ * ```ts ignore
+ * import { createTransport } from "@spores/spores/nats";
+ * const transport = await createTransport("nats://127.0.0.1:4222");
+ * await transport.publish({ agent: "bob" }, new Uint8Array([1]));
+ * await transport.close();
+ * ```
+ */
+export class NatsTransport implements Transport {
+  /** `"nats"`. */
+  readonly name = "nats";
+  /** What it promises. */
+  readonly capabilities: TransportCapabilities;
+  /** Agent cards in a JetStream key-value bucket. */
+  readonly directory: NatsDirectory;
+  /** The NATS connection. */
+  readonly connection: NatsConnection;
+  /** The JetStream client. */
+  readonly js: JetStreamClient;
+  /** The JetStream manager. */
+  readonly jsm: JetStreamManager;
+  /** Subject, stream and bucket names. */
+  readonly names: NatsNames;
+  /** Messages dropped at read time because their TTL had passed. */
+  expired = 0;
+  /** Messages this transport moved to a dead-letter subject. */
+  deadLettered = 0;
+  /** Reconnections so far. */
+  reconnections = 0;
+  readonly #o: NatsTransportOptions;
+  readonly #subs = new Set<NatsSubscription>();
+  #closed = false;
+  #watching: Promise<void>;
+
+  private constructor(
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    names: NatsNames,
+    options: NatsTransportOptions,
+  ) {
+    this.connection = nc;
+    this.jsm = jsm;
+    this.js = jetstream(nc, { timeout: 5000 });
+    this.names = names;
+    this.#o = options;
+    const serverMax = nc.info?.max_payload ?? 1 << 20;
+    this.capabilities = Object.freeze({
+      durable: true,
+      ordered: true,
+      priority: false,
+      ttl: true,
+      maxMessageBytes: Math.min(options.maxMessageBytes ?? Infinity, serverMax - 1024),
+      broadcast: true,
+    });
+    this.directory = new NatsDirectory(nc, names.bucket, { replicas: options.replicas ?? 1 });
+    this.#watching = (async () => {
+      for await (const s of nc.status()) if (s.type === "reconnect") this.reconnections++;
+    })().catch(() => {});
+  }
+
+  /** Connects and makes sure the stream exists. */
+  static async connect(url: string, options: NatsTransportOptions = {}): Promise<NatsTransport> {
+    const names = natsNames(options.prefix ?? "spores", options.stream);
+    const replicas = options.replicas ?? 1;
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+      throw new ConfigError("replicas must be an integer from 1 to 5");
+    }
+    const ackWait = options.ackWaitMs ?? 30_000;
+    if (!(ackWait >= 100)) throw new ConfigError("ackWaitMs must be at least 100");
+    const maxRe = options.maxRedeliveries ?? 16;
+    if (!Number.isInteger(maxRe) || maxRe < 0) {
+      throw new ConfigError("maxRedeliveries must be an integer ≥ 0");
+    }
+    const nc = await connectNats(url, options);
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 5000 });
+      await ensureStream(jsm, {
+        name: names.stream,
+        subjects: [`${names.prefix}.>`],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        num_replicas: replicas,
+        max_age: nanos(options.maxAgeMs ?? 7 * 24 * 3600_000),
+        max_bytes: options.maxBytes ?? -1,
+        duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
+      });
+      return new NatsTransport(nc, jsm, names, options);
+    } catch (cause) {
+      await nc.close().catch(() => {});
+      if (cause instanceof ConfigError) throw cause;
+      throw new TransportError(`cannot set up the JetStream stream at ${describeNatsUrl(url)}`, { cause });
+    }
+  }
+
+  #check(): void {
+    if (this.#closed) throw new TransportError("nats transport is closed");
+  }
+
+  /**
+   * Publishes to JetStream and waits for the PubAck. A lost answer, a leader
+   * election or a reconnection is retried with the same `Nats-Msg-Id`, so the
+   * stream keeps one copy.
+   */
+  async publish(to: Address, bytes: Uint8Array, options: PublishOptions = {}): Promise<void> {
+    this.#check();
+    checkMessageSize(bytes, this.capabilities.maxMessageBytes);
+    const type = options.type ?? "spore";
+    const subject = "agent" in to
+      ? agentSubject(this.names.prefix, to.agent, type)
+      : channelSubject(this.names.prefix, to.channel, type);
+    const h = headers();
+    h.set(PRIORITY_HEADER, String(options.priority ?? 4));
+    if (options.ttlMs !== undefined) h.set(EXPIRES_HEADER, String(Date.now() + Math.max(1, options.ttlMs)));
+    const msgID = options.dedupId ?? `${OWN_ID}${crypto.randomUUID()}`;
+    const deadline = Date.now() + (this.#o.publishTimeoutMs ?? 30_000);
+    for (let attempt = 0;; attempt++) {
+      try {
+        await this.js.publish(subject, bytes, { msgID, headers: h, timeout: 5000 });
+        return;
+      } catch (cause) {
+        if (this.#closed) throw new TransportError("nats transport closed during a publish", { cause });
+        if (Date.now() > deadline || !retriable(cause)) {
+          throw new TransportError(`JetStream did not acknowledge a publish to ${subject}`, { cause });
+        }
+        await sleep(Math.min(50 * 2 ** Math.min(attempt, 5), 1000) * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  /** Reads an agent's consumer, or a channel member's. */
+  async subscribe(
+    from: Address,
+    handler: DeliveryHandler,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    this.#check();
+    const names = await consumerNames(this.names.prefix, from, options.member);
+    const maxRe = this.#o.maxRedeliveries ?? 16;
+    const ackWaitMs = this.#o.ackWaitMs ?? 30_000;
+    let consumer: Consumer;
+    try {
+      await ensureConsumer(this.jsm, this.names.stream, names, {
+        ackWaitMs,
+        maxDeliver: maxRe + 2,
+        maxAckPending: this.#o.maxAckPending ?? 1000,
+        deliverNew: "channel" in from,
+      });
+      consumer = await this.js.consumers.get(this.names.stream, names.durable);
+    } catch (cause) {
+      throw new TransportError(`cannot create the JetStream consumer ${names.durable}`, { cause });
+    }
+    const sub = new NatsSubscription(this, consumer, names, handler, {
+      prefetch: Math.max(1, options.prefetch ?? 64),
+      maxRedeliveries: maxRe,
+      ackWaitMs,
+      maxHandlerMs: this.#o.maxHandlerMs ?? 600_000,
+      expiresMs: Math.max(1000, this.#o.fetchExpiresMs ?? 5000),
+    });
+    this.#subs.add(sub);
+    sub.onClose = () => this.#subs.delete(sub);
+    sub.start();
+    return sub;
+  }
+
+  /**
+   * Closes: subscriptions stop, deliveries whose handler has not finished are
+   * handed back (`nak`, redelivered at once to another reader), and the
+   * connection drains (pending acks are flushed).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#subs].map((s) => s.close(true)));
+    await this.directory.close();
+    try {
+      await this.connection.drain();
+    } catch {
+      await this.connection.close().catch(() => {});
+    }
+    await this.#watching;
+  }
+
+  /** Async disposal closes the transport. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Runs an ack-like call; one on a closed connection fails as a `TransportError` (the broker redelivers). */
+function settle(f: () => void): Promise<void> {
+  try {
+    f();
+    return Promise.resolve();
+  } catch (cause) {
+    return Promise.reject(
+      new TransportError("cannot settle a delivery: the connection is closed", { cause }),
+    );
+  }
+}
+
+function retriable(e: unknown): boolean {
+  if (e instanceof JetStreamApiError) return e.code === 503 || e.code === 10008; // no responders, not leader
+  const name = (e as { name?: string })?.name ?? "";
+  const text = `${name} ${(e as Error)?.message ?? ""}`.toLowerCase();
+  return /timeout|no ?responders|disconnect|reconnect|503|connection/.test(text);
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+  try {
+    const info = await jsm.streams.info(config.name);
+    const subjects = info.config.subjects ?? [];
+    if (!config.subjects!.every((s) => subjects.includes(s))) {
+      throw new ConfigError(
+        `stream ${config.name} exists without the subjects ${
+          config.subjects!.join(", ")
+        }; choose another prefix or stream`,
+      );
+    }
+    return;
+  } catch (e) {
+    if (apiCode(e) !== STREAM_NOT_FOUND) throw e;
+  }
+  try {
+    await jsm.streams.add(config);
+  } catch (e) {
+    // Another process created it at the same moment.
+    await jsm.streams.info(config.name).catch(() => Promise.reject(e));
+  }
+}
+
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  names: ConsumerNames,
+  o: { ackWaitMs: number; maxDeliver: number; maxAckPending: number; deliverNew: boolean },
+): Promise<void> {
+  const config = {
+    durable_name: names.durable,
+    filter_subject: names.filter,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(o.ackWaitMs),
+    max_deliver: o.maxDeliver,
+    max_ack_pending: o.maxAckPending,
+    deliver_policy: o.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
+  };
+  try {
+    const info = await jsm.consumers.info(stream, names.durable);
+    const c = info.config;
+    if (c.filter_subject !== names.filter) {
+      throw new ConfigError(`consumer ${names.durable} exists with another filter`);
+    }
+    if (c.ack_wait !== config.ack_wait || c.max_deliver !== config.max_deliver) {
+      await jsm.consumers.update(stream, names.durable, {
+        ack_wait: config.ack_wait,
+        max_deliver: config.max_deliver,
+        max_ack_pending: config.max_ack_pending,
+      });
+    }
+    return;
+  } catch (e) {
+    if (apiCode(e) !== CONSUMER_NOT_FOUND) throw e;
+  }
+  try {
+    await jsm.consumers.add(stream, config);
+  } catch (e) {
+    await jsm.consumers.info(stream, names.durable).catch(() => Promise.reject(e));
+  }
+}
+
+interface SubscriptionSettings {
+  prefetch: number;
+  maxRedeliveries: number;
+  ackWaitMs: number;
+  maxHandlerMs: number;
+  expiresMs: number;
+}
+
+/** A delivery of the NATS transport: it can also say that its handler is still working. */
+export interface NatsDelivery extends Delivery {
+  /** Resets the redelivery timer (`ack_wait`) of this message. */
+  working(): void;
+}
+
+/** One reader of one durable consumer. */
+class NatsSubscription implements Subscription {
+  onClose: (() => void) | undefined;
+  readonly #t: NatsTransport;
+  readonly #consumer: Consumer;
+  readonly #names: ConsumerNames;
+  readonly #handler: DeliveryHandler;
+  readonly #s: SubscriptionSettings;
+  readonly #inFlight = new Map<JsMsg, () => void>();
+  #batch: ConsumerMessages | undefined;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #space: (() => void) | undefined;
+
+  constructor(
+    t: NatsTransport,
+    consumer: Consumer,
+    names: ConsumerNames,
+    handler: DeliveryHandler,
+    s: SubscriptionSettings,
+  ) {
+    this.#t = t;
+    this.#consumer = consumer;
+    this.#names = names;
+    this.#handler = handler;
+    this.#s = s;
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#closed) {
+      while (this.#inFlight.size >= this.#s.prefetch && !this.#closed) {
+        await new Promise<void>((r) => this.#space = r);
+      }
+      if (this.#closed) break;
+      try {
+        const batch = await this.#consumer.fetch({
+          max_messages: this.#s.prefetch - this.#inFlight.size,
+          expires: this.#s.expiresMs,
+        });
+        this.#batch = batch;
+        if (this.#closed) batch.stop();
+        for await (const m of batch) {
+          if (this.#closed) break; // not acknowledged: redelivered after ack_wait
+          this.#dispatch(m);
+        }
+        failures = 0;
+      } catch {
+        if (this.#closed) break;
+        failures++;
+        await sleep(Math.min(100 * 2 ** Math.min(failures, 5), 2000) * (0.5 + Math.random()));
+      } finally {
+        this.#batch = undefined;
+      }
+    }
+  }
+
+  #dispatch(m: JsMsg): void {
+    const deliveries = m.info.deliveryCount;
+    const expires = Number(m.headers?.get(EXPIRES_HEADER) || 0);
+    if (expires > 0 && Date.now() > expires) {
+      this.#t.expired++;
+      m.ack();
+      return;
+    }
+    if (deliveries > this.#s.maxRedeliveries + 1) {
+      void this.#deadLetter(m).catch(() => m.nak());
+      return;
+    }
+    let settled = false;
+    const done = () => {
+      settled = true;
+      clearInterval(heartbeat);
+      this.#inFlight.delete(m);
+      this.#space?.();
+      this.#space = undefined;
+    };
+    this.#inFlight.set(m, done);
+    // While the handler runs, in-progress acks keep the message here (up to maxHandlerMs).
+    const started = Date.now();
+    const heartbeat = setInterval(() => {
+      if (Date.now() - started > this.#s.maxHandlerMs) clearInterval(heartbeat);
+      else m.working();
+    }, Math.max(50, Math.floor(this.#s.ackWaitMs / 2)));
+    const id = m.headers?.get(MSG_ID) ?? "";
+    const priority = Number(m.headers?.get(PRIORITY_HEADER) || 4);
+    const delivery: NatsDelivery = {
+      bytes: new Uint8Array(m.data),
+      redeliveries: Math.max(0, deliveries - 1),
+      dedupId: id && !id.startsWith(OWN_ID) ? id : undefined,
+      priority: Number.isInteger(priority) && priority >= 0 && priority <= 9 ? priority : 4,
+      ack: () => {
+        if (settled) return Promise.resolve();
+        done();
+        return settle(() => m.ack());
+      },
+      nack: () => {
+        if (settled) return Promise.resolve();
+        done();
+        // The last allowed delivery failed: dead-letter now rather than after one more round trip.
+        if (deliveries >= this.#s.maxRedeliveries + 1) return this.#deadLetter(m);
+        return settle(() => m.nak());
+      },
+      deadLetter: async () => {
+        if (settled) return;
+        done();
+        await this.#deadLetter(m);
+      },
+      working: () => {
+        if (!settled) m.working();
+      },
+    };
+    queueMicrotask(async () => {
+      try {
+        await this.#handler(delivery);
+      } catch {
+        await delivery.nack().catch(() => {});
+      }
+    });
+  }
+
+  /** Copies `m` to the dead-letter subject (awaiting the PubAck), then ends its delivery (`term`). */
+  async #deadLetter(m: JsMsg): Promise<void> {
+    const h = headers();
+    h.set("Spores-Subject", m.subject);
+    h.set("Spores-Deliveries", String(m.info.deliveryCount));
+    const expires = m.headers?.get(EXPIRES_HEADER);
+    if (expires) h.set(EXPIRES_HEADER, expires);
+    const id = m.headers?.get(MSG_ID);
+    if (id) h.set("Spores-Id", id);
+    await this.#t.js.publish(this.#names.dead, m.data, {
+      headers: h,
+      msgID: `dead-${this.#t.names.stream}-${m.info.streamSequence}`,
+    });
+    this.#t.deadLettered++;
+    m.term("dead-lettered");
+  }
+
+  /**
+   * Stops fetching. Running handlers still settle their messages; with
+   * `handBack` (the transport closes), their messages are `nak`ed now.
+   */
+  async close(handBack = false): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#batch?.stop();
+      this.#space?.();
+      await this.#loop?.catch(() => {});
+      this.onClose?.();
+    }
+    if (handBack) {
+      for (const [m, done] of [...this.#inFlight]) {
+        done();
+        try {
+          m.nak();
+        } catch {
+          // the connection is gone: the server redelivers after ack_wait
+        }
+      }
+    }
+  }
+}
