@@ -1,0 +1,243 @@
+// Agents on NATS JetStream: end to end by URL, a dropped connection, a crashed receiver, competing
+// processes, and a 3-node cluster that loses a node mid-stream.
+import assert from "node:assert/strict";
+import { Agent, Identity, type Message } from "../mod.ts";
+import { NatsTransport } from "../transports/nats.ts";
+import { requireBroker, requireTool } from "./_env.ts";
+import { cleanNats, NATS_URL, natsPrefix, type NatsServer, startNatsServer } from "./_nats.ts";
+import { freePort } from "./_tls.ts";
+
+const FAST = { logN: 10, r: 8, p: 1 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async (cond: () => boolean, ms = 30_000, what = "condition") => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await sleep(10);
+  }
+};
+const prefixes: string[] = [];
+const freshPrefix = () => {
+  const p = natsPrefix();
+  prefixes.push(p);
+  return p;
+};
+const opts = (prefix: string) => ({ prefix, ackWaitMs: 2000, fetchExpiresMs: 1000 });
+
+async function bobKeyFile(): Promise<{ identity: Identity; file: string; passphrase: string }> {
+  const identity = await Identity.generate({ extractable: true });
+  const passphrase = crypto.randomUUID();
+  const file = await Deno.makeTempFile({ suffix: ".key" });
+  await Deno.writeFile(file, await identity.seal(passphrase, FAST));
+  return { identity: await Identity.open(await Deno.readFile(file), passphrase), file, passphrase };
+}
+
+function spawnBob(file: string, passphrase: string, prefix: string, mode: "hang" | "count") {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-env",
+      new URL("./fixtures/nats_bob.ts", import.meta.url).pathname,
+      file,
+      passphrase,
+      prefix,
+      mode,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    const decoder = new TextDecoderStream();
+    let buffer = "";
+    for await (const chunk of child.stdout.pipeThrough(decoder)) {
+      buffer += chunk;
+      const parts = buffer.split("\n");
+      buffer = parts.pop()!;
+      lines.push(...parts);
+    }
+  })();
+  const got = () => lines.filter((l) => l.startsWith("got ")).map((l) => Number(l.slice(4)));
+  return { child, lines, reading, got };
+}
+
+/** A TCP relay to 127.0.0.1:`target` whose connections a test can cut. */
+function relay(target: number): { port: number; cut(): number; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const client of listener) {
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target }).catch(() => undefined);
+      if (!upstream) {
+        client.close();
+        continue;
+      }
+      conns.add(client);
+      conns.add(upstream);
+      const end = () => {
+        for (const c of [client, upstream]) {
+          if (conns.delete(c)) {
+            try {
+              c.close();
+            } catch { /* closed */ }
+          }
+        }
+      };
+      client.readable.pipeTo(upstream.writable, { preventClose: true }).catch(() => {}).finally(end);
+      upstream.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}).finally(end);
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    cut() {
+      const n = conns.size / 2;
+      for (const c of [...conns]) {
+        conns.delete(c);
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      return n;
+    },
+    close() {
+      listener.close();
+      this.cut();
+    },
+  };
+}
+
+Deno.test("nats: agents started by URL load the transport lazily and talk end to end", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const prefix = freshPrefix();
+  await using alice = await Agent.start({ id: "alice", transport: NATS_URL, transportOptions: opts(prefix) });
+  await using bob = await Agent.start({ id: "bob", transport: NATS_URL, transportOptions: opts(prefix) });
+  const got = Promise.withResolvers<Message>();
+  bob.on("chat", (m) => got.resolve(m));
+  await alice.connect("bob");
+  await alice.send("bob", { type: "chat", content: { text: "over nats", bytes: new Uint8Array([0, 255]) } });
+  const m = await got.promise;
+  assert.deepEqual(m.content, { text: "over nats", bytes: new Uint8Array([0, 255]) });
+  assert.equal(m.kind, "session");
+  assert.equal(alice.transport.name, "nats");
+  // A broadcast reaches a member that joined, then was away.
+  const heard = Promise.withResolvers<Message>();
+  await bob.join("ops");
+  await bob.leave("ops");
+  await alice.broadcast("ops", { type: "alert", content: 2 });
+  bob.on("alert", (msg) => heard.resolve(msg));
+  await bob.join("ops");
+  assert.equal((await heard.promise).content, 2);
+});
+
+Deno.test("nats: connections cut twice during 5,000 messages: each handled exactly once", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const prefix = freshPrefix();
+  const r = relay(4222);
+  const url = `nats://127.0.0.1:${r.port}`;
+  const alice = await NatsTransport.connect(url, opts(prefix));
+  const bob = await NatsTransport.connect(url, opts(prefix));
+  await using a = await Agent.start({ id: "alice", transport: alice });
+  await using b = await Agent.start({ id: "bob", transport: bob, prefetch: 128 });
+  const seen = new Map<number, number>();
+  b.on("n", (m) => void seen.set(m.content as number, (seen.get(m.content as number) ?? 0) + 1));
+  try {
+    await a.connect("bob");
+    const N = 5000;
+    let cut = 0;
+    for (let i = 0; i < N; i++) {
+      if (i === 1500 || i === 3500) cut += r.cut();
+      await a.send("bob", { type: "n", content: i });
+    }
+    await until(() => seen.size === N, 60_000, `all ${N} handled (${seen.size} so far)`);
+    await sleep(1500);
+    assert.ok(cut >= 4, `cut ${cut} connections`);
+    assert.ok(alice.reconnections >= 2 && bob.reconnections >= 2, "both clients reconnected");
+    assert.equal(seen.size, N);
+    assert.ok([...seen.values()].every((c) => c === 1), "a message was handled twice");
+  } finally {
+    await a.close();
+    await b.close();
+    await alice.close();
+    await bob.close();
+    r.close();
+  }
+});
+
+Deno.test("nats: a receiver SIGKILLed mid-stream and restarted loses nothing", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const prefix = freshPrefix();
+  const { file, passphrase } = await bobKeyFile();
+  const first = spawnBob(file, passphrase, prefix, "count");
+  let second: ReturnType<typeof spawnBob> | undefined;
+  const alice = await Agent.start({ id: "alice", transport: NATS_URL, transportOptions: opts(prefix) });
+  try {
+    await until(() => first.lines.includes("ready"), 30_000, "bob start");
+    const N = 2000;
+    // Sealed spores: each one opens without session state, so a restarted process can read what it missed.
+    const sending = (async () => {
+      for (let i = 0; i < N; i++) await alice.send("bob", { type: "n", content: i });
+    })();
+    await until(() => first.got().length >= 300, 60_000, "first deliveries");
+    first.child.kill("SIGKILL");
+    await first.child.status;
+    await first.reading.catch(() => {});
+    await sending;
+    second = spawnBob(file, passphrase, prefix, "count");
+    const all = () => new Set([...first.got(), ...second!.got()]);
+    await until(() => all().size === N, 60_000, `all ${N} handled`);
+    const handled = first.got().length + second.got().length;
+    // What the killed process had taken but not acknowledged comes again (at most its prefetch).
+    assert.ok(handled - N <= 64, `${handled - N} handled twice`);
+  } finally {
+    for (const p of [first, second]) {
+      if (!p) continue;
+      try {
+        p.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await p.child.status;
+      await p.reading.catch(() => {});
+    }
+    await alice.close();
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("nats: two processes of one agent share 10,000 messages with no duplicate", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const prefix = freshPrefix();
+  const { identity, file, passphrase } = await bobKeyFile();
+  const other = spawnBob(file, passphrase, prefix, "count");
+  const transport = await NatsTransport.connect(NATS_URL, opts(prefix));
+  const here: number[] = [];
+  let bob: Agent | undefined;
+  const alice = await Agent.start({ id: "alice", transport: NATS_URL, transportOptions: opts(prefix) });
+  try {
+    bob = await Agent.start({ id: "bob", transport, identity });
+    bob.on("n", (m) => void here.push(m.content as number));
+    await until(() => other.lines.includes("ready"), 30_000, "second process start");
+    const N = 10_000;
+    for (let i = 0; i < N; i++) await alice.send("bob", { type: "n", content: i });
+    await until(() => here.length + other.got().length >= N, 120_000, "all handled");
+    await sleep(1500);
+    const all = [...here, ...other.got()];
+    assert.equal(all.length, N, `${all.length} handlings for ${N} messages`);
+    assert.equal(new Set(all).size, N);
+    assert.ok(here.length > 0 && other.got().length > 0, `split ${here.length} / ${other.got().length}`);
+  } finally {
+    other.child.kill("SIGTERM");
+    await other.child.status;
+    await other.reading.catch(() => {});
+    await bob?.close();
+    await transport.close();
+    await alice.close();
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("nats: remove the tests' streams and buckets", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  for (const p of prefixes) await cleanNats(p);
+});
