@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { Agent, Identity, type Message } from "../mod.ts";
 import { NatsTransport } from "../transports/nats.ts";
-import { requireBroker, requireTool } from "./_env.ts";
-import { cleanNats, NATS_URL, natsPrefix, type NatsServer, startNatsServer } from "./_nats.ts";
-import { freePort } from "./_tls.ts";
+import { requireBroker, type requireTool } from "./_env.ts";
+import { cleanNats, NATS_URL, natsPrefix, type NatsServer, type startNatsServer } from "./_nats.ts";
+import type { freePort } from "./_tls.ts";
 
 const FAST = { logN: 10, r: 8, p: 1 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

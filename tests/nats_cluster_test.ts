@@ -1,0 +1,114 @@
+// A real 3-node nats-server cluster with JetStream (servers of this test, on free loopback ports, each with
+// its own store under a temp dir): a stream with 3 replicas keeps every message while one node is SIGKILLed
+// during a 10,000-message stream, and the agent reconnects to the survivors.
+import assert from "node:assert/strict";
+import { Agent } from "../mod.ts";
+import { NatsTransport } from "../transports/nats.ts";
+import { requireTool } from "./_env.ts";
+import { type NatsServer, startNatsServer } from "./_nats.ts";
+import { freePort } from "./_tls.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async (cond: () => boolean, ms = 30_000, what = "condition") => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await sleep(10);
+  }
+};
+
+async function startCluster(root: string): Promise<NatsServer[]> {
+  const ports = [freePort(), freePort(), freePort()];
+  const routes = [freePort(), freePort(), freePort()];
+  const servers: NatsServer[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const dir = `${root}/n${i}`;
+      await Deno.mkdir(dir);
+      servers.push(
+        await startNatsServer((port, d) =>
+          [
+            `server_name: n${i}`,
+            `listen: 127.0.0.1:${port}`,
+            `jetstream { store_dir: "${d}/js" }`,
+            `cluster {`,
+            `  name: spores`,
+            `  listen: 127.0.0.1:${routes[i]}`,
+            `  routes: [${routes.map((r) => `nats-route://127.0.0.1:${r}`).join(", ")}]`,
+            `}`,
+            "",
+          ].join("\n"), { port: ports[i], dir, wait: true }),
+      );
+    }
+  } catch (e) {
+    for (const s of servers) await s.kill("SIGKILL");
+    throw e;
+  }
+  return servers;
+}
+
+/** Connects once the cluster has elected a JetStream meta leader and can make an R3 stream. */
+async function connectWhenReady(url: string, prefix: string): Promise<NatsTransport> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await NatsTransport.connect(url, {
+        prefix,
+        replicas: 3,
+        ackWaitMs: 3000,
+        fetchExpiresMs: 1000,
+        connectTimeoutMs: 3000,
+      });
+    } catch (e) {
+      if (Date.now() > end) throw e;
+      await sleep(500);
+    }
+  }
+}
+
+Deno.test("nats cluster: SIGKILL of one of 3 nodes during 10,000 messages; each handled exactly once", async () => {
+  if (!(await requireTool("nats-server", ["/usr/sbin/nats-server", "--version"]))) return;
+  const root = await Deno.makeTempDir({ prefix: "spores-nats-cluster-" });
+  const servers = await startCluster(root);
+  const url = `nats://${servers.map((s) => `127.0.0.1:${s.port}`).join(",")}`;
+  const prefix = "cluster";
+  let alice: NatsTransport | undefined;
+  let bob: NatsTransport | undefined;
+  let a: Agent | undefined;
+  let b: Agent | undefined;
+  try {
+    alice = await connectWhenReady(url, prefix);
+    bob = await connectWhenReady(url, prefix);
+    const info = await bob.jsm.streams.info(bob.names.stream);
+    assert.equal(info.config.num_replicas, 3);
+    a = await Agent.start({ id: "alice", transport: alice });
+    b = await Agent.start({ id: "bob", transport: bob, prefetch: 128 });
+    const seen = new Map<number, number>();
+    b.on("n", (m) => void seen.set(m.content as number, (seen.get(m.content as number) ?? 0) + 1));
+    await a.connect("bob");
+    const N = 10_000;
+    let victim: NatsServer | undefined;
+    for (let i = 0; i < N; i++) {
+      if (i === 3000) {
+        // Kill the node bob is connected to.
+        const at = bob.connection.getServer();
+        victim = servers.find((s) => at.endsWith(`:${s.port}`)) ?? servers[0]!;
+        await victim.kill("SIGKILL");
+      }
+      await a.send("bob", { type: "n", content: i });
+    }
+    await until(() => seen.size === N, 60_000, `all ${N} handled (${seen.size} so far)`);
+    await sleep(1500);
+    assert.equal(seen.size, N);
+    assert.ok([...seen.values()].every((c) => c === 1), "a message was handled twice");
+    assert.ok(bob.reconnections >= 1, "bob reconnected");
+    assert.notEqual(bob.connection.getServer(), `127.0.0.1:${victim!.port}`);
+  } finally {
+    await a?.close();
+    await b?.close();
+    await alice?.close();
+    await bob?.close();
+    for (const s of servers) await s.kill("SIGKILL");
+    await Deno.remove(root, { recursive: true });
+  }
+});
