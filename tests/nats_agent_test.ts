@@ -1,11 +1,10 @@
-// Agents on NATS JetStream: end to end by URL, a dropped connection, a crashed receiver, competing
-// processes, and a 3-node cluster that loses a node mid-stream.
+// Agents on NATS JetStream: end to end by URL, dropped connections, a crashed receiver, competing
+// processes (the 3-node cluster is in nats_cluster_test.ts).
 import assert from "node:assert/strict";
 import { Agent, Identity, type Message } from "../mod.ts";
 import { NatsTransport } from "../transports/nats.ts";
-import { requireBroker, type requireTool } from "./_env.ts";
-import { cleanNats, NATS_URL, natsPrefix, type NatsServer, type startNatsServer } from "./_nats.ts";
-import type { freePort } from "./_tls.ts";
+import { requireBroker } from "./_env.ts";
+import { cleanNats, NATS_URL, natsPrefix } from "./_nats.ts";
 
 const FAST = { logN: 10, r: 8, p: 1 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
