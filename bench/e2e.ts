@@ -3,11 +3,12 @@
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-read=. --allow-env --allow-run bench/e2e.ts <target> [messages] [aead]
 //        [--split]
-// target: redis | amqp | amqp-noconfirm; aead: auto (default) | native | noble.
+// target: redis | amqp | amqp-noconfirm | nats; aead: auto (default) | native | noble.
 // --split puts the receiver in a process of its own (as agents are deployed); without it, sender and receiver
 // share one process and one JavaScript thread.
 import { Agent, useBackend } from "../mod.ts";
 import type { Transport } from "../transports/transport.ts";
+import { natsTarget } from "./e2e_nats.ts";
 
 const flags = Deno.args.filter((a) => a.startsWith("--"));
 const positional = Deno.args.filter((a) => !a.startsWith("--"));
@@ -49,6 +50,7 @@ const amqp = (confirms: boolean): Target => ({
 });
 
 const targets: Record<string, Target> = {
+  nats: natsTarget,
   amqp: amqp(true),
   "amqp-noconfirm": amqp(false),
   redis: {
@@ -157,11 +159,12 @@ async function round(t: Target, mode: "plain" | "secure"): Promise<number> {
   if (mode === "plain") {
     const transport = await t.open(prefix);
     const payload = crypto.getRandomValues(new Uint8Array(SIZE));
+    let seq = 0; // dedup ids differ per message, as spore ids do (a broker that deduplicates keeps them all)
     send = () =>
       transport.publish({ agent: "bob" }, payload, {
         priority: 4,
         ttlMs: 300_000,
-        dedupId: "x",
+        dedupId: `plain-${++seq}`,
         type: "blob",
       });
     sender = transport;

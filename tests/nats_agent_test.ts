@@ -236,6 +236,29 @@ Deno.test("nats: two processes of one agent share 10,000 messages with no duplic
   }
 });
 
+Deno.test("nats: examples/nats_agents.ts runs with the permissions its header states", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--quiet",
+      "--allow-net=127.0.0.1:4222",
+      "--allow-read=.",
+      "examples/nats_agents.ts",
+    ],
+    cwd: new URL("../", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await cleanNats("spores_example");
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const text = new TextDecoder().decode(out.stdout);
+  assert.match(text, /worker {2}← job "index" \(session spore\)/);
+  assert.match(text, /worker {2}✗ job "explode" dead-lettered after 2 attempts/);
+  assert.match(text, /auditor ← #audit \{"jobs":2\} from dispatcher/);
+});
+
 Deno.test("nats: remove the tests' streams and buckets", async () => {
   if (!(await requireBroker("NATS", 4222))) return;
   for (const p of prefixes) await cleanNats(p);

@@ -10,6 +10,7 @@ const BROKER_CLIENTS = [
   /@stomp\/stompjs/,
   /@aws-sdk\//,
   /\bnats@/,
+  /@nats-io\//,
 ];
 
 Deno.test("mod.ts runs a full seal/open round trip with no permission granted", async () => {

@@ -7,7 +7,7 @@
  *
  * Deno permissions: `--allow-net=<host>:<port>` for each server (plus
  * `--allow-read` for this module itself when it is loaded from local files by
- * URL scheme, and `--allow-env` which the NATS client reads).
+ * URL scheme).
  *
  * @example
  * ```ts ignore
