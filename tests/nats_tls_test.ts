@@ -75,3 +75,96 @@ Deno.test("nats over TLS and mutual TLS; user/password and token from the URL; w
     for (const d of [mutual.dir, token.dir, pki.dir]) await Deno.remove(d, { recursive: true });
   }
 });
+
+/** The permissions README.md documents for prefix `app` (stream `app`, bucket `app_cards`). */
+const DOCUMENTED = `{
+  publish: [
+    "app.>",
+    "$JS.API.INFO",
+    "$JS.API.STREAM.INFO.app", "$JS.API.STREAM.CREATE.app",
+    "$JS.API.CONSUMER.INFO.app.>", "$JS.API.CONSUMER.CREATE.app.>",
+    "$JS.API.CONSUMER.MSG.NEXT.app.>", "$JS.ACK.app.>",
+    "$JS.API.STREAM.INFO.KV_app_cards", "$JS.API.STREAM.CREATE.KV_app_cards",
+    "$JS.API.DIRECT.GET.KV_app_cards.>",
+    "$JS.API.CONSUMER.CREATE.KV_app_cards.>", "$JS.FC.KV_app_cards.>",
+    "$KV.app_cards.>"
+  ],
+  subscribe: ["_INBOX.>"]
+}`;
+
+Deno.test("nats: agents work with exactly the permissions the README lists; less is refused", async () => {
+  if (!(await requireTool("nats-server", ["/usr/sbin/nats-server", "--version"]))) return;
+  const server = await startNatsServer((port, dir) =>
+    [
+      `listen: 127.0.0.1:${port}`,
+      `jetstream { store_dir: "${dir}/js" }`,
+      `authorization { users: [`,
+      `  { user: "app", password: "pw", permissions: ${DOCUMENTED} }`,
+      `  { user: "narrow", password: "pw", permissions: { publish: ["$JS.API.>"], subscribe: ["_INBOX.>"] } }`,
+      `] }`,
+      "",
+    ].join("\n")
+  );
+  const url = `nats://app:pw@127.0.0.1:${server.port}`;
+  const transportOptions = { prefix: "app", ackWaitMs: 2000, fetchExpiresMs: 1000 };
+  try {
+    const { Agent } = await import("../mod.ts");
+    await using alice = await Agent.start({ id: "alice", transport: url, transportOptions });
+    await using bob = await Agent.start({
+      id: "bob",
+      transport: url,
+      transportOptions: { ...transportOptions, maxRedeliveries: 0 },
+      maxRedeliveries: 0,
+    });
+    const seen = Promise.withResolvers<string>();
+    (bob.transport.directory!).watch((card) => card.id === "carol" && seen.resolve(card.id));
+    await new Promise((r) => setTimeout(r, 200));
+    const got: unknown[] = [];
+    const dead = Promise.withResolvers<void>();
+    bob.on("n", (m) => {
+      if (m.content === "bad") throw new Error("refuse");
+      got.push(m.content);
+    });
+    bob.addEventListener("dead-letter", () => dead.resolve());
+    await bob.join("ops");
+    await alice.connect("bob");
+    await alice.send("bob", { type: "n", content: 1 });
+    await alice.send("bob", { type: "n", content: "bad" });
+    await alice.broadcast("ops", { type: "n", content: 2 });
+    await dead.promise;
+    const end = Date.now() + 10_000;
+    while (got.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(got.sort(), [1, 2]);
+    // The acknowledgements reached the server: within less than ack_wait (2 s) nothing is pending with bob's
+    // consumers, and nothing was delivered twice.
+    const jsm = (bob.transport as NatsTransport).jsm;
+    const infos = () =>
+      Promise.all(["agent_bob", "member_ops__bob"].map((c) => jsm.consumers.info("app", c)));
+    const settled = Date.now() + 1500;
+    while ((await infos()).some((i) => i.num_ack_pending > 0) && Date.now() < settled) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const i of await infos()) {
+      assert.equal(i.num_ack_pending, 0, `${i.name}: acknowledgements did not reach the server`);
+      assert.equal(i.num_redelivered, 0, `${i.name}: redelivered`);
+    }
+    await using carol = await Agent.start({ id: "carol", transport: url, transportOptions });
+    assert.equal(await seen.promise, carol.id);
+    // Without the prefix's subjects, the stream cannot even be set up for that user.
+    await assert.rejects(
+      NatsTransport.connect(`nats://narrow:pw@127.0.0.1:${server.port}`, { prefix: "other" }).then(
+        async (t) => {
+          try {
+            await t.publish({ agent: "x" }, enc("x"));
+          } finally {
+            await t.close();
+          }
+        },
+      ),
+      TransportError,
+    );
+  } finally {
+    await server.kill();
+    await Deno.remove(server.dir, { recursive: true });
+  }
+});

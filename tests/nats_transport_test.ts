@@ -166,6 +166,13 @@ Deno.test("nats: after maxRedeliveries the transport dead-letters (PubAck) and t
     assert.equal(dec(dead!.data), "poison");
     assert.equal(dead!.header.get("Spores-Deliveries"), "3");
     assert.equal(dead!.header.get("Spores-Id"), "p-1");
+    // The server has forgotten both (term), within less than ack_wait.
+    const settled = Date.now() + 1500;
+    const pending = async () =>
+      (await jsm.consumers.info(t.names.stream, `agent_${token(agent)}`)).num_ack_pending +
+      (await jsm.consumers.info(t.names.stream, `agent_${token(other)}`)).num_ack_pending;
+    while ((await pending()) > 0 && Date.now() < settled) await sleep(50);
+    assert.equal(await pending(), 0, "a dead-lettered message is still pending");
     // Nothing comes back to the agent.
     const again: string[] = [];
     const sub3 = await t.subscribe({ agent }, async (d) => {

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import type { ConnectionOptions, NatsConnection } from "@nats-io/transport-node";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { connectGuarded } from "./socket.ts";
 
 /** TLS settings (implied by a `tls://` URL; a `nats://` URL uses TLS when the server requires it). */
 export interface NatsTlsOptions {
@@ -136,7 +137,7 @@ export async function connectNats(url: string, options: NatsConnectionOptions = 
   };
   let nc: NatsConnection;
   try {
-    nc = await connect(opts);
+    nc = await connectGuarded(opts);
   } catch (cause) {
     throw new TransportError(`cannot reach NATS at ${describeNatsUrl(url)}`, { cause });
   }

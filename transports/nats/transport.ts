@@ -525,7 +525,7 @@ class NatsSubscription implements Subscription {
       msgID: `dead-${this.#t.names.stream}-${m.info.streamSequence}`,
     });
     this.#t.deadLettered++;
-    m.term("dead-lettered");
+    m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" (the reason came with 2.10)
   }
 
   /**
