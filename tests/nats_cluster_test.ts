@@ -66,7 +66,7 @@ async function connectWhenReady(url: string, prefix: string): Promise<NatsTransp
   }
 }
 
-Deno.test("nats cluster: SIGKILL of one of 3 nodes during 10,000 messages; each handled exactly once", async () => {
+Deno.test("nats cluster: SIGKILL of the stream leader (bob's node) during 10,000 messages; each handled exactly once", async () => {
   if (!(await requireTool("nats-server", ["/usr/sbin/nats-server", "--version"]))) return;
   const root = await Deno.makeTempDir({ prefix: "spores-nats-cluster-" });
   const servers = await startCluster(root);
@@ -78,23 +78,21 @@ Deno.test("nats cluster: SIGKILL of one of 3 nodes during 10,000 messages; each 
   let b: Agent | undefined;
   try {
     alice = await connectWhenReady(url, prefix);
-    bob = await connectWhenReady(url, prefix);
-    const info = await bob.jsm.streams.info(bob.names.stream);
+    const info = await alice.jsm.streams.info(alice.names.stream);
     assert.equal(info.config.num_replicas, 3);
+    // Bob is given the URL of the stream leader's node only: it learns the others from the cluster.
+    const leader = servers[Number(info.cluster!.leader!.slice(1))]!;
+    bob = await connectWhenReady(leader.url, prefix);
+    assert.equal(bob.connection.getServer(), `127.0.0.1:${leader.port}`);
     a = await Agent.start({ id: "alice", transport: alice });
     b = await Agent.start({ id: "bob", transport: bob, prefetch: 128 });
     const seen = new Map<number, number>();
     b.on("n", (m) => void seen.set(m.content as number, (seen.get(m.content as number) ?? 0) + 1));
     await a.connect("bob");
     const N = 10_000;
-    let victim: NatsServer | undefined;
     for (let i = 0; i < N; i++) {
-      if (i === 3000) {
-        // Kill the node bob is connected to.
-        const at = bob.connection.getServer();
-        victim = servers.find((s) => at.endsWith(`:${s.port}`)) ?? servers[0]!;
-        await victim.kill("SIGKILL");
-      }
+      // Kill the node that leads the stream and holds bob's connection.
+      if (i === 3000) await leader.kill("SIGKILL");
       await a.send("bob", { type: "n", content: i });
     }
     await until(() => seen.size === N, 60_000, `all ${N} handled (${seen.size} so far)`);
@@ -102,7 +100,9 @@ Deno.test("nats cluster: SIGKILL of one of 3 nodes during 10,000 messages; each 
     assert.equal(seen.size, N);
     assert.ok([...seen.values()].every((c) => c === 1), "a message was handled twice");
     assert.ok(bob.reconnections >= 1, "bob reconnected");
-    assert.notEqual(bob.connection.getServer(), `127.0.0.1:${victim!.port}`);
+    assert.notEqual(bob.connection.getServer(), `127.0.0.1:${leader.port}`);
+    const after = await bob.jsm.streams.info(bob.names.stream);
+    assert.ok(after.cluster?.leader && after.cluster.leader !== info.cluster!.leader, "a new stream leader");
   } finally {
     await a?.close();
     await b?.close();
@@ -110,5 +110,43 @@ Deno.test("nats cluster: SIGKILL of one of 3 nodes during 10,000 messages; each 
     await bob?.close();
     for (const s of servers) await s.kill("SIGKILL");
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("nats: a server SIGKILLed and restarted keeps every stored message; the client reconnects by itself", async () => {
+  if (!(await requireTool("nats-server", ["/usr/sbin/nats-server", "--version"]))) return;
+  const config = (port: number, dir: string) =>
+    `listen: 127.0.0.1:${port}\njetstream { store_dir: "${dir}/js" }\n`;
+  let server = await startNatsServer(config);
+  const { port, dir } = server;
+  const t = await NatsTransport.connect(server.url, {
+    prefix: "restart",
+    ackWaitMs: 2000,
+    fetchExpiresMs: 1000,
+  });
+  try {
+    const first = await t.subscribe({ agent: "bob" }, (d) => d.ack());
+    await first.close();
+    const N = 500;
+    for (let i = 0; i < N; i++) {
+      await t.publish({ agent: "bob" }, new TextEncoder().encode(String(i)), { dedupId: `m${i}` });
+    }
+    await server.kill("SIGKILL");
+    server = await startNatsServer(config, { port, dir });
+    await until(() => t.reconnections >= 1, 20_000, "reconnection");
+    const seen = new Map<string, number>();
+    const sub = await t.subscribe({ agent: "bob" }, async (d) => {
+      const k = new TextDecoder().decode(d.bytes);
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+      await d.ack();
+    });
+    await until(() => seen.size === N, 20_000, `all ${N} delivered (${seen.size})`);
+    await sleep(500);
+    await sub.close();
+    assert.ok([...seen.values()].every((n) => n === 1));
+  } finally {
+    await t.close();
+    await server.kill();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -303,11 +303,20 @@ function settle(f: () => void): Promise<void> {
   }
 }
 
+/**
+ * Whether a failed publish may have met a passing condition: a timeout, a lost connection, or no responder
+ * (nats.js reports one as "jetstream is not enabled"; JetStream was checked at connect, so here it means the
+ * stream has no leader for a moment, as during an election).
+ */
 function retriable(e: unknown): boolean {
-  if (e instanceof JetStreamApiError) return e.code === 503 || e.code === 10008; // no responders, not leader
-  const name = (e as { name?: string })?.name ?? "";
-  const text = `${name} ${(e as Error)?.message ?? ""}`.toLowerCase();
-  return /timeout|no ?responders|disconnect|reconnect|503|connection/.test(text);
+  for (let x: unknown = e, depth = 0; x && depth < 4; x = (x as { cause?: unknown }).cause, depth++) {
+    if (x instanceof JetStreamApiError) return x.code === 503 || x.code === 10008; // no responders, not leader
+    const text = `${(x as Error).name ?? ""} ${(x as Error).message ?? ""}`.toLowerCase();
+    if (/timeout|timed out|no ?responders|not ?enabled|disconnect|reconnect|connection|503/.test(text)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
