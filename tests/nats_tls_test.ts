@@ -76,30 +76,24 @@ Deno.test("nats over TLS and mutual TLS; user/password and token from the URL; w
   }
 });
 
-/** The permissions README.md documents for prefix `app` (stream `app`, bucket `app_cards`). */
-const DOCUMENTED = `{
-  publish: [
-    "app.>",
-    "$JS.API.INFO",
-    "$JS.API.STREAM.INFO.app", "$JS.API.STREAM.CREATE.app",
-    "$JS.API.CONSUMER.INFO.app.>", "$JS.API.CONSUMER.CREATE.app.>",
-    "$JS.API.CONSUMER.MSG.NEXT.app.>", "$JS.ACK.app.>",
-    "$JS.API.STREAM.INFO.KV_app_cards", "$JS.API.STREAM.CREATE.KV_app_cards",
-    "$JS.API.DIRECT.GET.KV_app_cards.>",
-    "$JS.API.CONSUMER.CREATE.KV_app_cards.>", "$JS.FC.KV_app_cards.>",
-    "$KV.app_cards.>"
-  ],
-  subscribe: ["_INBOX.>"]
-}`;
+/** The permissions README.md documents for prefix `app` (stream `app`, bucket `app_cards`), read from it. */
+async function documented(): Promise<string> {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const at = readme.indexOf("The permissions a NATS user needs");
+  const block = /```text\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (at < 0 || !block) throw new Error("README.md lists no NATS permissions");
+  return `{\n${block[1]}}`;
+}
 
 Deno.test("nats: agents work with exactly the permissions the README lists; less is refused", async () => {
   if (!(await requireTool("nats-server", ["/usr/sbin/nats-server", "--version"]))) return;
+  const permissions = await documented();
   const server = await startNatsServer((port, dir) =>
     [
       `listen: 127.0.0.1:${port}`,
       `jetstream { store_dir: "${dir}/js" }`,
       `authorization { users: [`,
-      `  { user: "app", password: "pw", permissions: ${DOCUMENTED} }`,
+      `  { user: "app", password: "pw", permissions: ${permissions} }`,
       `  { user: "narrow", password: "pw", permissions: { publish: ["$JS.API.>"], subscribe: ["_INBOX.>"] } }`,
       `] }`,
       "",
