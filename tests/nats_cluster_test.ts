@@ -8,6 +8,14 @@ import { requireTool } from "./_env.ts";
 import { type NatsServer, startNatsServer } from "./_nats.ts";
 import { freePort } from "./_tls.ts";
 
+/** Runs `count` jobs with at most `window` in flight. */
+async function pump(count: number, window: number, job: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: window }, async () => {
+    while (next < count) await job(next++);
+  }));
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const until = async (cond: () => boolean, ms = 30_000, what = "condition") => {
   const end = Date.now() + ms;
@@ -88,18 +96,23 @@ Deno.test("nats cluster: SIGKILL of the stream leader (bob's node) during 10,000
     b = await Agent.start({ id: "bob", transport: bob, prefetch: 128 });
     const seen = new Map<number, number>();
     b.on("n", (m) => void seen.set(m.content as number, (seen.get(m.content as number) ?? 0) + 1));
-    await a.connect("bob");
+    const sender = a;
+    await sender.connect("bob");
     const N = 10_000;
-    for (let i = 0; i < N; i++) {
+    await pump(N, 16, async (i) => {
       // Kill the node that leads the stream and holds bob's connection.
       if (i === 3000) await leader.kill("SIGKILL");
-      await a.send("bob", { type: "n", content: i });
-    }
+      await sender.send("bob", { type: "n", content: i });
+    });
     await until(() => seen.size === N, 60_000, `all ${N} handled (${seen.size} so far)`);
     await sleep(1500);
     assert.equal(seen.size, N);
     assert.ok([...seen.values()].every((c) => c === 1), "a message was handled twice");
     assert.ok(bob.reconnections >= 1, "bob reconnected");
+    const stored = await alice.jsm.streams.info(alice.names.stream, {
+      subjects_filter: `${prefix}.agent.bob.n`,
+    });
+    assert.equal(stored.state.subjects?.[`${prefix}.agent.bob.n`], N, "one stored copy of each spore");
     assert.notEqual(bob.connection.getServer(), `127.0.0.1:${leader.port}`);
     const after = await bob.jsm.streams.info(bob.names.stream);
     assert.ok(after.cluster?.leader && after.cluster.leader !== info.cluster!.leader, "a new stream leader");

@@ -189,20 +189,20 @@ Deno.test("nats: after maxRedeliveries the transport dead-letters (PubAck) and t
 
 Deno.test("nats: a handler slower than ack_wait keeps its message (in-progress acks)", async () => {
   if (!(await requireBroker("NATS", 4222))) return;
-  const t = await open({ ackWaitMs: 600 });
-  const u = await open({ ackWaitMs: 600 });
+  const t = await open({ ackWaitMs: 400 });
+  const u = await open({ ackWaitMs: 400 });
   try {
     const agent = `slow-${crypto.randomUUID().slice(0, 6)}`;
     const deliveries: number[] = [];
     const handler = async (d: NatsDelivery) => {
       deliveries.push(d.redeliveries);
-      await sleep(2500);
+      await sleep(1500);
       await d.ack();
     };
     const s1 = await t.subscribe({ agent }, (d) => handler(d as NatsDelivery));
     const s2 = await u.subscribe({ agent }, (d) => handler(d as NatsDelivery));
     await t.publish({ agent }, enc("slow"));
-    await sleep(4000);
+    await sleep(2500);
     assert.deepEqual(deliveries, [0]);
     await s1.close();
     await s2.close();

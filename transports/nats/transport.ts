@@ -75,6 +75,8 @@ export interface NatsTransportOptions extends NatsConnectionOptions {
   maxHandlerMs?: number;
   /** How long a publish may retry while the cluster elects a leader or the client reconnects, ms. Default 30,000. */
   publishTimeoutMs?: number;
+  /** How long one attempt waits for its PubAck before it is retried (with the same id), ms. Default 5,000. */
+  pubAckTimeoutMs?: number;
   /** How long one pull request waits for messages, ms (at least 1,000). Default 5,000. */
   fetchExpiresMs?: number;
   /** Largest message, bytes. Default: the server's `max_payload` less 1 KiB for headers. */
@@ -220,7 +222,11 @@ export class NatsTransport implements Transport {
     const deadline = Date.now() + (this.#o.publishTimeoutMs ?? 30_000);
     for (let attempt = 0;; attempt++) {
       try {
-        await this.js.publish(subject, bytes, { msgID, headers: h, timeout: 5000 });
+        await this.js.publish(subject, bytes, {
+          msgID,
+          headers: h,
+          timeout: this.#o.pubAckTimeoutMs ?? 5000,
+        });
         return;
       } catch (cause) {
         if (this.#closed) throw new TransportError("nats transport closed during a publish", { cause });
