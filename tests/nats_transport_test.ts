@@ -212,6 +212,29 @@ Deno.test("nats: a handler slower than ack_wait keeps its message (in-progress a
   }
 });
 
+Deno.test("nats: a subscriber whose consumer was deleted makes it again and goes on reading", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const t = await open();
+  try {
+    const agent = `gone-${crypto.randomUUID().slice(0, 6)}`;
+    const got: string[] = [];
+    const sub = await t.subscribe({ agent }, async (d) => {
+      got.push(dec(d.bytes));
+      await d.ack();
+    });
+    await t.publish({ agent }, enc("before"));
+    await until(() => got.length === 1);
+    await t.jsm.consumers.delete(t.names.stream, `agent_${token(agent)}`);
+    await sleep(200);
+    await t.publish({ agent }, enc("after"));
+    await until(() => got.length >= 2, 15_000, `delivery after the consumer was deleted ${got}`);
+    assert.deepEqual(got, ["before", "after"]);
+    await sub.close();
+  } finally {
+    await t.close();
+  }
+});
+
 Deno.test("nats: a message too large for the server is refused before sending", async () => {
   if (!(await requireBroker("NATS", 4222))) return;
   const t = await open();

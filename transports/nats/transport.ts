@@ -134,6 +134,7 @@ export class NatsTransport implements Transport {
   /** Reconnections so far. */
   reconnections = 0;
   readonly #o: NatsTransportOptions;
+  readonly #stream: StreamSettings;
   readonly #subs = new Set<NatsSubscription>();
   #closed = false;
   #watching: Promise<void>;
@@ -142,8 +143,10 @@ export class NatsTransport implements Transport {
     nc: NatsConnection,
     jsm: JetStreamManager,
     names: NatsNames,
+    stream: StreamSettings,
     options: NatsTransportOptions,
   ) {
+    this.#stream = stream;
     this.connection = nc;
     this.jsm = jsm;
     this.js = jetstream(nc, { timeout: 5000 });
@@ -180,7 +183,7 @@ export class NatsTransport implements Transport {
     const nc = await connectNats(url, options);
     try {
       const jsm = await jetstreamManager(nc, { timeout: 5000 });
-      await ensureStream(jsm, {
+      const stream: StreamSettings = {
         name: names.stream,
         subjects: [`${names.prefix}.>`],
         storage: StorageType.File,
@@ -190,8 +193,9 @@ export class NatsTransport implements Transport {
         max_age: nanos(options.maxAgeMs ?? 7 * 24 * 3600_000),
         max_bytes: options.maxBytes ?? -1,
         duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
-      });
-      return new NatsTransport(nc, jsm, names, options);
+      };
+      await ensureStream(jsm, stream);
+      return new NatsTransport(nc, jsm, names, stream, options);
     } catch (cause) {
       await nc.close().catch(() => {});
       if (cause instanceof ConfigError) throw cause;
@@ -248,19 +252,27 @@ export class NatsTransport implements Transport {
     const names = await consumerNames(this.names.prefix, from, options.member);
     const maxRe = this.#o.maxRedeliveries ?? 16;
     const ackWaitMs = this.#o.ackWaitMs ?? 30_000;
+    const settings = {
+      ackWaitMs,
+      maxDeliver: maxRe + 2,
+      maxAckPending: this.#o.maxAckPending ?? 1000,
+      deliverNew: "channel" in from,
+    };
+    // Also used when reading keeps failing: the stream or the consumer may have been deleted. A consumer made
+    // again resumes where this reader was (not from the start of the stream, which would replay it all).
+    const open = async (resume?: { seq: number } | { time: Date }) => {
+      // A stream made again starts its sequence anew: read it from its start.
+      const fresh = resume !== undefined && await ensureStream(this.jsm, this.#stream);
+      await ensureConsumer(this.jsm, this.names.stream, names, settings, fresh ? undefined : resume);
+      return await this.js.consumers.get(this.names.stream, names.durable);
+    };
     let consumer: Consumer;
     try {
-      await ensureConsumer(this.jsm, this.names.stream, names, {
-        ackWaitMs,
-        maxDeliver: maxRe + 2,
-        maxAckPending: this.#o.maxAckPending ?? 1000,
-        deliverNew: "channel" in from,
-      });
-      consumer = await this.js.consumers.get(this.names.stream, names.durable);
+      consumer = await open();
     } catch (cause) {
       throw new TransportError(`cannot create the JetStream consumer ${names.durable}`, { cause });
     }
-    const sub = new NatsSubscription(this, consumer, names, handler, {
+    const sub = new NatsSubscription(this, consumer, open, names, handler, {
       prefetch: Math.max(1, options.prefetch ?? 64),
       maxRedeliveries: maxRe,
       ackWaitMs,
@@ -325,26 +337,31 @@ function retriable(e: unknown): boolean {
   return false;
 }
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+type StreamSettings = Partial<StreamConfig> & { name: string; subjects: string[] };
+
+/** Makes sure the stream exists; true if this call made it. */
+async function ensureStream(jsm: JetStreamManager, config: StreamSettings): Promise<boolean> {
   try {
     const info = await jsm.streams.info(config.name);
     const subjects = info.config.subjects ?? [];
-    if (!config.subjects!.every((s) => subjects.includes(s))) {
+    if (!config.subjects.every((s) => subjects.includes(s))) {
       throw new ConfigError(
         `stream ${config.name} exists without the subjects ${
           config.subjects!.join(", ")
         }; choose another prefix or stream`,
       );
     }
-    return;
+    return false;
   } catch (e) {
     if (apiCode(e) !== STREAM_NOT_FOUND) throw e;
   }
   try {
     await jsm.streams.add(config);
+    return true;
   } catch (e) {
     // Another process created it at the same moment.
     await jsm.streams.info(config.name).catch(() => Promise.reject(e));
+    return false;
   }
 }
 
@@ -353,6 +370,7 @@ async function ensureConsumer(
   stream: string,
   names: ConsumerNames,
   o: { ackWaitMs: number; maxDeliver: number; maxAckPending: number; deliverNew: boolean },
+  resume?: { seq: number } | { time: Date },
 ): Promise<void> {
   const config = {
     durable_name: names.durable,
@@ -362,6 +380,11 @@ async function ensureConsumer(
     max_deliver: o.maxDeliver,
     max_ack_pending: o.maxAckPending,
     deliver_policy: o.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
+    ...(resume === undefined
+      ? {}
+      : "seq" in resume
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: resume.seq }
+      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: resume.time.toISOString() }),
   };
   try {
     const info = await jsm.consumers.info(stream, names.durable);
@@ -405,7 +428,10 @@ export interface NatsDelivery extends Delivery {
 class NatsSubscription implements Subscription {
   onClose: (() => void) | undefined;
   readonly #t: NatsTransport;
-  readonly #consumer: Consumer;
+  #consumer: Consumer;
+  readonly #reopen: (resume: { seq: number } | { time: Date }) => Promise<Consumer>;
+  readonly #started = new Date();
+  #lastSeq = 0;
   readonly #names: ConsumerNames;
   readonly #handler: DeliveryHandler;
   readonly #s: SubscriptionSettings;
@@ -418,12 +444,14 @@ class NatsSubscription implements Subscription {
   constructor(
     t: NatsTransport,
     consumer: Consumer,
+    reopen: (resume: { seq: number } | { time: Date }) => Promise<Consumer>,
     names: ConsumerNames,
     handler: DeliveryHandler,
     s: SubscriptionSettings,
   ) {
     this.#t = t;
     this.#consumer = consumer;
+    this.#reopen = reopen;
     this.#names = names;
     this.#handler = handler;
     this.#s = s;
@@ -448,14 +476,21 @@ class NatsSubscription implements Subscription {
         this.#batch = batch;
         if (this.#closed) batch.stop();
         for await (const m of batch) {
-          if (this.#closed) break; // not acknowledged: redelivered after ack_wait
-          this.#dispatch(m);
+          if (this.#closed) m.nak(); // fetched as the subscription closed: back to the stream at once
+          else this.#dispatch(m);
         }
         failures = 0;
       } catch {
         if (this.#closed) break;
         failures++;
         await sleep(Math.min(100 * 2 ** Math.min(failures, 5), 2000) * (0.5 + Math.random()));
+        // Failing again and again: the consumer (or the stream) may be gone; make it again.
+        if (failures % 3 === 0 && !this.#closed) {
+          const held = [...this.#inFlight.keys()].map((m) => m.info.streamSequence);
+          const from = Math.min(this.#lastSeq + 1, ...held);
+          const resume = this.#lastSeq > 0 ? { seq: from } : { time: this.#started };
+          this.#consumer = await this.#reopen(resume).catch(() => this.#consumer);
+        }
       } finally {
         this.#batch = undefined;
       }
@@ -464,6 +499,7 @@ class NatsSubscription implements Subscription {
 
   #dispatch(m: JsMsg): void {
     const deliveries = m.info.deliveryCount;
+    this.#lastSeq = Math.max(this.#lastSeq, m.info.streamSequence);
     const expires = Number(m.headers?.get(EXPIRES_HEADER) || 0);
     if (expires > 0 && Date.now() > expires) {
       this.#t.expired++;
