@@ -6,7 +6,14 @@
  * @module
  */
 import { hex } from "../crypto/bytes.ts";
-import { ConfigError, SporeError, TransportError } from "../crypto/errors.ts";
+import {
+  ConfigError,
+  ProtocolError,
+  ReplayError,
+  SporeError,
+  TransportError,
+  TrustError,
+} from "../crypto/errors.ts";
 import { Identity } from "../crypto/identity.ts";
 import {
   checkMessageSize,
@@ -16,13 +23,21 @@ import {
 } from "../transports/transport.ts";
 import type { Directory } from "./directory.ts";
 import { SporeEngine } from "./engine.ts";
-import { inspect, type SporeInfo } from "./envelope.ts";
+import { inspect, type SporeInfo, Suite, SUITE_NAMES } from "./envelope.ts";
 import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
 import { MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
+import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
+import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
+import {
+  PRAVAL_SUITE,
+  type PravalIncoming,
+  PravalProfile,
+  type PravalProfileOptions,
+} from "./praval/profile.ts";
 
 /** A message as a handler receives it: authenticated, decrypted, fresh, not a replay. */
 export interface Message<T = unknown> {
@@ -44,12 +59,30 @@ export interface Message<T = unknown> {
   priority: number;
   /** Suite name. */
   suite: string;
-  /** How it travelled. */
-  kind: "sealed" | "session" | "broadcast";
+  /** How it travelled (`"praval"`: a Praval `SecureSpore` from a declared Praval peer). */
+  kind: "sealed" | "session" | "broadcast" | "praval";
+  /**
+   * `"classic"` for the NaCl suite and for Praval spores (no protection against a
+   * quantum adversary; for Praval, header fields are not authenticated: see
+   * docs/PROTOCOL.md, "Praval profile"), `"post-quantum"` otherwise.
+   */
+  security: "post-quantum" | "classic";
   /** For a broadcast: the channel. */
   channel?: string;
+  /** For a Praval spore: its signed trace context, if it carried one. */
+  traceContext?: Record<string, string>;
   /** How many times the transport delivered it before. */
   redeliveries: number;
+}
+
+/** Options of {@linkcode Agent.on} and {@linkcode Agent.onAny}. */
+export interface HandlerOptions {
+  /**
+   * Also receive classic-security messages from declared Praval peers
+   * (`message.kind === "praval"`). Default `false`: such messages are not
+   * given to this handler (they are counted as unhandled).
+   */
+  classic?: boolean;
 }
 
 /** A handler; the spore is acknowledged when it resolves, redelivered when it throws. */
@@ -108,6 +141,13 @@ export interface AgentOptions {
   skewMs?: number;
   /** Allow the classic NaCl suite. Default `false`. */
   allowClassic?: boolean;
+  /**
+   * Talk to Praval agents in their own `SecureSpore` v1.0 format: this
+   * agent's Praval keys and the Praval peers it trusts (pinned by name). With
+   * an `amqp://` URL, the transport uses Praval's exchange `praval.spores`
+   * unless `transportOptions.exchange` says otherwise.
+   */
+  praval?: PravalProfileOptions;
   /** Closes the agent when aborted. */
   signal?: AbortSignal;
 }
@@ -214,6 +254,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #channelAccess: (channel: string, agent: string) => boolean | Promise<boolean>;
   readonly #handlers = new Map<string, Handler<never>>();
   #anyHandler: Handler | undefined;
+  readonly #classicTypes = new Set<string>();
+  #anyClassic = false;
+  #praval: PravalProfile | undefined;
   readonly #subscriptions = new Map<string, { close(): Promise<void> }>();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #keyWaiters = new Map<string, (() => void)[]>();
@@ -255,8 +298,14 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
+    const praval = options.praval
+      ? await PravalProfile.create(id, options.praval, {
+        skewMs: options.skewMs,
+        maxPayloadBytes: options.limits?.maxPayloadBytes,
+      })
+      : undefined;
     const transport = typeof options.transport === "string"
-      ? await openTransport(options.transport, options.transportOptions)
+      ? await openTransport(options.transport, pravalTransportOptions(options, praval))
       : options.transport;
     try {
       const directory = options.directory ?? transport.directory;
@@ -275,6 +324,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         allowClassic: options.allowClassic,
       });
       const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
+      agent.#praval = praval;
       await engine.publishCard();
       const sub = await transport.subscribe({ agent: id }, (d) => agent.#track(agent.#receive(d)), {
         prefetch: agent.#prefetch,
@@ -317,16 +367,42 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   /** Registers the handler of `type` (replacing any previous one). */
-  on<K extends keyof Types & string>(type: K, handler: Handler<Types[K]>): this {
+  on<K extends keyof Types & string>(
+    type: K,
+    handler: Handler<Types[K]>,
+    options: HandlerOptions = {},
+  ): this {
     checkUserType(type);
     this.#handlers.set(type, handler as Handler<never>);
+    if (options.classic) this.#classicTypes.add(type);
+    else this.#classicTypes.delete(type);
     return this;
   }
 
   /** Registers a handler for every type that has no handler of its own. */
-  onAny(handler: Handler): this {
+  onAny(handler: Handler, options: HandlerOptions = {}): this {
     this.#anyHandler = handler;
+    this.#anyClassic = options.classic === true;
     return this;
+  }
+
+  /**
+   * Declares `keys` (Praval's `get_public_keys()` shape) as a Praval peer:
+   * sends to it use Praval's format, and its spores are accepted, checked
+   * against these pinned keys. Needs `AgentOptions.praval`.
+   */
+  declarePravalPeer(
+    keys: PravalPublicKeys | PravalPublicKeysInput,
+    options: { replace?: boolean } = {},
+  ): PravalPublicKeys {
+    this.#check();
+    if (!this.#praval) throw new ConfigError("this agent has no Praval profile (AgentOptions.praval)");
+    return this.#praval.declare(keys, options);
+  }
+
+  /** This agent's Praval public keys (to register with Praval agents), if it has a Praval profile. */
+  pravalPublicKeys(): PravalPublicKeys | undefined {
+    return this.#praval?.keys.publicKeys();
   }
 
   /** Counters and latency histograms (a snapshot). */
@@ -411,6 +487,18 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   ): Promise<string> {
     this.#check();
     checkUserType(message.type);
+    if (this.#praval?.isPeer(peer)) {
+      const { bytes, id, expiresAt, priority } = await this.#praval.seal(peer, message);
+      await this.#publish({ agent: peer }, bytes, {
+        id,
+        type: message.type,
+        to: peer,
+        expiresAt,
+        priority,
+        kind: "praval",
+      });
+      return id;
+    }
     return await this.#send(peer, message);
   }
 
@@ -428,7 +516,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   async #publish(
     to: { agent: string } | { channel: string },
     bytes: Uint8Array,
-    info: SporeInfo,
+    info: Pick<SporeInfo, "id" | "type" | "to" | "expiresAt" | "priority"> & { kind: string },
   ): Promise<void> {
     checkMessageSize(bytes, this.transport.capabilities.maxMessageBytes);
     await this.transport.publish(to, bytes, {
@@ -485,9 +573,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #reject(error: unknown, bytes: Uint8Array): void {
     const code = error instanceof SporeError ? error.code : "ERR_INTERNAL";
     this.#metrics.rejected[code] = (this.#metrics.rejected[code] ?? 0) + 1;
-    let claimed: SporeInfo | undefined;
+    let claimed: { from: string; id: string; kind: string } | undefined;
     try {
-      claimed = inspect(bytes, this.#engine.limits);
+      if (looksLikePravalSpore(bytes)) {
+        const p = decodePravalSpore(bytes);
+        claimed = { from: p.fromAgent, id: p.id, kind: "praval" };
+      } else claimed = inspect(bytes, this.#engine.limits);
     } catch {
       claimed = undefined;
     }
@@ -501,6 +592,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   async #receive(d: Delivery): Promise<void> {
+    if (looksLikePravalSpore(d.bytes)) return await this.#receivePraval(d);
     let result;
     try {
       result = await this.#engine.open(d.bytes);
@@ -598,6 +690,15 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
   async #dispatch(d: Delivery, spore: OpenedSpore): Promise<void> {
     const key = `${spore.from}/${spore.id}`;
+    if (this.#praval?.isPeer(spore.from)) {
+      // A declared Praval peer has no Spores card: a card under its name is someone else's.
+      this.#reject(
+        new TrustError(`${spore.from} is a Praval peer; a Spores spore in its name is refused`),
+        d.bytes,
+      );
+      await d.ack();
+      return;
+    }
     if (spore.type.startsWith(RESERVED)) {
       try {
         await this.#internal(spore);
@@ -625,6 +726,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       priority: spore.priority,
       suite: spore.suite,
       kind: spore.kind,
+      security: spore.suite === SUITE_NAMES[Suite.NACL_ED25519] ? "classic" : "post-quantum",
       redeliveries: d.redeliveries,
     };
     if (spore.kind === "broadcast") message.channel = spore.to;
@@ -654,6 +756,84 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     observe(this.#metrics.deliveryLatency, Math.max(0, Date.now() - spore.createdAt));
     this.#metrics.delivered++;
     this.#log("debug", "delivered", { from: spore.from, id: spore.id, type: spore.type });
+    await d.ack();
+  }
+
+  /**
+   * A Praval spore: opened against the pinned keys of a declared Praval peer,
+   * refused if its signed nonce was seen before (a broker redelivery of a
+   * handled one is a duplicate), then given to a handler marked `classic`.
+   */
+  async #receivePraval(d: Delivery): Promise<void> {
+    const profile = this.#praval;
+    let m: PravalIncoming;
+    try {
+      if (!profile) {
+        throw new ProtocolError(
+          "a Praval SecureSpore arrived, but this agent has no Praval profile (AgentOptions.praval)",
+        );
+      }
+      m = await profile.open(d.bytes);
+    } catch (e) {
+      this.#reject(e, d.bytes);
+      await d.ack();
+      return;
+    }
+    const claim = profile.guard.claim(m.from, m.nonce);
+    if (claim !== "new") {
+      if (d.redeliveries === 0) {
+        this.#reject(new ReplayError(`a Praval spore from ${m.from} was replayed`), d.bytes);
+        await d.ack();
+        return;
+      }
+      this.#metrics.duplicates++;
+      this.#log("debug", "duplicate", { from: m.from, id: m.id });
+      if (claim === "busy") {
+        await new Promise((r) => setTimeout(r, 250)); // its first copy is still being handled here
+        await d.nack();
+      } else await d.ack();
+      return;
+    }
+    const handler = this.#classicTypes.has(m.type)
+      ? this.#handlers.get(m.type) as Handler | undefined
+      : this.#anyClassic && !this.#handlers.has(m.type)
+      ? this.#anyHandler
+      : undefined;
+    if (!handler) {
+      profile.guard.complete(m.from, m.nonce);
+      this.#metrics.unhandled++;
+      this.#log("warn", "unhandled", { from: m.from, id: m.id, type: m.type, security: "classic" });
+      await d.ack();
+      return;
+    }
+    const message: Message = {
+      id: m.id,
+      type: m.type,
+      from: m.from,
+      to: m.to,
+      content: m.content,
+      createdAt: m.createdAt,
+      expiresAt: m.expiresAt,
+      priority: m.priority,
+      suite: PRAVAL_SUITE,
+      kind: "praval",
+      security: "classic",
+      redeliveries: d.redeliveries,
+    };
+    if (m.traceContext) message.traceContext = m.traceContext;
+    const started = performance.now();
+    try {
+      await handler(message);
+    } catch (error) {
+      profile.guard.release(m.from, m.nonce);
+      await this.#redeliverOrDrop(d, message, error);
+      return;
+    }
+    profile.guard.complete(m.from, m.nonce);
+    observe(this.#metrics.handlerLatency, performance.now() - started);
+    observe(this.#metrics.deliveryLatency, Math.max(0, Date.now() - m.createdAt));
+    this.#metrics.delivered++;
+    this.#log("debug", "delivered", { from: m.from, id: m.id, type: m.type, security: "classic" });
     await d.ack();
   }
 
@@ -713,4 +893,15 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Transport options for an agent with a Praval profile: Praval's AMQP exchange unless one is given. */
+function pravalTransportOptions(
+  options: AgentOptions,
+  praval: PravalProfile | undefined,
+): Record<string, unknown> | undefined {
+  const url = options.transport;
+  if (!praval || typeof url !== "string" || !/^amqps?:/i.test(url)) return options.transportOptions;
+  if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
+  return { ...options.transportOptions, exchange: praval.exchange };
 }

@@ -36,4 +36,6 @@ export * from "./agent.ts";
 export * from "./logger.ts";
 export * from "./metrics.ts";
 export * from "./reef.ts";
+export * from "./trust_file.ts";
 export type { SessionSecrets } from "./schedule.ts";
+export * from "./praval/mod.ts";

@@ -9,6 +9,7 @@ import { ConfigError } from "../crypto/errors.ts";
 import type { Transport } from "../transports/transport.ts";
 import { Agent, type AgentOptions, type Message } from "./agent.ts";
 import { checkId } from "./limits.ts";
+import type { PravalKeyPair, PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
 
 /** Praval's spore types. */
 export const SporeType = {
@@ -41,6 +42,20 @@ export interface Spore {
   expiresAt: Date;
   /** Priority: Praval's 1..10 scale. */
   priority: number;
+  /** `"classic"` for a spore from a Praval agent (see `Message.security`). */
+  security: "post-quantum" | "classic";
+}
+
+/** The Praval profile of a reef: its agents also talk to these Praval agents, in Praval's format. */
+export interface ReefPravalOptions {
+  /** Praval agents to trust, pinned by name. */
+  peers?: Iterable<PravalPublicKeys | PravalPublicKeysInput>;
+  /** Praval keys of the reef's own agents (matched by `agentName`); others get fresh keys. */
+  keys?: Iterable<PravalKeyPair>;
+  /** Nonces remembered per Praval peer. Default 100,000. */
+  replayMemory?: number;
+  /** AMQP exchange for `amqp://` URLs. Default `"praval.spores"`. */
+  exchange?: string;
 }
 
 /** Options of `send` and `broadcast`. */
@@ -54,11 +69,17 @@ export interface ReefSendOptions {
 }
 
 /** Options of {@linkcode Reef.start}. */
-export interface ReefOptions extends Omit<AgentOptions, "id" | "transport" | "identity"> {
+export interface ReefOptions extends Omit<AgentOptions, "id" | "transport" | "identity" | "praval"> {
   /** A transport URL or instance shared by the Reef's agents. Default `memory://`. */
   transport?: string | Transport;
   /** The channel broadcasts go to. Default `"reef"`. */
   channel?: string;
+  /**
+   * Talk to Praval agents: `send` to a Praval peer uses Praval's format,
+   * `broadcast` also reaches each Praval peer (sealed to each: Praval's own
+   * broadcasts are plaintext), and subscribers receive Praval spores too.
+   */
+  praval?: ReefPravalOptions;
 }
 
 /** Praval's options as an agent message: 1..10 priority to 0..9, seconds to ms. */
@@ -101,12 +122,20 @@ export class Reef {
   readonly #channel: string;
   readonly #transport: Transport | undefined;
   readonly #url: string;
+  readonly #pravalPeers: (PravalPublicKeys | PravalPublicKeysInput)[];
+  readonly #pravalNames = new Set<string>();
+  readonly #pravalKeys = new Map<string, PravalKeyPair>();
 
   private constructor(options: ReefOptions, transport: Transport | undefined, url: string) {
     this.#options = options;
     this.#transport = transport;
     this.#url = url;
     this.#channel = checkId(options.channel ?? "reef", "channel");
+    this.#pravalPeers = [...options.praval?.peers ?? []];
+    for (const p of this.#pravalPeers) {
+      this.#pravalNames.add("agentName" in p ? p.agentName : p.agent_name);
+    }
+    for (const k of options.praval?.keys ?? []) this.#pravalKeys.set(k.agentName, k);
   }
 
   /** Starts a reef. Agents start on first use. */
@@ -122,7 +151,20 @@ export class Reef {
     checkId(name, "agent name");
     let a = this.#agents.get(name);
     if (!a) {
-      a = Agent.start({ ...this.#options, id: name, transport: this.#transport ?? this.#url });
+      const { praval, ...rest } = this.#options;
+      a = Agent.start({
+        ...rest,
+        id: name,
+        transport: this.#transport ?? this.#url,
+        praval: praval
+          ? {
+            keys: this.#pravalKeys.get(name),
+            peers: this.#pravalPeers,
+            replayMemory: praval.replayMemory,
+            exchange: praval.exchange,
+          }
+          : undefined,
+      });
       a.catch(() => this.#agents.delete(name));
       this.#agents.set(name, a);
     }
@@ -137,6 +179,7 @@ export class Reef {
     options: ReefSendOptions = {},
   ): Promise<string> {
     const message = toMessage(knowledge, options, SporeType.KNOWLEDGE);
+    if (this.#pravalNames.has(toAgent)) return await (await this.agent(fromAgent)).send(toAgent, message);
     await this.agent(toAgent); // the recipient must exist to have a card
     return await (await this.agent(fromAgent)).send(toAgent, message);
   }
@@ -148,23 +191,48 @@ export class Reef {
     options: ReefSendOptions = {},
   ): Promise<string> {
     const message = toMessage(knowledge, options, SporeType.BROADCAST);
-    return await (await this.agent(fromAgent)).broadcast(this.#channel, message);
+    const agent = await this.agent(fromAgent);
+    const id = await agent.broadcast(this.#channel, message);
+    for (const peer of this.#pravalNames) await agent.send(peer, message);
+    return id;
+  }
+
+  /**
+   * Pins a Praval agent for every agent of the reef (started or not); see
+   * `Agent.declarePravalPeer`. Needs the `praval` option.
+   */
+  async declarePravalPeer(keys: PravalPublicKeys | PravalPublicKeysInput): Promise<void> {
+    if (!this.#options.praval) throw new ConfigError("this reef has no Praval profile (ReefOptions.praval)");
+    const started = await Promise.allSettled([...this.#agents.values()]);
+    for (const a of started) if (a.status === "fulfilled") a.value.declarePravalPeer(keys);
+    this.#pravalPeers.push(keys);
+    this.#pravalNames.add("agentName" in keys ? keys.agentName : keys.agent_name);
+  }
+
+  /** The Praval public keys of the reef's agent `name`, to register with Praval agents. */
+  async pravalPublicKeys(name: string): Promise<PravalPublicKeys> {
+    const keys = (await this.agent(name)).pravalPublicKeys();
+    if (!keys) throw new ConfigError("this reef has no Praval profile (ReefOptions.praval)");
+    return keys;
   }
 
   /** Delivers every spore for `agentName` (direct and broadcast) to `handler`. */
   async subscribe(agentName: string, handler: (spore: Spore) => void | Promise<void>): Promise<void> {
     const agent = await this.agent(agentName);
-    agent.onAny((m: Message) =>
-      handler({
-        id: m.id,
-        sporeType: m.type as SporeTypeValue,
-        fromAgent: m.from,
-        toAgent: m.kind === "broadcast" ? null : m.to,
-        knowledge: (m.content ?? {}) as Record<string, unknown>,
-        createdAt: new Date(m.createdAt),
-        expiresAt: new Date(m.expiresAt),
-        priority: m.priority + 1,
-      })
+    agent.onAny(
+      (m: Message) =>
+        handler({
+          id: m.id,
+          sporeType: m.type as SporeTypeValue,
+          fromAgent: m.from,
+          toAgent: m.kind === "broadcast" ? null : m.to,
+          knowledge: (m.content ?? {}) as Record<string, unknown>,
+          createdAt: new Date(m.createdAt),
+          expiresAt: new Date(m.expiresAt),
+          priority: m.priority + 1,
+          security: m.security,
+        }),
+      { classic: this.#options.praval !== undefined },
     );
     await agent.join(this.#channel);
   }

@@ -22,7 +22,12 @@ import { RedisTransport, type RedisTransportOptions } from "./redis/transport.ts
 export * from "./redis/connection.ts";
 export * from "./redis/directory.ts";
 export * from "./redis/store.ts";
-export { keysOf, RedisTransport, type RedisTransportOptions } from "./redis/transport.ts";
+export {
+  keysOf,
+  type RedisDurability,
+  RedisTransport,
+  type RedisTransportOptions,
+} from "./redis/transport.ts";
 
 /**
  * Connects to Redis at `url` (`redis://[user:password@]host:port[/db]` or `rediss://...`).

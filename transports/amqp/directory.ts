@@ -20,6 +20,8 @@ import { checkId } from "../../spore/limits.ts";
 export interface AmqpChannelSource {
   /** A new channel on the current connection (a confirm channel if asked). */
   openChannel(confirm?: boolean): Promise<Channel>;
+  /** Queue type of the deployment: card queues are replicated (quorum) where agent queues are. */
+  readonly queueType?: "classic" | "quorum";
 }
 
 async function using<T>(
@@ -73,7 +75,9 @@ export class AmqpDirectory implements Directory {
 
   async #assert(ch: Channel, id: string): Promise<string> {
     const q = this.#queue(id);
-    await ch.assertQueue(q, { durable: true, arguments: { "x-max-length": 1, "x-overflow": "drop-head" } });
+    const args: Record<string, unknown> = { "x-max-length": 1, "x-overflow": "drop-head" };
+    if (this.#source.queueType === "quorum") args["x-queue-type"] = "quorum";
+    await ch.assertQueue(q, { durable: true, arguments: args });
     return q;
   }
 

@@ -79,6 +79,32 @@ function describe(url: string): string {
   }
 }
 
+/**
+ * The nodes a URL names: its own host, then each `host:port` of its `nodes` parameter
+ * (`amqp://user:pass@host1:5672/vhost?nodes=host2:5672,host3:5672`), each with the URL's credentials,
+ * virtual host and other parameters.
+ */
+function endpointsOf(url: string): string[] {
+  const u = new URL(url);
+  const list = u.searchParams.get("nodes");
+  u.searchParams.delete("nodes");
+  const endpoints = [u.toString()];
+  for (const node of (list ?? "").split(",").filter((n) => n.length > 0)) {
+    const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(node.trim());
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) {
+      throw new ConfigError(
+        `nodes must be host:port pairs separated by commas (got ${JSON.stringify(node)})`,
+      );
+    }
+    const other = new URL(u);
+    other.hostname = m[1]!.includes(":") ? `[${m[1]}]` : m[1]!;
+    other.port = String(port);
+    endpoints.push(other.toString());
+  }
+  return endpoints;
+}
+
 interface SubState {
   queue: string;
   setup: (ch: Channel) => Promise<void>;
@@ -108,7 +134,8 @@ export class AmqpTransport implements Transport {
   readonly directory: AmqpDirectory;
   /** Connections made so far (1 + reconnections). */
   connections = 0;
-  readonly #url: string;
+  readonly #endpoints: string[];
+  #next = 0;
   readonly #o: Required<Omit<AmqpTransportOptions, "tls">> & { tls?: AmqpTlsOptions };
   readonly #subs = new Set<SubState>();
   readonly #declared = new Set<string>();
@@ -118,9 +145,10 @@ export class AmqpTransport implements Transport {
   #closed = false;
   #seq = 0;
   readonly #returned = new Set<string>();
+  readonly #retiring = new Set<() => void>();
 
   private constructor(url: string, options: AmqpTransportOptions) {
-    this.#url = url;
+    this.#endpoints = endpointsOf(url);
     this.#o = {
       exchange: options.exchange ?? "spores",
       queueType: options.queueType ?? "classic",
@@ -171,7 +199,23 @@ export class AmqpTransport implements Transport {
   }
 
   async #open(): Promise<void> {
-    const u = new URL(this.#url);
+    // Try every node once, starting with the one after the node last lost.
+    let last: unknown;
+    for (let i = 0; i < this.#endpoints.length; i++) {
+      const at = (this.#next + i) % this.#endpoints.length;
+      try {
+        await this.#openAt(this.#endpoints[at]!);
+        this.#next = at;
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last;
+  }
+
+  async #openAt(url: string): Promise<void> {
+    const u = new URL(url);
     const tls = u.protocol === "amqps:"
       ? {
         ca: this.#o.tls?.ca,
@@ -184,12 +228,7 @@ export class AmqpTransport implements Transport {
     const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, ...tls });
     conn.on("error", () => {}); // followed by "close", handled below
     conn.on("close", () => this.#lost(conn));
-    const pub = await conn.createConfirmChannel();
-    pub.on("error", () => {});
-    pub.on("return", (msg: ConsumeMessage) => {
-      const id = msg.properties.headers?.["x-spores-pub"];
-      if (typeof id === "string") this.#returned.add(id);
-    });
+    const pub = await this.#publisher(conn);
     this.#declared.clear();
     await this.#declareBase(pub);
     this.#conn = conn;
@@ -199,8 +238,41 @@ export class AmqpTransport implements Transport {
     if (this.connections > 1) this.directory.reconnected();
   }
 
+  async #publisher(conn: ChannelModel): Promise<ConfirmChannel> {
+    const pub = await conn.createConfirmChannel();
+    pub.on("error", () => {});
+    pub.on("return", (msg: ConsumeMessage) => {
+      const id = msg.properties.headers?.["x-spores-pub"];
+      if (typeof id === "string") this.#returned.add(id);
+    });
+    return pub;
+  }
+
+  /**
+   * Replaces a publish channel that the broker nacked on. A channel that published to a quorum queue while
+   * its leader was being elected can go on nacking after the new leader is up; a new channel does not.
+   */
+  #renewPublisher(old: ConfirmChannel): void {
+    const conn = this.#conn;
+    if (this.#pub !== old || !conn) return;
+    this.#pub = undefined;
+    this.#ready = this.#publisher(conn).then((pub) => {
+      if (this.#conn === conn && !this.#closed) this.#pub = pub;
+      else void pub.close().catch(() => {});
+    }, () => {});
+    // Publishes still in flight on the old channel get their confirms first; close() ends it at once.
+    const retire = () => {
+      clearTimeout(timer);
+      this.#retiring.delete(retire);
+      void old.close().catch(() => {});
+    };
+    const timer = setTimeout(retire, 5000);
+    this.#retiring.add(retire);
+  }
+
   #lost(conn: ChannelModel): void {
     if (this.#conn !== conn || this.#closed) return;
+    this.#next = (this.#next + 1) % this.#endpoints.length;
     this.#conn = undefined;
     this.#pub = undefined;
     for (const s of this.#subs) s.channel = undefined;
@@ -226,17 +298,26 @@ export class AmqpTransport implements Transport {
     await ch.assertExchange(`${x}.cards`, "fanout", { durable: true });
   }
 
+  /** Queue type of every durable queue this transport declares. */
+  get queueType(): "classic" | "quorum" {
+    return this.#o.queueType;
+  }
+
+  /** Arguments of a durable queue: replicated (quorum) when the deployment asks for it. */
+  #queueArgs(args: Record<string, unknown>): Record<string, unknown> {
+    return this.#o.queueType === "quorum" ? { ...args, "x-queue-type": "quorum" } : { ...args };
+  }
+
   /** @internal Declares an agent's queue and its dead-letter queue (once per connection). */
   async declareAgent(ch: Channel, id: string): Promise<string> {
     const x = this.#o.exchange;
     const queue = `${x}.agent.${id}`;
     if (this.#declared.has(queue)) return queue;
-    const args: Record<string, unknown> = { "x-dead-letter-exchange": `${x}.dlx` };
-    if (this.#o.queueType === "quorum") args["x-queue-type"] = "quorum";
-    else args["x-max-priority"] = 9;
+    const args = this.#queueArgs({ "x-dead-letter-exchange": `${x}.dlx` });
+    if (this.#o.queueType === "classic") args["x-max-priority"] = 9;
     await ch.assertQueue(queue, { durable: true, arguments: args });
     await ch.bindQueue(queue, x, `agent.${id}.#`);
-    await ch.assertQueue(`${x}.dead.${id}`, { durable: true });
+    await ch.assertQueue(`${x}.dead.${id}`, { durable: true, arguments: this.#queueArgs({}) });
     await ch.bindQueue(`${x}.dead.${id}`, `${x}.dlx`, `agent.${id}.#`);
     this.#declared.add(queue);
     return queue;
@@ -289,6 +370,7 @@ export class AmqpTransport implements Transport {
       });
     } catch (cause) {
       this.#returned.delete(pubId);
+      if (cause instanceof Error && cause.message === "message nacked") this.#renewPublisher(ch);
       throw new TransportError(
         `RabbitMQ did not confirm a publish to ${key.split(".").slice(0, 2).join(".")}`,
         { cause },
@@ -380,7 +462,10 @@ export class AmqpTransport implements Transport {
       const member = checkId(options.member, "channel member");
       queue = `${x}.channel.${channel}.${member}`;
       setup = async (ch) => {
-        await ch.assertQueue(queue, { durable: true, arguments: { "x-dead-letter-exchange": `${x}.dlx` } });
+        await ch.assertQueue(queue, {
+          durable: true,
+          arguments: this.#queueArgs({ "x-dead-letter-exchange": `${x}.dlx` }),
+        });
         await ch.bindQueue(queue, x, `broadcast.${channel}.#`);
       };
     }
@@ -428,6 +513,7 @@ export class AmqpTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const retire of [...this.#retiring]) retire();
     for (const s of this.#subs) s.closed = true;
     this.#subs.clear();
     await this.directory.close();

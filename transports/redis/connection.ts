@@ -29,7 +29,10 @@ export interface RedisConnectionOptions {
   connectTimeoutMs?: number;
   /** Longest pause between reconnection attempts, ms. Default 2,000. */
   maxBackoffMs?: number;
-  /** Redis Cluster start-up nodes; when set, a cluster client is made (keys are hash-tagged per agent). */
+  /**
+   * Redis Cluster start-up nodes; when set (or when the URL has a `cluster` parameter), a cluster client is
+   * made (keys are hash-tagged per agent).
+   */
   cluster?: { host: string; port: number }[];
   /** Extra ioredis options (Sentinel: `sentinels` and `name`), merged last. */
   ioredis?: RedisOptions;
@@ -50,6 +53,26 @@ export function describeUrl(url: string): string {
 
 function isIp(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith("[") || host.includes(":");
+}
+
+/**
+ * The extra seed nodes of a cluster URL: `redis://host:port?cluster` names one node of a Redis Cluster,
+ * `redis://host:port?cluster=host2:port2,host3:port3` names more, so that any of them can answer first.
+ * Undefined for a URL without the `cluster` parameter.
+ */
+function clusterSeeds(u: URL): { host: string; port: number }[] | undefined {
+  const list = u.searchParams.get("cluster");
+  if (list === null) return undefined;
+  return list.split(",").filter((s) => s.length > 0).map((seed) => {
+    const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(seed.trim());
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) {
+      throw new ConfigError(
+        `cluster seeds must be host:port pairs separated by commas (got ${JSON.stringify(seed)})`,
+      );
+    }
+    return { host: m[1]!, port };
+  });
 }
 
 /** Makes a client (not yet connected). */
@@ -73,6 +96,7 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
       rejectUnauthorized: true,
     }
     : undefined;
+  const seeds = clusterSeeds(u);
   const maxBackoff = options.maxBackoffMs ?? 2000;
   const base: RedisOptions = {
     lazyConnect: true,
@@ -82,8 +106,16 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
     tls,
     ...options.ioredis,
   };
-  if (options.cluster) {
-    return new Cluster(options.cluster, {
+  if (options.cluster || seeds) {
+    if (u.pathname.length > 1 && u.pathname !== "/0") {
+      throw new ConfigError("a Redis Cluster has only database 0: drop the database number from the URL");
+    }
+    const nodes = [
+      { host: u.hostname, port: Number(u.port || 6379) },
+      ...(seeds ?? []),
+      ...(options.cluster ?? []),
+    ];
+    return new Cluster(nodes, {
       redisOptions: {
         ...base,
         username: decodeURIComponent(u.username) || undefined,

@@ -55,6 +55,21 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   maxDeliveries?: number;
   /** Largest message, bytes. Default 16 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Replication to wait for before `publish` resolves. Redis replicates asynchronously: without this, a
+   * primary that fails right after accepting a spore can lose it. With `{ replicas: n }`, each publish is
+   * followed by `WAIT n timeoutMs` on the same connection, and a publish that fewer than `n` replicas
+   * confirmed in time fails with a `TransportError` (the spore may still be delivered). Default: none.
+   */
+  durability?: RedisDurability;
+}
+
+/** How many replicas must hold a spore before `publish` resolves (see `RedisTransportOptions.durability`). */
+export interface RedisDurability {
+  /** Replicas that must acknowledge the write. At least 1. */
+  replicas: number;
+  /** How long to wait for them, ms. Default 1,000. */
+  timeoutMs?: number;
 }
 
 /** Bytes as a Node Buffer view (no copy), as ioredis needs for binary values. */
@@ -140,6 +155,10 @@ export class RedisTransport implements Transport {
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
       throw new ConfigError("prefix must be 1..64 of [A-Za-z0-9._:-]");
     }
+    const d = options.durability;
+    if (d && (!Number.isSafeInteger(d.replicas) || d.replicas < 1 || !((d.timeoutMs ?? 1000) > 0))) {
+      throw new ConfigError("durability.replicas must be a whole number from 1 and timeoutMs positive");
+    }
     const client = createClient(url, options);
     client.on("error", () => {}); // reported through failed commands; reconnection is automatic
     try {
@@ -186,26 +205,60 @@ export class RedisTransport implements Transport {
       ? `${this.#prefix}:agent:{${checkId(to.agent, "agent")}}`
       : `${this.#prefix}:channel:{${checkId(to.channel, "channel")}}`;
     const expiresAt = options.ttlMs === undefined ? 0 : Date.now() + options.ttlMs;
+    const args = [
+      stream,
+      "MAXLEN",
+      "~",
+      String(this.#options.maxLen ?? 100_000),
+      "*",
+      "d",
+      asBuffer(bytes),
+      "p",
+      String(options.priority ?? 4),
+      "e",
+      String(expiresAt),
+      "i",
+      options.dedupId ?? "",
+    ] as const;
+    const durability = this.#options.durability;
+    if (durability) return await this.#publishReplicated(to, args, durability);
     try {
-      await this.client.xadd(
-        stream,
-        "MAXLEN",
-        "~",
-        String(this.#options.maxLen ?? 100_000),
-        "*",
-        "d",
-        asBuffer(bytes),
-        "p",
-        String(options.priority ?? 4),
-        "e",
-        String(expiresAt),
-        "i",
-        options.dedupId ?? "",
-      );
+      await this.client.call("XADD", ...args);
     } catch (cause) {
       throw new TransportError(`Redis refused a publish to ${"agent" in to ? to.agent : to.channel}`, {
         cause,
       });
+    }
+  }
+
+  /** XADD then WAIT in one pipeline: both go to the node that owns the stream's slot. */
+  async #publishReplicated(
+    to: Address,
+    args: readonly (string | Buffer)[],
+    durability: RedisDurability,
+  ): Promise<void> {
+    const where = "agent" in to ? to.agent : to.channel;
+    const timeout = durability.timeoutMs ?? 1000;
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await this.client.pipeline()
+        .call("XADD", ...args)
+        .call("WAIT", durability.replicas, timeout)
+        .exec();
+    } catch (cause) {
+      throw new TransportError(`Redis refused a publish to ${where}`, { cause });
+    }
+    const [added, waited] = replies ?? [];
+    if (!added || added[0]) {
+      throw new TransportError(`Redis refused a publish to ${where}`, { cause: added?.[0] });
+    }
+    const acked = Number(waited?.[1] ?? 0);
+    if (waited?.[0] || acked < durability.replicas) {
+      throw new TransportError(
+        `a publish to ${where} reached the primary but ${acked} of ${durability.replicas} replica(s) ` +
+          `confirmed it within ${timeout} ms`,
+        { cause: waited?.[0] ?? undefined },
+      );
     }
   }
 
