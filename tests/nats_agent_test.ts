@@ -22,12 +22,7 @@ async function pump(count: number, window: number, job: (i: number) => Promise<u
     while (next < count) await job(next++);
   }));
 }
-const prefixes: string[] = [];
-const freshPrefix = () => {
-  const p = natsPrefix();
-  prefixes.push(p);
-  return p;
-};
+const freshPrefix = natsPrefix;
 const opts = (prefix: string) => ({ prefix, ackWaitMs: 2000, fetchExpiresMs: 1000 });
 
 async function bobKeyFile(): Promise<{ identity: Identity; file: string; passphrase: string }> {
@@ -118,24 +113,35 @@ function relay(target: number): { port: number; cut(): number; close(): void } {
 Deno.test("nats: agents started by URL load the transport lazily and talk end to end", async () => {
   if (!(await requireBroker("NATS", 4222))) return;
   const prefix = freshPrefix();
-  await using alice = await Agent.start({ id: "alice", transport: NATS_URL, transportOptions: opts(prefix) });
-  await using bob = await Agent.start({ id: "bob", transport: NATS_URL, transportOptions: opts(prefix) });
-  const got = Promise.withResolvers<Message>();
-  bob.on("chat", (m) => got.resolve(m));
-  await alice.connect("bob");
-  await alice.send("bob", { type: "chat", content: { text: "over nats", bytes: new Uint8Array([0, 255]) } });
-  const m = await got.promise;
-  assert.deepEqual(m.content, { text: "over nats", bytes: new Uint8Array([0, 255]) });
-  assert.equal(m.kind, "session");
-  assert.equal(alice.transport.name, "nats");
-  // A broadcast reaches a member that joined, then was away.
-  const heard = Promise.withResolvers<Message>();
-  await bob.join("ops");
-  await bob.leave("ops");
-  await alice.broadcast("ops", { type: "alert", content: 2 });
-  bob.on("alert", (msg) => heard.resolve(msg));
-  await bob.join("ops");
-  assert.equal((await heard.promise).content, 2);
+  try {
+    await using alice = await Agent.start({
+      id: "alice",
+      transport: NATS_URL,
+      transportOptions: opts(prefix),
+    });
+    await using bob = await Agent.start({ id: "bob", transport: NATS_URL, transportOptions: opts(prefix) });
+    const got = Promise.withResolvers<Message>();
+    bob.on("chat", (m) => got.resolve(m));
+    await alice.connect("bob");
+    await alice.send("bob", {
+      type: "chat",
+      content: { text: "over nats", bytes: new Uint8Array([0, 255]) },
+    });
+    const m = await got.promise;
+    assert.deepEqual(m.content, { text: "over nats", bytes: new Uint8Array([0, 255]) });
+    assert.equal(m.kind, "session");
+    assert.equal(alice.transport.name, "nats");
+    // A broadcast reaches a member that joined, then was away.
+    const heard = Promise.withResolvers<Message>();
+    await bob.join("ops");
+    await bob.leave("ops");
+    await alice.broadcast("ops", { type: "alert", content: 2 });
+    bob.on("alert", (msg) => heard.resolve(msg));
+    await bob.join("ops");
+    assert.equal((await heard.promise).content, 2);
+  } finally {
+    await cleanNats(prefix);
+  }
 });
 
 Deno.test("nats: connections cut twice during 5,000 messages: each handled exactly once", async () => {
@@ -175,6 +181,7 @@ Deno.test("nats: connections cut twice during 5,000 messages: each handled exact
     await alice.close();
     await bob.close();
     r.close();
+    await cleanNats(prefix);
   }
 });
 
@@ -214,6 +221,7 @@ Deno.test("nats: a receiver SIGKILLed mid-stream and restarted loses nothing", a
     }
     await alice.close();
     await Deno.remove(file);
+    await cleanNats(prefix);
   }
 });
 
@@ -246,6 +254,7 @@ Deno.test("nats: two processes of one agent share 10,000 messages with no duplic
     await transport.close();
     await alice.close();
     await Deno.remove(file);
+    await cleanNats(prefix);
   }
 });
 
@@ -270,9 +279,4 @@ Deno.test("nats: examples/nats_agents.ts runs with the permissions its header st
   assert.match(text, /worker {2}← job "index" \(session spore\)/);
   assert.match(text, /worker {2}✗ job "explode" dead-lettered after 2 attempts/);
   assert.match(text, /auditor ← #audit \{"jobs":2\} from dispatcher/);
-});
-
-Deno.test("nats: remove the tests' streams and buckets", async () => {
-  if (!(await requireBroker("NATS", 4222))) return;
-  for (const p of prefixes) await cleanNats(p);
 });
