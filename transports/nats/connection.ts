@@ -98,7 +98,15 @@ export function parseNatsUrl(url: string): ParsedNatsUrl {
   return out;
 }
 
-/** Where a URL points, without credentials (safe for messages and logs). */
+/**
+ * Where a URL points, without credentials (safe for messages and logs).
+ *
+ * @example
+ * ```ts
+ * import { describeNatsUrl } from "@spores/spores/nats";
+ * console.assert(describeNatsUrl("nats://app:secret@h1,h2:4223") === "nats://h1:4222,h2:4223");
+ * ```
+ */
 export function describeNatsUrl(url: string): string {
   try {
     const p = parseNatsUrl(url);
@@ -108,7 +116,17 @@ export function describeNatsUrl(url: string): string {
   }
 }
 
-/** Connects (a `TransportError` if no server answers; a `ConfigError` for a bad URL or option). */
+/**
+ * Connects (a `TransportError` if no server answers; a `ConfigError` for a bad URL, an option, or a server
+ * without JetStream).
+ *
+ * @example
+ * ```ts ignore
+ * import { connectNats } from "@spores/spores/nats";
+ * const nc = await connectNats("nats://127.0.0.1:4222");
+ * await nc.drain();
+ * ```
+ */
 export async function connectNats(url: string, options: NatsConnectionOptions = {}): Promise<NatsConnection> {
   if (options.jetstream === false) {
     throw new ConfigError(

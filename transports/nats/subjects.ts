@@ -94,12 +94,28 @@ export function natsNames(prefix: string, stream?: string): NatsNames {
   return { prefix, stream: s, bucket: `${s}_cards` };
 }
 
-/** Subject of a spore to an agent. */
+/**
+ * Subject of a spore to an agent.
+ *
+ * @example
+ * ```ts
+ * import { agentSubject } from "@spores/spores/nats";
+ * console.assert(agentSubject("spores", "bob.eu", "chat") === "spores.agent.bob_2Eeu.chat");
+ * ```
+ */
 export function agentSubject(prefix: string, agent: string, type = "spore"): string {
   return `${prefix}.agent.${token(checkId(agent, "agent"))}.${token(checkId(type, "type"))}`;
 }
 
-/** Subject of a spore to a channel. */
+/**
+ * Subject of a spore to a channel.
+ *
+ * @example
+ * ```ts
+ * import { channelSubject } from "@spores/spores/nats";
+ * console.assert(channelSubject("spores", "ops") === "spores.broadcast.ops.spore");
+ * ```
+ */
 export function channelSubject(prefix: string, channel: string, type = "spore"): string {
   return `${prefix}.broadcast.${token(checkId(channel, "channel"))}.${token(checkId(type, "type"))}`;
 }

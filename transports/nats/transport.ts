@@ -83,9 +83,25 @@ export interface NatsTransportOptions extends NatsConnectionOptions {
   maxMessageBytes?: number;
 }
 
-/** Header with the message's expiry (Unix ms). */
+/**
+ * Header with the message's expiry (Unix ms), checked when it is read.
+ *
+ * @example
+ * ```ts
+ * import { EXPIRES_HEADER } from "@spores/spores/nats";
+ * console.assert(EXPIRES_HEADER === "Spores-Expires");
+ * ```
+ */
 export const EXPIRES_HEADER = "Spores-Expires";
-/** Header with the message's priority. */
+/**
+ * Header with the message's priority (carried; JetStream does not reorder by it).
+ *
+ * @example
+ * ```ts
+ * import { PRIORITY_HEADER } from "@spores/spores/nats";
+ * console.assert(PRIORITY_HEADER === "Spores-Priority");
+ * ```
+ */
 export const PRIORITY_HEADER = "Spores-Priority";
 const MSG_ID = "Nats-Msg-Id";
 // Ids the transport makes up for retries (a spore id never starts with "~").
@@ -418,7 +434,19 @@ interface SubscriptionSettings {
   expiresMs: number;
 }
 
-/** A delivery of the NATS transport: it can also say that its handler is still working. */
+/**
+ * A delivery of the NATS transport: it can also say that its handler is still working.
+ *
+ * @example
+ * ```ts ignore
+ * import { createTransport, type NatsDelivery } from "@spores/spores/nats";
+ * const transport = await createTransport("nats://127.0.0.1:4222");
+ * await transport.subscribe({ agent: "bob" }, async (d) => {
+ *   (d as NatsDelivery).working(); // the transport also does this by itself while a handler runs
+ *   await d.ack();
+ * });
+ * ```
+ */
 export interface NatsDelivery extends Delivery {
   /** Resets the redelivery timer (`ack_wait`) of this message. */
   working(): void;
