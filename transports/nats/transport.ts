@@ -27,7 +27,7 @@ import {
   StorageType,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import { headers, nanos, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import {
   type Address,
@@ -239,6 +239,14 @@ export class NatsTransport implements Transport {
     h.set(PRIORITY_HEADER, String(options.priority ?? 4));
     if (options.ttlMs !== undefined) h.set(EXPIRES_HEADER, String(Date.now() + Math.max(1, options.ttlMs)));
     const msgID = options.dedupId ?? `${OWN_ID}${crypto.randomUUID()}`;
+    await this.send(subject, bytes, h, msgID);
+  }
+
+  /**
+   * @internal A JetStream publish that waits for the PubAck, retried with the same `Nats-Msg-Id` (so the
+   * stream keeps one copy) while the failure may pass, up to `publishTimeoutMs`.
+   */
+  async send(subject: string, bytes: Uint8Array, h: MsgHdrs, msgID: string): Promise<void> {
     const deadline = Date.now() + (this.#o.publishTimeoutMs ?? 30_000);
     for (let attempt = 0;; attempt++) {
       try {
@@ -535,7 +543,7 @@ class NatsSubscription implements Subscription {
       return;
     }
     if (deliveries > this.#s.maxRedeliveries + 1) {
-      void this.#deadLetter(m).catch(() => m.nak());
+      void this.#deadLetterOrNak(m).catch(() => {});
       return;
     }
     let settled = false;
@@ -569,13 +577,13 @@ class NatsSubscription implements Subscription {
         if (settled) return Promise.resolve();
         done();
         // The last allowed delivery failed: dead-letter now rather than after one more round trip.
-        if (deliveries >= this.#s.maxRedeliveries + 1) return this.#deadLetter(m);
+        if (deliveries >= this.#s.maxRedeliveries + 1) return this.#deadLetterOrNak(m);
         return settle(() => m.nak());
       },
       deadLetter: async () => {
         if (settled) return;
         done();
-        await this.#deadLetter(m);
+        await this.#deadLetterOrNak(m);
       },
       working: () => {
         if (!settled) m.working();
@@ -599,12 +607,19 @@ class NatsSubscription implements Subscription {
     if (expires) h.set(EXPIRES_HEADER, expires);
     const id = m.headers?.get(MSG_ID);
     if (id) h.set("Spores-Id", id);
-    await this.#t.js.publish(this.#names.dead, m.data, {
-      headers: h,
-      msgID: `dead-${this.#t.names.stream}-${m.info.streamSequence}`,
-    });
+    await this.#t.send(this.#names.dead, m.data, h, `dead-${this.#t.names.stream}-${m.info.streamSequence}`);
     this.#t.deadLettered++;
     m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" (the reason came with 2.10)
+  }
+
+  /** Dead-letters `m`; if JetStream cannot take the copy, `m` goes back (`nak`) and the failure is thrown. */
+  async #deadLetterOrNak(m: JsMsg): Promise<void> {
+    try {
+      await this.#deadLetter(m);
+    } catch (e) {
+      await settle(() => m.nak()).catch(() => {});
+      throw e;
+    }
   }
 
   /**
