@@ -75,7 +75,11 @@ export interface NatsTransportOptions extends NatsConnectionOptions {
   maxHandlerMs?: number;
   /** How long a publish may retry while the cluster elects a leader or the client reconnects, ms. Default 30,000. */
   publishTimeoutMs?: number;
-  /** How long one attempt waits for its PubAck before it is retried (with the same id), ms. Default 5,000. */
+  /**
+   * How long one attempt waits for its PubAck before it is retried (with the same id), ms. Default 2,000. A
+   * spore held back longer than the receiver's replay window (4,096 later spores of its session) is refused
+   * there as stale: keep this times the send rate below it.
+   */
   pubAckTimeoutMs?: number;
   /** How long one pull request waits for messages, ms (at least 1,000). Default 5,000. */
   fetchExpiresMs?: number;
@@ -149,11 +153,16 @@ export class NatsTransport implements Transport {
   deadLettered = 0;
   /** Reconnections so far. */
   reconnections = 0;
+  /** Publication attempts retried (lost PubAck, reconnection, leader election). */
+  publishRetries = 0;
   readonly #o: NatsTransportOptions;
   readonly #stream: StreamSettings;
   readonly #subs = new Set<NatsSubscription>();
   #closed = false;
   #watching: Promise<void>;
+  #lost = Promise.withResolvers<void>();
+  #stalled = 0;
+  #unstalled = Promise.withResolvers<void>();
 
   private constructor(
     nc: NatsConnection,
@@ -179,7 +188,14 @@ export class NatsTransport implements Transport {
     });
     this.directory = new NatsDirectory(nc, names.bucket, { replicas: options.replicas ?? 1 });
     this.#watching = (async () => {
-      for await (const s of nc.status()) if (s.type === "reconnect") this.reconnections++;
+      for await (const s of nc.status()) {
+        if (s.type === "reconnect") this.reconnections++;
+        if (s.type === "disconnect") {
+          // Publications waiting for a PubAck on the lost connection are retried now, not after their timeout.
+          this.#lost.resolve();
+          this.#lost = Promise.withResolvers<void>();
+        }
+      }
     })().catch(() => {});
   }
 
@@ -247,20 +263,57 @@ export class NatsTransport implements Transport {
    * stream keeps one copy) while the failure may pass, up to `publishTimeoutMs`.
    */
   async send(subject: string, bytes: Uint8Array, h: MsgHdrs, msgID: string): Promise<void> {
+    // While a publication is being retried, new ones wait for it: a failover does not let later spores of a
+    // session overtake a stalled one by more than what was already in flight (a receiver refuses a spore that
+    // falls behind its replay window).
+    while (this.#stalled > 0) await this.#unstalled.promise;
     const deadline = Date.now() + (this.#o.publishTimeoutMs ?? 30_000);
+    let stalled = false;
+    try {
+      await this.#attempts(subject, bytes, h, msgID, deadline, () => {
+        if (!stalled) {
+          stalled = true;
+          this.#stalled++;
+        }
+      });
+    } finally {
+      if (stalled && --this.#stalled === 0) {
+        this.#unstalled.resolve();
+        this.#unstalled = Promise.withResolvers<void>();
+      }
+    }
+  }
+
+  async #attempts(
+    subject: string,
+    bytes: Uint8Array,
+    h: MsgHdrs,
+    msgID: string,
+    deadline: number,
+    onRetry: () => void,
+  ): Promise<void> {
     for (let attempt = 0;; attempt++) {
       try {
-        await this.js.publish(subject, bytes, {
+        const pending = this.js.publish(subject, bytes, {
           msgID,
           headers: h,
-          timeout: this.#o.pubAckTimeoutMs ?? 5000,
+          timeout: this.#o.pubAckTimeoutMs ?? 2000,
         });
+        pending.catch(() => {}); // abandoned when the connection drops first
+        await Promise.race([
+          pending,
+          this.#lost.promise.then(() =>
+            Promise.reject(new TransportError("connection lost before the PubAck"))
+          ),
+        ]);
         return;
       } catch (cause) {
         if (this.#closed) throw new TransportError("nats transport closed during a publish", { cause });
         if (Date.now() > deadline || !retriable(cause)) {
           throw new TransportError(`JetStream did not acknowledge a publish to ${subject}`, { cause });
         }
+        this.publishRetries++;
+        onRetry();
         await sleep(Math.min(50 * 2 ** Math.min(attempt, 5), 1000) * (0.5 + Math.random()));
       }
     }
