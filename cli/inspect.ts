@@ -154,6 +154,8 @@ export function inspectCommand(): Command {
           directory: view,
           trust,
           allowClassic: Boolean(o.allowClassic),
+          // Inspection runs no handler: a spore made before this process is opened, not refused as a replay.
+          replayMemorySince: 0,
         });
         if (env.header.kind === Kind.BROADCAST) engine.join(info.to);
         try {

@@ -11,6 +11,7 @@ import { copyBytes } from "./bytes.ts";
 import { ConfigError, DecryptError } from "./errors.ts";
 import { expectLength } from "./keys.ts";
 import { subtle } from "./signature.ts";
+import type { Sodium, SodiumModule } from "./sodium.ts";
 
 /** Bytes of a ChaCha20-Poly1305 key. */
 export const AEAD_KEY_LENGTH = 32;
@@ -87,7 +88,7 @@ export interface Aead {
   /** The algorithm name. */
   readonly algorithm: "ChaCha20-Poly1305";
   /** The backend that implements it (`"auto"` picks by message size). */
-  readonly backend: "native" | "noble" | "auto";
+  readonly backend: "native" | "noble" | "sodium" | "auto";
   /** Encrypts and authenticates; returns ciphertext ‖ 16-byte tag. */
   seal(key: AeadKey, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
   /** Checks and decrypts; a `DecryptError` for any failure. */
@@ -197,8 +198,154 @@ export const nobleAead: Aead = {
 };
 
 /**
- * An AEAD that uses the synchronous fallback for messages shorter than
- * `threshold` bytes and Web Crypto for the rest. The output is identical
+ * ChaCha20-Poly1305 in libsodium's WebAssembly build: synchronous, and 3–4×
+ * faster than `@noble/ciphers` at 1 KiB (bench/README.md). Get `sodium` from
+ * {@linkcode loadSodium}.
+ *
+ * @example
+ * ```ts
+ * import { AeadKey, loadSodium, sodiumAead } from "@spores/spores/crypto";
+ * const sodium = await loadSodium();
+ * if (sodium) {
+ *   const aead = sodiumAead(sodium);
+ *   const key = AeadKey.from(new Uint8Array(32));
+ *   const ct = await aead.seal(key, new Uint8Array(12), new Uint8Array(3), new Uint8Array(0));
+ *   console.assert(ct.length === 3 + 16);
+ * }
+ * ```
+ */
+export function sodiumAead(sodium: Sodium): Aead & SyncAead {
+  const direct = sodium.libsodium ? heapAead(sodium.libsodium) : undefined;
+  const seal = direct?.seal ??
+    ((key: AeadKey, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array => {
+      checkNonce(nonce);
+      return sodium.crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, aad, null, nonce, keyBytes(key));
+    });
+  const open = direct?.open ??
+    ((key: AeadKey, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array => {
+      checkNonce(nonce);
+      const k = keyBytes(key);
+      if (ciphertext.length < AEAD_TAG_LENGTH) throw new DecryptError();
+      try {
+        return sodium.crypto_aead_chacha20poly1305_ietf_decrypt(null, ciphertext, aad, nonce, k);
+      } catch (cause) {
+        throw new DecryptError({ cause });
+      }
+    });
+  return {
+    algorithm: "ChaCha20-Poly1305",
+    backend: "sodium",
+    sealSync: seal,
+    openSync: open,
+    async seal(key, nonce, plaintext, aad) {
+      return seal(key, nonce, plaintext, aad);
+    },
+    async open(key, nonce, ciphertext, aad) {
+      return open(key, nonce, ciphertext, aad);
+    },
+  };
+}
+
+/**
+ * ChaCha20-Poly1305 calls straight into libsodium's heap: one scratch region
+ * (grown as needed) takes key, nonce, associated data and input, the output
+ * is copied out once, and the key, nonce and plaintext written there are zeroed after each call.
+ * The wrappers' own functions allocate and free per argument and copy the
+ * output twice.
+ */
+function heapAead(m: SodiumModule): {
+  seal(key: AeadKey, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
+  open(key: AeadKey, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array;
+} {
+  let base = 0;
+  let capacity = 0;
+  const region = (size: number): number => {
+    if (size > capacity) {
+      if (base !== 0) m._free(base);
+      capacity = Math.max(size, capacity * 2, 4096);
+      base = m._malloc(capacity);
+      if (base === 0) throw new ConfigError("libsodium could not allocate memory");
+    }
+    return base;
+  };
+  // Layout: key (32) ‖ nonce (12) ‖ aad ‖ input ‖ output.
+  const place = (key: AeadKey, nonce: Uint8Array, input: Uint8Array, aad: Uint8Array, outLength: number) => {
+    checkNonce(nonce);
+    const k = region(AEAD_KEY_LENGTH + AEAD_NONCE_LENGTH + aad.length + input.length + outLength);
+    const heap = m.HEAPU8;
+    const n = k + AEAD_KEY_LENGTH;
+    const ad = n + AEAD_NONCE_LENGTH;
+    const data = ad + aad.length;
+    heap.set(keyBytes(key), k);
+    heap.set(nonce, n);
+    heap.set(aad, ad);
+    heap.set(input, data);
+    return { k, n, ad, data, out: data + input.length };
+  };
+  const wipe = (from: number, to: number) => m.HEAPU8.fill(0, from, to);
+  return {
+    seal(key, nonce, plaintext, aad) {
+      const outLength = plaintext.length + AEAD_TAG_LENGTH;
+      const { k, n, ad, data, out } = place(key, nonce, plaintext, aad, outLength);
+      try {
+        m._crypto_aead_chacha20poly1305_ietf_encrypt(
+          out,
+          0,
+          data,
+          plaintext.length,
+          0,
+          ad,
+          aad.length,
+          0,
+          0,
+          n,
+          k,
+        );
+        return m.HEAPU8.slice(out, out + outLength);
+      } finally {
+        wipe(k, out); // key, nonce, aad and plaintext; the ciphertext is public
+      }
+    },
+    open(key, nonce, ciphertext, aad) {
+      if (ciphertext.length < AEAD_TAG_LENGTH) throw new DecryptError();
+      const outLength = ciphertext.length - AEAD_TAG_LENGTH;
+      const { k, n, ad, data, out } = place(key, nonce, ciphertext, aad, outLength);
+      try {
+        const rc = m._crypto_aead_chacha20poly1305_ietf_decrypt(
+          out,
+          0,
+          0,
+          data,
+          ciphertext.length,
+          0,
+          ad,
+          aad.length,
+          0,
+          n,
+          k,
+        );
+        if (rc !== 0) throw new DecryptError();
+        return m.HEAPU8.slice(out, out + outLength);
+      } finally {
+        wipe(k, ad); // key and nonce
+        wipe(out, out + outLength); // plaintext (libsodium already clears it when the tag is wrong)
+      }
+    },
+  };
+}
+
+/** An AEAD whose work is synchronous underneath, callable without a promise. */
+export interface SyncAead {
+  /** {@linkcode Aead.seal}, synchronously. */
+  sealSync(key: AeadKey, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
+  /** {@linkcode Aead.open}, synchronously; a `DecryptError` for any failure. */
+  openSync(key: AeadKey, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array;
+}
+
+/**
+ * An AEAD that uses a synchronous implementation (`small`, by default the
+ * `@noble/ciphers` fallback) for messages shorter than `threshold` bytes and
+ * Web Crypto for the rest. The output is identical
  * either way (the algorithm is deterministic).
  *
  * @example
@@ -210,18 +357,18 @@ export const nobleAead: Aead = {
  * console.assert(ct.length === 10_016);
  * ```
  */
-export function sizedAead(threshold: number): Aead {
+export function sizedAead(threshold: number, small: Aead = nobleAead): Aead {
   return {
     algorithm: "ChaCha20-Poly1305",
     backend: "auto",
     seal(key, nonce, plaintext, aad) {
       return plaintext.length < threshold
-        ? nobleAead.seal(key, nonce, plaintext, aad)
+        ? small.seal(key, nonce, plaintext, aad)
         : nativeAead.seal(key, nonce, plaintext, aad);
     },
     open(key, nonce, ciphertext, aad) {
       return ciphertext.length < threshold
-        ? nobleAead.open(key, nonce, ciphertext, aad)
+        ? small.open(key, nonce, ciphertext, aad)
         : nativeAead.open(key, nonce, ciphertext, aad);
     },
   };

@@ -39,6 +39,7 @@ export type SporeErrorCode =
   | "ERR_TRUST"
   | "ERR_UNKNOWN_SENDER"
   | "ERR_KEY_CHANGED"
+  | "ERR_ROLLBACK"
   | "ERR_STALE_KEY"
   | "ERR_SIGNATURE"
   | "ERR_DECRYPT"
@@ -184,6 +185,21 @@ export class UnknownSenderError extends TrustError {
 export class KeyChangedError extends TrustError {
   /** The code of this class. */
   static override readonly code: SporeErrorCode = "ERR_KEY_CHANGED";
+}
+
+/**
+ * An agent card older than (or as old as, but different from) one already
+ * accepted for the same agent: a rollback to a card whose keys were retired.
+ *
+ * @example
+ * ```ts
+ * import { RollbackError, TrustError } from "@spores/spores";
+ * console.assert(new RollbackError("old card") instanceof TrustError);
+ * ```
+ */
+export class RollbackError extends TrustError {
+  /** The code of this class. */
+  static override readonly code: SporeErrorCode = "ERR_ROLLBACK";
 }
 
 /**

@@ -17,6 +17,7 @@
  * @module
  */
 export * from "./aead.ts";
+export * from "./sodium.ts";
 export * from "./bytes.ts";
 export * from "./ed25519.ts";
 export * from "./errors.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Aead, AeadKey, nativeAead, nobleAead, sizedAead } from "./aead.ts";
+import { type Aead, AeadKey, nativeAead, nobleAead, sizedAead, sodiumAead } from "./aead.ts";
 import { equalBytes } from "./bytes.ts";
 import { nativeEd25519, nobleEd25519 } from "./ed25519.ts";
 import { ConfigError } from "./errors.ts";
@@ -16,6 +16,7 @@ import { nativeMlDsa65, nobleMlDsa65 } from "./ml_dsa.ts";
 import { type Kem, nativeMlKem768, nobleMlKem768 } from "./ml_kem.ts";
 import type { SignatureScheme } from "./signature.ts";
 import { type KeyAgreement, nativeX25519, nobleX25519 } from "./x25519.ts";
+import { loadSodium } from "./sodium.ts";
 import { createXWing, type XWing } from "./xwing.ts";
 
 /** The primitives that have a native and a fallback implementation. */
@@ -37,8 +38,12 @@ export const PRIMITIVES: readonly Primitive[] = [
   "HKDF-SHA-256",
 ];
 
-/** `"auto"` probes Web Crypto and falls back to `@noble/*` when it fails. */
-export type BackendChoice = Backend | "auto";
+/**
+ * `"auto"` probes Web Crypto and falls back to `@noble/*` when it fails (for
+ * ChaCha20-Poly1305 it picks per message size, using libsodium's WebAssembly
+ * build where it loads). `"sodium"` is for ChaCha20-Poly1305 only.
+ */
+export type BackendChoice = Backend | "auto" | "sodium";
 
 /** One choice for every primitive, or a choice per primitive (others stay `"auto"`). */
 export type BackendOptions = BackendChoice | { readonly [P in Primitive]?: BackendChoice };
@@ -49,6 +54,13 @@ export type BackendOptions = BackendChoice | { readonly [P in Primitive]?: Backe
  * `bench/crypto.bench.ts` (see `bench/README.md`).
  */
 export const AEAD_NATIVE_THRESHOLD = 4096;
+
+/**
+ * Where libsodium (WebAssembly) loads, messages shorter than this many bytes
+ * are sealed by it under `"auto"`, longer ones by Web Crypto. From
+ * `bench/aead.bench.ts` (see `bench/README.md`).
+ */
+export const AEAD_SODIUM_THRESHOLD = 8192;
 
 /**
  * The implementations in use.
@@ -76,7 +88,7 @@ export interface CryptoProvider {
   /** SHA-256 and HKDF-SHA-256. */
   readonly kdf: Kdf;
   /** Which backend each primitive uses (`"auto"` for the size-switching AEAD). */
-  readonly backends: { readonly [P in Primitive]: Backend | "auto" };
+  readonly backends: { readonly [P in Primitive]: Backend | "auto" | "sodium" };
 }
 
 const probes: { [P in Primitive]: () => Promise<boolean> } = {
@@ -146,6 +158,9 @@ export function nativeAvailable(primitive: Primitive): Promise<boolean> {
 
 async function resolve(primitive: Primitive): Promise<Backend> {
   const choice = choiceFor(primitive);
+  if (choice === "sodium" && primitive !== "ChaCha20-Poly1305") {
+    throw new ConfigError(`the "sodium" backend is for ChaCha20-Poly1305 only, not ${primitive}`);
+  }
   if (choice === "noble") return "noble";
   const available = await nativeAvailable(primitive);
   if (choice === "native" && !available) {
@@ -167,10 +182,18 @@ async function build(): Promise<CryptoProvider> {
   const x25519 = x === "native" ? nativeX25519 : nobleX25519;
   const mlKem768 = kem === "native" ? nativeMlKem768 : nobleMlKem768;
   const mlDsa65 = dsa === "native" ? nativeMlDsa65 : nobleMlDsa65;
-  // "auto" picks per message size; an explicit "native" means native always.
-  const aeadAuto = aeadBackend === "native" && choiceFor("ChaCha20-Poly1305") === "auto";
-  const aead = aeadAuto
-    ? sizedAead(AEAD_NATIVE_THRESHOLD)
+  // "auto" picks per message size (libsodium below the threshold where it loads, else @noble/ciphers); an
+  // explicit "native", "noble" or "sodium" means that one always.
+  const aeadChoice = choiceFor("ChaCha20-Poly1305");
+  const sodium = aeadChoice === "auto" || aeadChoice === "sodium" ? await loadSodium() : undefined;
+  if (aeadChoice === "sodium" && !sodium) throw new ConfigError("libsodium did not load in this runtime");
+  const small = sodium ? sodiumAead(sodium) : nobleAead;
+  const aead = aeadChoice === "sodium"
+    ? small
+    : aeadChoice === "auto"
+    ? (aeadBackend === "native"
+      ? sizedAead(sodium ? AEAD_SODIUM_THRESHOLD : AEAD_NATIVE_THRESHOLD, small)
+      : small)
     : aeadBackend === "native"
     ? nativeAead
     : nobleAead;

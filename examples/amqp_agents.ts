@@ -31,8 +31,9 @@ for (const a of [worker, auditor]) {
     console.log(`${a.id.padEnd(7)} ← #${m.channel} ${JSON.stringify(m.content)} from ${m.from}`);
     tick();
   });
-  await a.join("audit");
+  await a.join("audit", { members: ["worker", "auditor"], posters: ["dispatcher"] });
 }
+dispatcher.setMembers("audit", { members: ["worker", "auditor"] });
 
 await dispatcher.connect("worker");
 await dispatcher.send("worker", { type: "job", content: { task: "index" }, priority: 2 });

@@ -22,8 +22,10 @@ for (const m of members) {
     console.log(`${m.id.padEnd(9)} ← ${msg.from} #${msg.channel}: ${JSON.stringify(msg.content)}`);
     if (++received === members.length * 3) all.resolve();
   });
-  await m.join("ops");
+  // Membership is explicit: who may read the channel, and whose broadcasts are accepted.
+  await m.join("ops", { members: members.map((x) => x.id), posters: ["monitor"] });
 }
+monitor.setMembers("ops", { members: members.map((x) => x.id) });
 
 for (const level of [1, 2, 3]) {
   await monitor.broadcast("ops", { type: "alert", content: { level }, priority: level + 5 });

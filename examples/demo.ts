@@ -74,8 +74,9 @@ for (const a of [bob, carol]) {
     line(a.id, `← ${m.from} on #${m.channel}: ${JSON.stringify(m.content)} (${m.kind})`);
     if (++listeners === 2) heard.resolve();
   });
-  await a.join("ops");
+  await a.join("ops", { members: ["alice", "bob", "carol"] });
 }
+alice.setMembers("ops", { members: ["alice", "bob", "carol"] });
 t = performance.now();
 await alice.broadcast("ops", { type: "alert", content: { level: 2, text: "tide rising" } });
 await heard.promise;

@@ -22,12 +22,12 @@ import {
   type TransportFactory,
 } from "../transports/transport.ts";
 import type { Directory } from "./directory.ts";
-import { SporeEngine } from "./engine.ts";
+import { type ChannelMembers, SporeEngine } from "./engine.ts";
 import { inspect, type SporeInfo, Suite, SUITE_NAMES } from "./envelope.ts";
 import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
-import { MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
+import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
@@ -131,7 +131,11 @@ export interface AgentOptions {
   connectTimeoutMs?: number;
   /** Deliveries in flight at once. Default 64. */
   prefetch?: number;
-  /** Who may receive this agent's sender key for a channel. Default: any trusted agent. */
+  /**
+   * A further check on who may receive this agent's sender key for a
+   * channel, on top of the channel's membership (`setMembers`), which is
+   * always required: a non-member never gets a key.
+   */
   channelAccess?: (channel: string, agent: string) => boolean | Promise<boolean>;
   /** Format limits. */
   limits?: Partial<Limits>;
@@ -141,6 +145,13 @@ export interface AgentOptions {
   skewMs?: number;
   /** Allow the classic NaCl suite. Default `false`. */
   allowClassic?: boolean;
+  /**
+   * Unix ms from which the replay memory is complete (see
+   * `EngineOptions.replayMemorySince`). Default: the start, with the memory
+   * store, so one-shot spores sent while this agent was down are refused
+   * (use a persistent store such as `RedisSessionStore` to accept them).
+   */
+  replayMemorySince?: number;
   /**
    * Talk to Praval agents in their own `SecureSpore` v1.0 format: this
    * agent's Praval keys and the Praval peers it trusts (pinned by name). With
@@ -168,6 +179,7 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "rediss:": "redis",
   "amqp:": "amqp",
   "amqps:": "amqp",
+  "sqs:": "sqs",
   "nats:": "nats",
   "tls:": "nats",
 });
@@ -217,7 +229,48 @@ function checkUserType(type: string): void {
 }
 const KEY_REQUEST = "spores.sender-key-request";
 const KEY_GRANT = "spores.sender-key";
+/** The initiator's first spore on a new session: it confirms the session to the responder. */
+const CONFIRM = "spores.confirm";
+/** How long a broadcast waits, parked, for its sender key. */
 const KEY_WAIT_MS = 10_000;
+/** Broadcasts parked while their key is requested: per sender and in total. */
+const PARKED_PER_SENDER = 256;
+const PARKED_MAX = 4096;
+/** Key requests: at most one per (sender, key) every 2 s, and this many per sender per minute. */
+const KEY_REQUEST_EVERY_MS = 2_000;
+const KEY_REQUESTS_PER_MINUTE = 30;
+/** Key requests answered per requester per minute. */
+const KEY_ANSWERS_PER_MINUTE = 60;
+
+/** Details of an `undeliverable` event: a broadcast whose sender key never came. */
+export interface Undeliverable {
+  /** The sender. */
+  from: string;
+  /** The channel. */
+  channel: string;
+  /** The sender key id (hex). */
+  keyId: string;
+  /** Why it was given up. */
+  reason: "sender key did not arrive" | "too many broadcasts waiting for keys";
+}
+
+/** A sliding count of events per key over the last minute, bounded in keys. */
+class RateLimit {
+  readonly #hits = new Map<string, number[]>();
+  readonly #perMinute: number;
+  constructor(perMinute: number) {
+    this.#perMinute = perMinute;
+  }
+  allow(key: string, now: number): boolean {
+    const hits = (this.#hits.get(key) ?? []).filter((t) => t > now - 60_000);
+    this.#hits.delete(key);
+    this.#hits.set(key, hits);
+    if (this.#hits.size > 10_000) this.#hits.delete(this.#hits.keys().next().value!);
+    if (hits.length >= this.#perMinute) return false;
+    hits.push(now);
+    return true;
+  }
+}
 
 /**
  * An agent.
@@ -259,12 +312,21 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #praval: PravalProfile | undefined;
   readonly #subscriptions = new Map<string, { close(): Promise<void> }>();
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #keyWaiters = new Map<string, (() => void)[]>();
+  /** Broadcasts waiting for their sender key, by `from/keyId`, aside from the broker's delivery slots. */
+  readonly #parked = new Map<
+    string,
+    { from: string; channel: string; keyId: string; spores: Delivery[]; timer: ReturnType<typeof setTimeout> }
+  >();
+  #parkedCount = 0;
+  readonly #lastRequest = new Map<string, number>();
+  readonly #requestLimit = new RateLimit(KEY_REQUESTS_PER_MINUTE);
+  readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
+  readonly #sendOrder = new InOrder();
   readonly #metrics: AgentMetrics = emptyMetrics();
   #rotationsSeen = 0;
+  #renewal: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  readonly #closingStarted = Promise.withResolvers<void>();
 
   private constructor(
     id: string,
@@ -322,6 +384,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         session: options.session,
         skewMs: options.skewMs,
         allowClassic: options.allowClassic,
+        replayMemorySince: options.replayMemorySince,
       });
       const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
       agent.#praval = praval;
@@ -330,6 +393,18 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         prefetch: agent.#prefetch,
       });
       agent.#subscriptions.set("", sub);
+      // Cards expire (30 days): a new one, with a greater version, is published past half its lifetime.
+      const renewal = setInterval(() => {
+        if (engine.cardRenewalDue) {
+          engine.publishCard().catch((e) =>
+            agent.#log("warn", "card-renewal-failed", {
+              code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+            })
+          );
+        }
+      }, 3_600_000);
+      Deno.unrefTimer(renewal);
+      agent.#renewal = renewal;
       options.signal?.addEventListener("abort", () => void agent.close(), { once: true });
       agent.#log("info", "started", {
         suite: engine.suite,
@@ -503,8 +578,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   async #send(peer: string, message: SendOptions): Promise<string> {
-    const { bytes, info, rekeyDue } = await this.#engine.sealSpore(peer, message);
-    await this.#publish({ agent: peer }, bytes, info);
+    // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
+    // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
+    const { earlier, leave } = this.#sendOrder.enter(peer);
+    let sealed, published;
+    try {
+      sealed = await this.#engine.sealSpore(peer, message);
+      await earlier;
+      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info);
+    } finally {
+      leave();
+    }
+    await published;
+    const { info, rekeyDue } = sealed;
     if (rekeyDue) {
       this.connect(peer, { force: true }).catch((e) =>
         this.#log("warn", "rekey-failed", { peer, code: e instanceof SporeError ? e.code : "ERR_INTERNAL" })
@@ -542,15 +628,40 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   ): Promise<string> {
     this.#check();
     checkUserType(message.type);
-    const { bytes, info } = await this.#engine.sealBroadcastSpore(channel, message);
-    await this.#publish({ channel }, bytes, info);
-    return info.id;
+    // In counter order, as for sends to a peer (see #send).
+    const { earlier, leave } = this.#sendOrder.enter(`#${channel}`);
+    let sealed, published;
+    try {
+      sealed = await this.#engine.sealBroadcastSpore(channel, message);
+      await earlier;
+      published = this.#publish({ channel }, sealed.bytes, sealed.info);
+    } finally {
+      leave();
+    }
+    await published;
+    return sealed.info.id;
   }
 
-  /** Joins `channel`: this agent receives its broadcasts, including those sent while it was away. */
-  async join(channel: string): Promise<void> {
+  /**
+   * Sets the membership of `channel` on this agent: who may receive its
+   * sender key (and so read its broadcasts), and whose broadcasts it accepts
+   * (`posters`, default the members). Membership is explicit and deny by
+   * default: a channel without it is neither readable from this agent nor
+   * accepted by it. A change of members starts a new sender key.
+   */
+  setMembers(channel: string, members: ChannelMembers): void {
+    this.#check();
+    this.#engine.setMembers(channel, members);
+  }
+
+  /**
+   * Joins `channel`: this agent receives its broadcasts, including those
+   * sent while it was away. `members` sets its membership (see `setMembers`).
+   */
+  async join(channel: string, members?: ChannelMembers): Promise<void> {
     this.#check();
     checkId(channel, "channel");
+    if (members) this.#engine.setMembers(channel, members);
     if (this.#subscriptions.has(channel)) return;
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
@@ -597,17 +708,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     try {
       result = await this.#engine.open(d.bytes);
       if (result.status === "pending-key") {
-        await this.#awaitSenderKey(result.from, result.channel, result.keyId);
-        if (this.#closed) {
-          await d.nack(); // closing: the broker keeps it for the next start
-          return;
-        }
-        result = await this.#engine.open(d.bytes);
-        if (result.status === "pending-key") {
-          this.#log("warn", "sender-key-missing", { from: result.from, channel: result.channel });
-          await this.#redeliverOrDrop(d, undefined, new TransportError("sender key did not arrive"));
-          return;
-        }
+        // Parked aside (the delivery slot is freed at once) while the key is requested.
+        await this.#park(d, result.from, result.channel, result.keyId);
+        return;
       }
     } catch (e) {
       if (e instanceof TransportError) {
@@ -626,9 +729,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await this.#dispatch(d, result.spore);
         return;
       case "duplicate": {
-        // A copy of a message whose handler did not finish is handled again.
+        // A copy of a message whose handler did not finish is handled again (its receipt says whether it did).
+        // A first delivery of a copy whose receipt is gone (capped) is a duplicate publish or a replay: it is not
+        // handled, so receipts need not outlive the replay window.
         if (result.spore && !result.spore.type.startsWith(RESERVED)) {
-          await this.#dispatch(d, result.spore);
+          await this.#dispatch(d, result.spore, d.redeliveries === 0);
           return;
         }
         if (result.reply) await this.transport.publish({ agent: result.from }, result.reply, { priority: 9 });
@@ -639,6 +744,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       }
       case "handshake":
         if (result.reply) await this.transport.publish({ agent: result.peer }, result.reply, { priority: 9 });
+        else {
+          // The initiator proves its keys at once, so the responder switches to the new session now
+          // rather than at the initiator's next message.
+          // A handshake step, like the hello and the welcome: not counted as a sent message.
+          await this.#engine.sealSpore(result.peer, { type: CONFIRM, priority: 9 }).then(({ bytes }) =>
+            this.transport.publish({ agent: result.peer }, bytes, { priority: 9, ttlMs: 300_000 })
+          ).catch((e) =>
+            this.#log("warn", "confirm-failed", {
+              peer: result.peer,
+              code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+            })
+          );
+        }
         this.#metrics.handshakes++;
         this.#log("info", "handshake", { peer: result.peer, session: result.sessionId });
         await d.ack();
@@ -650,30 +768,103 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
   }
 
-  async #awaitSenderKey(from: string, channel: string, keyId: string): Promise<void> {
-    const key = `${from}/${keyId}`;
-    const arrived = new Promise<void>((resolve) => {
-      const list = this.#keyWaiters.get(key) ?? [];
-      list.push(resolve);
-      this.#keyWaiters.set(key, list);
-    });
-    if (this.#keyWaiters.get(key)!.length === 1) {
-      await this.#send(from, { type: KEY_REQUEST, content: { channel, keyId }, priority: 9 });
+  #keyOf(from: string, keyId: string): string {
+    return `${from}/${keyId}`;
+  }
+
+  async #park(d: Delivery, from: string, channel: string, keyId: string): Promise<void> {
+    const key = this.#keyOf(from, keyId);
+    let lot = this.#parked.get(key);
+    const fromSender = [...this.#parked.values()].filter((l) => l.from === from)
+      .reduce((n, l) => n + l.spores.length, 0);
+    if (this.#parkedCount >= PARKED_MAX || fromSender >= PARKED_PER_SENDER) {
+      await d.ack();
+      this.#undeliverable({ from, channel, keyId, reason: "too many broadcasts waiting for keys" }, 1);
+      return;
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      arrived,
-      this.#closingStarted.promise,
-      new Promise<void>((r) => timer = setTimeout(r, KEY_WAIT_MS)),
-    ]);
-    clearTimeout(timer);
+    if (!lot) {
+      const timer = setTimeout(() => {
+        const gone = this.#parked.get(key);
+        if (!gone) return;
+        this.#parked.delete(key);
+        this.#parkedCount -= gone.spores.length;
+        this.#undeliverable(
+          { from, channel, keyId, reason: "sender key did not arrive" },
+          gone.spores.length,
+        );
+      }, KEY_WAIT_MS);
+      Deno.unrefTimer(timer);
+      lot = { from, channel, keyId, spores: [], timer };
+      this.#parked.set(key, lot);
+    }
+    lot.spores.push({ bytes: d.bytes, redeliveries: d.redeliveries, priority: d.priority } as Delivery);
+    this.#parkedCount++;
+    await d.ack();
+    const now = Date.now();
+    if ((this.#lastRequest.get(key) ?? 0) + KEY_REQUEST_EVERY_MS > now) return;
+    if (!this.#requestLimit.allow(from, now)) {
+      this.#log("warn", "sender-key-request-limited", { from, channel });
+      return;
+    }
+    this.#lastRequest.set(key, now);
+    if (this.#lastRequest.size > 10_000) this.#lastRequest.delete(this.#lastRequest.keys().next().value!);
+    try {
+      await this.#send(from, { type: KEY_REQUEST, content: { channel, keyId }, priority: 9 });
+    } catch (e) {
+      this.#log("warn", "sender-key-request-failed", {
+        from,
+        code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+      });
+    }
+  }
+
+  #undeliverable(detail: Undeliverable, count: number): void {
+    this.#metrics.deadLetters += count;
+    this.#log("error", "undeliverable", { ...detail, count });
+    this.dispatchEvent(new CustomEvent<Undeliverable>("undeliverable", { detail }));
+  }
+
+  /** Runs parked broadcasts whose key has arrived, each as a delivery of its own. */
+  #unpark(key: string): void {
+    const lot = this.#parked.get(key);
+    if (!lot) return;
+    this.#parked.delete(key);
+    clearTimeout(lot.timer);
+    this.#parkedCount -= lot.spores.length;
+    for (const p of lot.spores) {
+      void this.#track(this.#receive(this.#parkedDelivery(p.bytes, p.redeliveries, p.priority)));
+    }
+  }
+
+  /** A delivery for a parked spore (already acknowledged to the broker): a failing handler runs it again. */
+  #parkedDelivery(bytes: Uint8Array, redeliveries: number, priority: number): Delivery {
+    return {
+      bytes,
+      redeliveries,
+      priority,
+      ack: () => Promise.resolve(),
+      nack: () => {
+        if (!this.#closed) {
+          const t = setTimeout(
+            () => void this.#track(this.#receive(this.#parkedDelivery(bytes, redeliveries + 1, priority))),
+            100,
+          );
+          Deno.unrefTimer(t);
+        }
+        return Promise.resolve();
+      },
+    };
   }
 
   async #internal(spore: OpenedSpore): Promise<void> {
     if (spore.type === KEY_REQUEST) {
       const { channel, keyId } = (spore.content ?? {}) as { channel?: unknown; keyId?: unknown };
       if (typeof channel !== "string" || typeof keyId !== "string") return;
-      if (!(await this.#channelAccess(channel, spore.from))) {
+      // Answered only for members, within a rate limit per requester.
+      if (
+        !this.#engine.isMember(channel, spore.from) || !(await this.#channelAccess(channel, spore.from)) ||
+        !this.#answerLimit.allow(spore.from, Date.now())
+      ) {
         this.#log("warn", "sender-key-refused", { to: spore.from, channel });
         return;
       }
@@ -682,13 +873,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     } else if (spore.type === KEY_GRANT) {
       this.#engine.installSenderKey(spore.from, spore.content);
       const keyId = (spore.content as { keyId: Uint8Array }).keyId;
-      const key = `${spore.from}/${hex.encode(keyId)}`;
-      for (const wake of this.#keyWaiters.get(key) ?? []) wake();
-      this.#keyWaiters.delete(key);
+      this.#unpark(this.#keyOf(spore.from, hex.encode(keyId)));
     }
   }
 
-  async #dispatch(d: Delivery, spore: OpenedSpore): Promise<void> {
+  async #dispatch(d: Delivery, spore: OpenedSpore, firstCopy = false): Promise<void> {
     const key = `${spore.from}/${spore.id}`;
     if (this.#praval?.isPeer(spore.from)) {
       // A declared Praval peer has no Spores card: a card under its name is someone else's.
@@ -731,6 +920,14 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     };
     if (spore.kind === "broadcast") message.channel = spore.to;
     const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    if (receipt === "claimed" && firstCopy) {
+      // Nobody holds it and it is no redelivery (a failed handler's message comes back as one): a copy.
+      await this.#store.releaseReceipt(key);
+      this.#metrics.duplicates++;
+      this.#log("debug", "duplicate", { from: spore.from, id: spore.id });
+      await d.ack();
+      return;
+    }
     if (receipt === "done") {
       this.#metrics.duplicates++;
       this.#log("debug", "duplicate", { from: spore.from, id: spore.id });
@@ -877,11 +1074,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      clearInterval(this.#renewal);
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
-      // No sender key can arrive any more: stop waiting for them.
-      this.#closingStarted.resolve();
-      this.#keyWaiters.clear();
+      // No sender key can arrive any more: what waits for one is given up, visibly.
+      for (const [key, lot] of this.#parked) {
+        clearTimeout(lot.timer);
+        this.#parked.delete(key);
+        this.#undeliverable(
+          { from: lot.from, channel: lot.channel, keyId: lot.keyId, reason: "sender key did not arrive" },
+          lot.spores.length,
+        );
+      }
+      this.#parkedCount = 0;
       while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
       if (this.#ownsTransport) await this.transport.close();
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });

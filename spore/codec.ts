@@ -62,10 +62,12 @@ export class Reader {
   /** A big-endian u64 that must fit in a safe integer. */
   u64(what: string): number {
     this.#need(8, what);
-    const v = this.#view.getBigUint64(this.#offset);
+    const hi = this.#view.getUint32(this.#offset);
+    const lo = this.#view.getUint32(this.#offset + 4);
     this.#offset += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(`${what} out of range`);
-    return Number(v);
+    // Safe integers are below 2^53: the high word below 2^21.
+    if (hi >= 0x20_0000) throw new ProtocolError(`${what} out of range`);
+    return hi * 0x1_0000_0000 + lo;
   }
 
   /** `n` bytes (a view, not a copy). */
@@ -105,13 +107,20 @@ export class Reader {
 /** Appends fields into a growing buffer. */
 export class Writer {
   #buffer: Uint8Array;
-  #view: DataView;
   #length = 0;
 
   /** @param capacity Initial capacity in bytes. */
   constructor(capacity = 256) {
     this.#buffer = new Uint8Array(capacity);
-    this.#view = new DataView(this.#buffer.buffer);
+  }
+
+  // Big-endian, byte by byte: no DataView to allocate per writer.
+  #put32(at: number, v: number): void {
+    const b = this.#buffer;
+    b[at] = v >>> 24;
+    b[at + 1] = v >>> 16;
+    b[at + 2] = v >>> 8;
+    b[at + 3] = v;
   }
 
   #reserve(n: number): void {
@@ -121,7 +130,12 @@ export class Writer {
     const next = new Uint8Array(size);
     next.set(this.#buffer.subarray(0, this.#length));
     this.#buffer = next;
-    this.#view = new DataView(next.buffer);
+  }
+
+  /** Empties the writer, keeping its buffer (a scratch writer reused by a synchronous encoder). */
+  reset(): this {
+    this.#length = 0;
+    return this;
   }
 
   /** Bytes written so far. */
@@ -139,7 +153,8 @@ export class Writer {
   /** A big-endian u16. */
   u16(v: number): this {
     this.#reserve(2);
-    this.#view.setUint16(this.#length, v);
+    this.#buffer[this.#length] = v >>> 8;
+    this.#buffer[this.#length + 1] = v;
     this.#length += 2;
     return this;
   }
@@ -147,15 +162,16 @@ export class Writer {
   /** A big-endian u32. */
   u32(v: number): this {
     this.#reserve(4);
-    this.#view.setUint32(this.#length, v);
+    this.#put32(this.#length, v);
     this.#length += 4;
     return this;
   }
 
-  /** A big-endian u64 from a safe integer. */
+  /** A big-endian u64 from a safe integer (written as two u32s: no BigInt). */
   u64(v: number): this {
     this.#reserve(8);
-    this.#view.setBigUint64(this.#length, BigInt(v));
+    this.#put32(this.#length, Math.floor(v / 0x1_0000_0000));
+    this.#put32(this.#length + 4, v >>> 0);
     this.#length += 8;
     return this;
   }
@@ -184,12 +200,22 @@ export class Writer {
 
   /** Overwrites a u16 at `offset`. */
   patchU16(offset: number, v: number): this {
-    this.#view.setUint16(offset, v);
+    this.#buffer[offset] = v >>> 8;
+    this.#buffer[offset + 1] = v;
     return this;
   }
 
   /** The bytes written (a copy). */
   finish(): Uint8Array<ArrayBuffer> {
+    return this.#buffer.slice(0, this.#length);
+  }
+
+  /**
+   * The bytes written, without a copy when the buffer is exactly full (a
+   * writer sized in advance). The writer must not be used afterwards.
+   */
+  take(): Uint8Array<ArrayBuffer> {
+    if (this.#length === this.#buffer.length) return this.#buffer as Uint8Array<ArrayBuffer>;
     return this.#buffer.slice(0, this.#length);
   }
 }

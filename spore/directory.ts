@@ -7,8 +7,71 @@
  */
 import { base64 } from "../crypto/bytes.ts";
 import { ConfigError, ProtocolError } from "../crypto/errors.ts";
-import { type AgentCard, verifyCard } from "./card.ts";
+import { type AgentCard, checkSuccession, verifyCard } from "./card.ts";
 import { checkId } from "./limits.ts";
+
+/**
+ * The card accepted for each agent, and the continuity rule between one and
+ * the next ({@linkcode checkSuccession}): a newer version, and for new
+ * identity keys a signature by the previous identity. Bounded: at most
+ * `limit` agents are remembered (the least recently used go first).
+ *
+ * @example
+ * ```ts
+ * import { CardLedger, createCard, Identity, verifyCard } from "@spores/spores";
+ * const ledger = new CardLedger();
+ * const card = await verifyCard(await createCard("alice", await Identity.generate()));
+ * ledger.admit(card);
+ * const impostor = await verifyCard(await createCard("alice", await Identity.generate()));
+ * console.assert(ledger.prefer(impostor) === card);
+ * ```
+ */
+export class CardLedger {
+  readonly #cards = new Map<string, AgentCard>();
+  readonly #limit: number;
+
+  /**
+   * An empty ledger.
+   *
+   * @param limit Most agents remembered. Default 100,000.
+   */
+  constructor(limit = 100_000) {
+    this.#limit = limit;
+  }
+
+  /** The card accepted for `id`. */
+  get(id: string): AgentCard | undefined {
+    return this.#cards.get(id);
+  }
+
+  #remember(card: AgentCard): void {
+    this.#cards.delete(card.id);
+    this.#cards.set(card.id, card);
+    if (this.#cards.size > this.#limit) this.#cards.delete(this.#cards.keys().next().value!);
+  }
+
+  /** Accepts `card` as its agent's card, or throws (`RollbackError`, `KeyChangedError`) if it may not replace the known one. */
+  admit(card: AgentCard, now: number = Date.now()): void {
+    const known = this.#cards.get(card.id);
+    if (known) checkSuccession(known, card, now);
+    this.#remember(card);
+  }
+
+  /** `card` if it may replace the known card of its agent (and then it does), otherwise the known card. */
+  prefer(card: AgentCard | undefined, now: number = Date.now()): AgentCard | undefined {
+    if (!card) return undefined;
+    const known = this.#cards.get(card.id);
+    if (known) {
+      try {
+        checkSuccession(known, card, now);
+      } catch {
+        return known;
+      }
+    }
+    this.#remember(card);
+    return card;
+  }
+}
 
 /** Called with each newly published, verified card. */
 export type CardListener = (card: AgentCard) => void;
@@ -25,7 +88,11 @@ export type CardListener = (card: AgentCard) => void;
  * ```
  */
 export interface Directory {
-  /** Publishes a card (verified first; replaces the agent's previous card). */
+  /**
+   * Publishes a card (verified first). It replaces the agent's previous card
+   * only if it is newer and, for new identity keys, signed by the previous
+   * identity; otherwise a `RollbackError` or `KeyChangedError`.
+   */
   publish(card: Uint8Array): Promise<void>;
   /** The verified card of `id`, or `undefined`. */
   lookup(id: string): Promise<AgentCard | undefined>;
@@ -46,13 +113,13 @@ export interface Directory {
  * ```
  */
 export class MemoryDirectory implements Directory {
-  readonly #cards = new Map<string, AgentCard>();
+  readonly #cards = new CardLedger(Infinity);
   readonly #listeners = new Set<CardListener>();
 
-  /** Verifies and stores `card`. */
+  /** Verifies `card` and stores it if it may replace the agent's previous card. */
   async publish(card: Uint8Array): Promise<void> {
     const verified = await verifyCard(card);
-    this.#cards.set(verified.id, verified);
+    this.#cards.admit(verified);
     for (const l of this.#listeners) l(verified);
   }
 
@@ -140,6 +207,8 @@ export class FileDirectory implements Directory {
   async publish(card: Uint8Array): Promise<void> {
     const verified = await verifyCard(card);
     const cards = await this.#load();
+    const known = cards.get(verified.id);
+    if (known) checkSuccession(known, verified);
     cards.set(verified.id, verified);
     const json = { cards: Object.fromEntries([...cards].map(([id, c]) => [id, base64.encode(c.bytes)])) };
     const tmp = `${this.#path}.tmp`;

@@ -126,7 +126,7 @@ function sectionsOf(kind: KindId, suite: SuiteId): SectionSpec | undefined {
     case Kind.WELCOME:
       return [KEM_CT, 32, ...sigs];
     case Kind.BROADCAST:
-      return ["var", ...sigs];
+      return [32, "var", ...sigs];
   }
 }
 
@@ -157,7 +157,7 @@ function isKind(v: number): v is KindId {
  * times; this checks lengths.
  */
 export function encodeHeader(h: Header): Uint8Array {
-  const w = new Writer(128);
+  const w = scratch.reset(); // synchronous to the end: the shared writer cannot be interleaved
   w.u8(MAGIC0).u8(MAGIC1).u8(VERSION).u8(h.suite).u8(h.kind).u8(0);
   w.u16(0);
   w.shortString(h.id).shortString(h.type).shortString(h.from).shortString(h.to);
@@ -186,6 +186,9 @@ export function encodeHeader(h: Header): Uint8Array {
   return w.patchU16(PREAMBLE, length).finish();
 }
 
+/** One writer for every header: encoding copies out once, instead of allocating a writer and then copying. */
+const scratch = new Writer(256);
+
 function fixed(b: Uint8Array | undefined, n: number, what: string): Uint8Array {
   if (!b || b.length !== n) throw new ProtocolError(`${what} must be ${n} bytes`);
   return b;
@@ -198,7 +201,7 @@ export function encodeEnvelope(headerBytes: Uint8Array, sections: Uint8Array[]):
   const w = new Writer(size);
   w.bytes(headerBytes);
   for (const s of sections) w.u32(s.length).bytes(s);
-  return w.finish();
+  return w.take();
 }
 
 /** Largest envelope a receiver reads for the given limits (payload plus fixed overheads). */

@@ -30,6 +30,7 @@ export * from "./limits.ts";
 export * from "./payload.ts";
 export * from "./replay.ts";
 export * from "./session.ts";
+export * from "./state_seal.ts";
 export * from "./trust.ts";
 export * from "./types.ts";
 export * from "./agent.ts";

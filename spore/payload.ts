@@ -22,6 +22,28 @@ export type Knowledge =
 
 const encoder = new Encoder({ ignoreUndefined: true });
 
+/** Deepest nesting of arrays and maps a payload may have. */
+export const MAX_PAYLOAD_DEPTH = 64;
+
+/** Walks `value` without recursion; calls `leaf` on each scalar; a `ProtocolError` past the depth limit. */
+function walk(value: unknown, leaf: (v: unknown, parent: unknown, key: string | number) => void): void {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v instanceof Uint8Array || v === null || typeof v !== "object") continue;
+    if (depth >= MAX_PAYLOAD_DEPTH) {
+      throw new ProtocolError(`payload nested deeper than ${MAX_PAYLOAD_DEPTH}`);
+    }
+    const entries: [string | number, unknown][] = Array.isArray(v)
+      ? v.map((x, i) => [i, x])
+      : Object.entries(v);
+    for (const [k, x] of entries) {
+      if (x !== null && typeof x === "object" && !(x instanceof Uint8Array)) stack.push([x, depth + 1]);
+      else leaf(x, v, k);
+    }
+  }
+}
+
 /**
  * Encodes `value` as MessagePack; a `ConfigError` if it cannot be encoded,
  * a `TooLargeError` if it is over `maxBytes`.
@@ -34,6 +56,18 @@ const encoder = new Encoder({ ignoreUndefined: true });
  * ```
  */
 export function encodePayload(value: unknown, maxBytes: number = 1 << 20): Uint8Array {
+  const unsafe = (v: unknown) => {
+    if (typeof v === "bigint" || (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v))) {
+      throw new ConfigError("content holds an integer beyond 2^53 - 1, which would not round-trip");
+    }
+  };
+  unsafe(value);
+  try {
+    walk(value, unsafe);
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new ConfigError(e.message);
+    throw e;
+  }
   let bytes: Uint8Array;
   try {
     bytes = encoder.encode(value);
@@ -55,6 +89,7 @@ function decoderFor(maxBytes: number): Decoder {
       maxArrayLength: maxBytes,
       maxMapLength: maxBytes,
       maxExtLength: 0,
+      useBigInt64: true,
     });
     if (decoders.size > 16) decoders.clear();
     decoders.set(maxBytes, d);
@@ -78,9 +113,23 @@ function decoderFor(maxBytes: number): Decoder {
  */
 export function decodePayload(bytes: Uint8Array, maxBytes: number = 1 << 20): unknown {
   checkSize(bytes.length, maxBytes, "payload");
+  let value: unknown;
   try {
-    return decoderFor(maxBytes).decode(bytes);
+    value = decoderFor(maxBytes).decode(bytes);
   } catch (cause) {
     throw new ProtocolError("payload is not valid MessagePack", { cause });
   }
+  // 64-bit integers come back as bigint: exact if safe, refused otherwise.
+  const exact = (v: unknown): unknown => {
+    if (typeof v !== "bigint") return v;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new ProtocolError("payload integer beyond 2^53 - 1");
+    }
+    return Number(v);
+  };
+  value = exact(value);
+  walk(value, (v, parent, key) => {
+    if (typeof v === "bigint") (parent as Record<string | number, unknown>)[key] = exact(v);
+  });
+  return value;
 }

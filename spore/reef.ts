@@ -119,6 +119,8 @@ function toMessage(
 export class Reef {
   readonly #options: ReefOptions;
   readonly #agents = new Map<string, Promise<Agent>>();
+  readonly #names = new Set<string>();
+  readonly #started = new Map<string, Promise<Agent>>();
   readonly #channel: string;
   readonly #transport: Transport | undefined;
   readonly #url: string;
@@ -152,7 +154,7 @@ export class Reef {
     let a = this.#agents.get(name);
     if (!a) {
       const { praval, ...rest } = this.#options;
-      a = Agent.start({
+      const started = Agent.start({
         ...rest,
         id: name,
         transport: this.#transport ?? this.#url,
@@ -165,10 +167,29 @@ export class Reef {
           }
           : undefined,
       });
-      a.catch(() => this.#agents.delete(name));
+      started.catch(() => {
+        this.#agents.delete(name);
+        this.#started.delete(name);
+        this.#names.delete(name);
+      });
+      this.#started.set(name, started);
+      this.#names.add(name);
+      // The reef's channel is explicit like any other: its members are the reef's agents.
+      a = started.then(async (agent) => {
+        await this.#syncMembers();
+        return agent;
+      });
       this.#agents.set(name, a);
     }
     return a;
+  }
+
+  async #syncMembers(): Promise<void> {
+    const members = { members: [...this.#names] };
+    const agents = await Promise.allSettled([...this.#started.values()]);
+    for (const r of agents) {
+      if (r.status === "fulfilled") r.value.setMembers(this.#channel, members);
+    }
   }
 
   /** Sends knowledge from one agent to another; resolves with the spore id. */
@@ -242,6 +263,8 @@ export class Reef {
     const agents = await Promise.allSettled([...this.#agents.values()]);
     await Promise.all(agents.map((a) => a.status === "fulfilled" ? a.value.close() : undefined));
     this.#agents.clear();
+    this.#started.clear();
+    this.#names.clear();
   }
 
   /** `await using reef = await Reef.start()` closes it at the end of the scope. */

@@ -85,11 +85,29 @@ export class ReplayWindow {
   }
 }
 
+/** Where a one-shot spore came from: its authenticated sender and stated creation time. */
+export interface SporeOrigin {
+  /** The sender. */
+  sender: string;
+  /** Creation time (Unix ms). */
+  createdAt: number;
+}
+
+interface SenderMemory {
+  /** Spores created at or before this time are refused: entries that old were given up. */
+  floor: number;
+  entries: Map<string, { until: number; createdAt: number }>;
+}
+
 /**
- * Remembers sealed spores by key until a deadline, so that a redelivery is a
- * duplicate. Memory holds only what has not yet expired; a hard cap makes it
- * fail closed (`accept` returns `"stale"`, which the caller refuses) rather
- * than forget an entry early.
+ * Remembers one-shot spores by key until a deadline, so that a redelivery is
+ * a duplicate. Memory is bounded per sender (`perSender`) and in total
+ * (`limit`); when a sender's share is full its oldest entry is given up and
+ * its low-water mark rises to that entry's creation time, so that anything
+ * created at or before it is refused (`"stale"`) rather than accepted twice.
+ * One sender's flood therefore ages out only its own memory, and never
+ * locks another sender out. An entry without an origin is refused when its
+ * share is full (fail closed).
  *
  * @example
  * ```ts
@@ -100,37 +118,73 @@ export class ReplayWindow {
  * ```
  */
 export class SeenCache {
-  readonly #until = new Map<string, number>();
+  readonly #senders = new Map<string, SenderMemory>();
   readonly #limit: number;
+  readonly #perSender: number;
+  #size = 0;
   #lastPrune = 0;
 
   /**
    * An empty cache.
    *
-   * @param limit Most entries held (default 1,000,000).
+   * @param limit Most entries held in total (default 1,000,000).
+   * @param perSender Most entries held for one sender (default 10,000).
    */
-  constructor(limit = 1_000_000) {
+  constructor(limit = 1_000_000, perSender = 10_000) {
     this.#limit = limit;
+    this.#perSender = Math.min(perSender, limit);
   }
 
   /** Entries held. */
   get size(): number {
-    return this.#until.size;
+    return this.#size;
   }
 
   #prune(now: number): void {
-    if (now - this.#lastPrune < 1000 && this.#until.size < this.#limit) return;
+    if (now - this.#lastPrune < 1000 && this.#size < this.#limit) return;
     this.#lastPrune = now;
-    for (const [key, until] of this.#until) if (until < now) this.#until.delete(key);
+    for (const [sender, m] of this.#senders) {
+      for (const [key, e] of m.entries) {
+        if (e.until < now) {
+          m.entries.delete(key);
+          this.#size--;
+        }
+      }
+      if (m.entries.size === 0 && m.floor === -Infinity) this.#senders.delete(sender);
+    }
+  }
+
+  #evictOldest(m: SenderMemory): void {
+    const [key, e] = m.entries.entries().next().value!;
+    m.entries.delete(key);
+    this.#size--;
+    m.floor = Math.max(m.floor, e.createdAt);
   }
 
   /** Records `key` until `until` (Unix ms) if unseen. */
-  accept(key: string, until: number, now: number = Date.now()): ReplayVerdict {
+  accept(key: string, until: number, now: number = Date.now(), origin?: SporeOrigin): ReplayVerdict {
     this.#prune(now);
-    const seen = this.#until.get(key);
-    if (seen !== undefined && seen >= now) return "duplicate";
-    if (this.#until.size >= this.#limit) return "stale";
-    this.#until.set(key, until);
+    const sender = origin?.sender ?? "";
+    let m = this.#senders.get(sender);
+    const seen = m?.entries.get(key);
+    if (seen !== undefined && seen.until >= now) return "duplicate";
+    if (m && origin && origin.createdAt <= m.floor) return "stale";
+    if (!m) {
+      m = { floor: -Infinity, entries: new Map() };
+    }
+    // Most recently active senders last: the least recently active give up memory first.
+    this.#senders.delete(sender);
+    this.#senders.set(sender, m);
+    const full = m.entries.size >= this.#perSender || this.#size >= this.#limit;
+    if (full && !origin) return "stale";
+    if (m.entries.size >= this.#perSender) this.#evictOldest(m);
+    while (this.#size >= this.#limit) {
+      const [, victim] = this.#senders.entries().next().value!;
+      if (victim.entries.size === 0) break;
+      this.#evictOldest(victim);
+    }
+    m.entries.set(key, { until, createdAt: origin?.createdAt ?? now });
+    this.#size++;
     return "fresh";
   }
 }

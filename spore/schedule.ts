@@ -112,8 +112,19 @@ export function nextChain(chain: Uint8Array): Uint8Array {
 /** The 12-byte nonce of a session or broadcast spore: u32 epoch ‖ u64 counter, big-endian. */
 export function counterNonce(epoch: number, counter: number): Uint8Array {
   const nonce = new Uint8Array(12);
-  const view = new DataView(nonce.buffer);
-  view.setUint32(0, epoch);
-  view.setBigUint64(4, BigInt(counter));
+  const hi = Math.floor(counter / 0x1_0000_0000);
+  const lo = counter >>> 0;
+  nonce[0] = epoch >>> 24;
+  nonce[1] = epoch >>> 16;
+  nonce[2] = epoch >>> 8;
+  nonce[3] = epoch;
+  nonce[4] = hi >>> 24;
+  nonce[5] = hi >>> 16;
+  nonce[6] = hi >>> 8;
+  nonce[7] = hi;
+  nonce[8] = lo >>> 24;
+  nonce[9] = lo >>> 16;
+  nonce[10] = lo >>> 8;
+  nonce[11] = lo;
   return nonce;
 }

@@ -14,6 +14,7 @@ import { ConfigError, ReplayError, SessionError } from "../crypto/errors.ts";
 import type { SuiteId } from "./envelope.ts";
 import { type ReplayVerdict, ReplayWindow, SeenCache } from "./replay.ts";
 import { epochKey, nextChain, type SessionSecrets } from "./schedule.ts";
+import type { StateSealer } from "./state_seal.ts";
 
 /** When keys rotate and how long old ones live. */
 export interface SessionPolicy {
@@ -148,10 +149,56 @@ export function pruneEpochs(state: SessionState, now: number): void {
   state.recv.epochs = keep;
 }
 
+/** A forward derivation of receive epochs, shared by every spore of those epochs that opens meanwhile. */
+interface Derivation {
+  derived: EpochKey[];
+  chain: Uint8Array;
+}
+
+/** Pending derivations per receive side, by epoch: one per epoch however many spores open concurrently. */
+const derivations = new WeakMap<SessionState["recv"], Map<number, Derivation>>();
+
+function derivation(r: SessionState["recv"], epoch: number): Derivation {
+  let pending = derivations.get(r);
+  if (pending === undefined) {
+    pending = new Map();
+    derivations.set(r, pending);
+  }
+  let d = pending.get(epoch);
+  if (d === undefined) {
+    // Derivations for epochs that were committed meanwhile, or that no spore authenticated, go; at most
+    // `maxEpochSkip` are held, since only epochs within it are derived.
+    for (const [e, old] of pending) {
+      if (e < r.nextEpoch) {
+        pending.delete(e);
+        forget(old, r);
+      }
+    }
+    const derived: EpochKey[] = [];
+    let chain = r.chain;
+    for (let e = r.nextEpoch; e <= epoch; e++) {
+      derived.push({ epoch: e, key: epochKey(chain) });
+      chain = nextChain(chain);
+    }
+    d = { derived, chain };
+    pending.set(epoch, d);
+  }
+  return d;
+}
+
+/** Erases a derivation's keys and chain, except what the session now holds. */
+function forget(d: Derivation, r: SessionState["recv"]): void {
+  if (d.chain !== r.chain) d.chain.fill(0);
+  for (const e of d.derived) if (!r.epochs.includes(e)) e.key.fill(0);
+}
+
 /**
  * The receive key for `epoch`, with a `commit` to call once a spore under it
  * authenticated (ratcheting forward is only kept then; it says whether the state changed). A `ReplayError` for
  * an epoch whose key is erased; a `SessionError` for one too far ahead.
+ *
+ * Spores of a new epoch that open concurrently share one derivation, and
+ * each epoch is added once whichever of them commits first.
  */
 export function receiveKey(
   state: SessionState,
@@ -168,25 +215,95 @@ export function receiveKey(
     throw new SessionError(`epoch ${epoch} is more than ${policy.maxEpochSkip} ahead`);
   }
   // Derive forward tentatively; keep it only if the spore authenticates.
-  const derived: EpochKey[] = [];
-  let chain = r.chain;
-  for (let e = r.nextEpoch; e <= epoch; e++) {
-    derived.push({ epoch: e, key: epochKey(chain) });
-    chain = nextChain(chain);
-  }
+  const d = derivation(r, epoch);
   return {
-    key: derived[derived.length - 1]!.key,
+    key: d.derived[d.derived.length - 1]!.key,
     commit: () => {
+      // Another spore of this epoch, or of a later one, committed first: the epoch is held already.
+      if (epoch < r.nextEpoch) return false;
+      const fresh = d.derived.filter((e) => e.epoch >= r.nextEpoch);
+      for (const e of d.derived) if (e.epoch < r.nextEpoch) e.key.fill(0);
       for (const e of r.epochs) e.retireAt ??= now + policy.graceMs;
-      for (const e of derived.slice(0, -1)) e.retireAt = now + policy.graceMs;
+      for (const e of fresh.slice(0, -1)) e.retireAt = now + policy.graceMs;
       r.chain.fill(0);
-      r.chain = chain;
+      r.chain = d.chain;
       r.nextEpoch = epoch + 1;
-      r.epochs.push(...derived);
+      r.epochs.push(...fresh);
+      const pending = derivations.get(r);
+      if (pending) {
+        for (const [e, other] of pending) {
+          if (e <= epoch) {
+            pending.delete(e);
+            if (other !== d) forget(other, r);
+          }
+        }
+      }
       return true;
     },
   };
 }
+
+/**
+ * Keeps the outcome of concurrent work in the order it began, per key. Work
+ * that began earlier is awaited before a step that must follow it (a replay
+ * window update, a publish); everything before that step runs concurrently.
+ *
+ * @example
+ * ```ts
+ * import { InOrder } from "@spores/spores";
+ * const order = new InOrder();
+ * const done: number[] = [];
+ * const slow = order.enter("peer");
+ * const fast = order.enter("peer");
+ * const second = fast.earlier.then(() => done.push(2));
+ * done.push(1);
+ * slow.leave();
+ * fast.leave();
+ * await second;
+ * console.assert(done.join() === "1,2");
+ * ```
+ */
+export class InOrder {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  /** Keys with work in progress. */
+  get size(): number {
+    return this.#tails.size;
+  }
+
+  /**
+   * Takes a place behind the work already entered under `key`. `earlier`
+   * settles once every earlier entrant has left; `leave` must be called
+   * exactly once (in a `finally`).
+   */
+  enter(key: string): { earlier: Promise<void>; leave: () => void } {
+    const earlier = this.#tails.get(key) ?? DONE;
+    let leave!: () => void;
+    const left = new Promise<void>((resolve) => leave = resolve);
+    const tail: Promise<void> = earlier === DONE ? left : Promise.all([earlier, left]).then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    if (earlier === DONE) {
+      left.then(() => {
+        if (this.#tails.get(key) === tail) this.#tails.delete(key);
+      });
+    }
+    this.#tails.set(key, tail);
+    return { earlier, leave };
+  }
+
+  /** Runs `work` in place: it gets `earlier` to await before its ordered step, and leaves when it settles. */
+  async run<T>(key: string, work: (earlier: Promise<void>) => Promise<T>): Promise<T> {
+    const { earlier, leave } = this.enter(key);
+    try {
+      return await work(earlier);
+    } finally {
+      leave();
+    }
+  }
+}
+
+const DONE: Promise<void> = Promise.resolve();
 
 /**
  * Where sessions and replay state live. The memory implementation serves one
@@ -201,6 +318,19 @@ export function receiveKey(
  * ```
  */
 export interface SessionStore {
+  /**
+   * Receives the agent's {@linkcode StateSealer}; the engine calls it once,
+   * before any other method. A store that keeps state outside this process
+   * must seal every session (and every key) with it before writing, and
+   * open (authenticate) it when reading.
+   */
+  attach?(sealer: StateSealer): void;
+  /**
+   * True for a store whose replay memory does not survive a restart (the
+   * memory store): the engine then refuses one-shot spores and hellos
+   * created before it started, which it could not tell from replays.
+   */
+  readonly volatile?: boolean;
   /** The session `id`. */
   get(id: string): Promise<SessionState | undefined>;
   /** Stores (or updates) a session. */
@@ -223,8 +353,17 @@ export interface SessionStore {
   ): Promise<{ epoch: number; counter: number; key: Uint8Array; rotated: boolean }>;
   /** Records a received (session, epoch, counter) after authentication. */
   acceptCounter(id: string, epoch: number, counter: number): Promise<ReplayVerdict>;
-  /** Records a one-shot key (sealed spore, handshake) until `until` (Unix ms). */
-  acceptOnce(key: string, until: number): Promise<ReplayVerdict>;
+  /**
+   * Records a one-shot key (sealed spore, handshake) until `until` (Unix ms).
+   * `origin` (the authenticated sender and the spore's creation time) lets a
+   * store keep a per-sender quota: `"stale"` refuses a spore it can no
+   * longer tell from a replay.
+   */
+  acceptOnce(
+    key: string,
+    until: number,
+    origin?: { sender: string; createdAt: number },
+  ): Promise<ReplayVerdict>;
   /**
    * Claims the handling of a message (key: sender and spore id) for
    * `leaseMs`: `"claimed"` if nobody handled it or a previous claim was
@@ -247,22 +386,37 @@ const STALE_EPOCHS = 64;
 
 /** A `SessionStore` in this process's memory. */
 export class MemorySessionStore implements SessionStore {
+  /** Its replay memory ends with the process. */
+  readonly volatile = true;
   readonly #sessions = new Map<string, SessionState>();
   readonly #current = new Map<string, string>();
   readonly #windows = new Map<string, ReplayWindow>();
   readonly #seen: SeenCache;
   readonly #windowSize: number;
+  /** Receipts in the order they were last written: the oldest come first, so pruning stops at the first live one. */
   readonly #receipts = new Map<string, { state: "busy" | "done"; until: number }>();
-  #lastReceiptPrune = 0;
+  readonly #receiptLimit: number;
 
   /**
    * An empty store.
    *
-   * @param options Replay window size and one-shot cache limit.
+   * @param options Replay window size, one-shot cache limit, and how many
+   * handled-message receipts are kept at most (default 50,000; the oldest
+   * go first once the limit is reached, so memory stays flat however long
+   * the agent runs).
    */
-  constructor(options: { replayWindow?: number; seenLimit?: number } = {}) {
+  constructor(options: { replayWindow?: number; seenLimit?: number; receiptLimit?: number } = {}) {
     this.#windowSize = options.replayWindow ?? DEFAULT_SESSION_POLICY.replayWindow;
     this.#seen = new SeenCache(options.seenLimit);
+    this.#receiptLimit = options.receiptLimit ?? 50_000;
+    if (!Number.isInteger(this.#receiptLimit) || this.#receiptLimit < 1) {
+      throw new ConfigError("receiptLimit must be a positive integer");
+    }
+  }
+
+  /** Delivery receipts held (claims in progress and handled messages). */
+  get receipts(): number {
+    return this.#receipts.size;
   }
 
   /** The session `id`. */
@@ -318,9 +472,13 @@ export class MemorySessionStore implements SessionStore {
     }
     return Promise.resolve(w.accept(counter));
   }
-  /** Records a one-shot key. */
-  acceptOnce(key: string, until: number): Promise<ReplayVerdict> {
-    return Promise.resolve(this.#seen.accept(key, until));
+  /** Records a one-shot key, under its sender's quota. */
+  acceptOnce(
+    key: string,
+    until: number,
+    origin?: { sender: string; createdAt: number },
+  ): Promise<ReplayVerdict> {
+    return Promise.resolve(this.#seen.accept(key, until, Date.now(), origin));
   }
   /** Claims a message's handling. */
   claimReceipt(key: string, leaseMs: number): Promise<ReceiptState> {
@@ -328,11 +486,13 @@ export class MemorySessionStore implements SessionStore {
     this.#pruneReceipts(now);
     const r = this.#receipts.get(key);
     if (r && r.until >= now) return Promise.resolve(r.state === "done" ? "done" : "busy");
+    this.#receipts.delete(key);
     this.#receipts.set(key, { state: "busy", until: now + leaseMs });
     return Promise.resolve("claimed");
   }
   /** Marks a message handled. */
   completeReceipt(key: string, until: number): Promise<void> {
+    this.#receipts.delete(key);
     this.#receipts.set(key, { state: "done", until });
     return Promise.resolve();
   }
@@ -341,9 +501,17 @@ export class MemorySessionStore implements SessionStore {
     if (this.#receipts.get(key)?.state === "busy") this.#receipts.delete(key);
     return Promise.resolve();
   }
+  // Amortised O(1): walks from the oldest and stops at the first receipt that is live and within the limit.
+  // A claim in progress is never dropped for the limit (there are at most as many as messages in flight).
   #pruneReceipts(now: number): void {
-    if (now - this.#lastReceiptPrune < 1000) return;
-    this.#lastReceiptPrune = now;
-    for (const [k, r] of this.#receipts) if (r.until < now) this.#receipts.delete(k);
+    let over = this.#receipts.size + 1 - this.#receiptLimit; // room for the claim about to be added
+    for (const [k, r] of this.#receipts) {
+      if (r.until < now || (over > 0 && r.state === "done")) {
+        this.#receipts.delete(k);
+        over--;
+      } else if (r.state === "done" || over <= 0) {
+        return;
+      }
+    }
   }
 }

@@ -15,6 +15,7 @@ import { base64, equalBytes } from "../crypto/bytes.ts";
 import { ConfigError, KeyChangedError, TrustError } from "../crypto/errors.ts";
 import type { AgentCard } from "./card.ts";
 import { checkId } from "./limits.ts";
+import { VersionFloor } from "./version_floor.ts";
 
 /**
  * Decides whether a verified card is trusted; throws a `TrustError` (or a
@@ -52,6 +53,7 @@ function checkExpiry(card: AgentCard, now: number): void {
  */
 export class PinnedTrust implements TrustPolicy {
   readonly #pins: Map<string, string>;
+  readonly #floor = new VersionFloor();
 
   /**
    * Trusts the given fingerprints.
@@ -72,6 +74,7 @@ export class PinnedTrust implements TrustPolicy {
     }
     try {
       checkExpiry(card, now);
+      this.#floor.check(card);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -87,9 +90,24 @@ export interface TofuStore {
   setIfAbsent(id: string, fingerprint: string): Promise<string> | string;
 }
 
-/** An in-memory `TofuStore`. */
+/**
+ * An in-memory `TofuStore`, bounded: it never forgets an agent (that would
+ * let a new key pass as a first use), so when `limit` agents are recorded a
+ * new one is refused with a `TrustError` instead.
+ */
 export class MemoryTofuStore implements TofuStore {
   readonly #seen = new Map<string, string>();
+  readonly #limit: number;
+
+  /**
+   * An empty store.
+   *
+   * @param limit Most agents recorded. Default 100,000.
+   */
+  constructor(limit = 100_000) {
+    this.#limit = limit;
+  }
+
   /** The fingerprint recorded for `id`. */
   get(id: string): string | undefined {
     return this.#seen.get(id);
@@ -98,6 +116,11 @@ export class MemoryTofuStore implements TofuStore {
   setIfAbsent(id: string, fingerprint: string): string {
     const seen = this.#seen.get(id);
     if (seen !== undefined) return seen;
+    if (this.#seen.size >= this.#limit) {
+      throw new TrustError(
+        `TOFU store full (${this.#limit} agents): refusing a new agent rather than forgetting one`,
+      );
+    }
     this.#seen.set(id, fingerprint);
     return fingerprint;
   }
@@ -119,6 +142,7 @@ export class MemoryTofuStore implements TofuStore {
  */
 export class TofuTrust implements TrustPolicy {
   readonly #store: TofuStore;
+  readonly #floor = new VersionFloor();
 
   /**
    * Trusts each agent's first fingerprint.
@@ -132,6 +156,7 @@ export class TofuTrust implements TrustPolicy {
   /** Resolves for a first-seen or unchanged fingerprint. */
   async check(card: AgentCard, now: number = Date.now()): Promise<void> {
     checkExpiry(card, now);
+    this.#floor.check(card);
     const recorded = await this.#store.setIfAbsent(card.id, card.fingerprint);
     if (recorded !== card.fingerprint) {
       throw new KeyChangedError(
@@ -156,6 +181,7 @@ export class TofuTrust implements TrustPolicy {
  */
 export class AuthorityTrust implements TrustPolicy {
   readonly #authorities: Uint8Array[];
+  readonly #floor = new VersionFloor();
 
   /**
    * Trusts cards these authorities signed.
@@ -180,6 +206,7 @@ export class AuthorityTrust implements TrustPolicy {
           }`,
         );
       }
+      this.#floor.check(card);
       return Promise.resolve();
     } catch (e) {
       return Promise.reject(e);

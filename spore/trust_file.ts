@@ -32,6 +32,7 @@ import { provider } from "../crypto/provider.ts";
 import type { AgentCard } from "./card.ts";
 import { checkId } from "./limits.ts";
 import type { TofuStore, TrustPolicy } from "./trust.ts";
+import { VersionFloor } from "./version_floor.ts";
 
 /** How an entry got into the store. */
 export type TrustSource = "pin" | "tofu";
@@ -161,6 +162,7 @@ function parseFile(
  * ```
  */
 export class TrustFile implements TrustPolicy, TofuStore {
+  readonly #floor = new VersionFloor();
   /** Where the store lives. */
   readonly path: string;
   readonly #identity: Identity;
@@ -363,5 +365,7 @@ export class TrustFile implements TrustPolicy, TofuStore {
         `identity keys of ${card.id} changed (pinned ${recorded}, now ${card.fingerprint}): refusing`,
       );
     }
+    // Never back to an older card of the agent (one whose keys a newer card retired).
+    this.#floor.check(card);
   }
 }

@@ -32,3 +32,25 @@ Deno.test("examples run as written", async () => {
   assert.match(reef, /analyst\s+request\s+from researcher/);
   assert.match(reef, /curator\s+broadcast from researcher/);
 });
+
+Deno.test("examples/sqs_agents.ts runs with the permissions it documents, its SQS server inside", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--quiet",
+      "--allow-net=127.0.0.1",
+      "--allow-read=.",
+      "--allow-env",
+      "examples/sqs_agents.ts",
+    ],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const text = new TextDecoder().decode(out.stdout);
+  assert.match(text, /worker\s+← job \{"task":"index"\} \(session, from dispatcher\)/);
+  assert.match(text, /auditor\s+← #audit \{"jobs":1\} from dispatcher \(caught up\)/);
+  assert.match(text, /broken dead-lettered after 3 attempts/);
+});

@@ -66,3 +66,9 @@ Deno.test("the module graph of mod.ts holds no broker client", async () => {
     "ioredis not found in the Redis transport's graph",
   );
 });
+
+Deno.test("the SQS transport reaches the AWS SDK and never the test server fauxqs", async () => {
+  const names = await graph("transports/sqs.ts");
+  assert.ok(names.some((n) => /@aws-sdk\/client-sqs/.test(n)), "@aws-sdk/client-sqs not in the SQS graph");
+  for (const name of names) assert.doesNotMatch(name, /fauxqs/);
+});

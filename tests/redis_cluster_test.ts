@@ -126,7 +126,7 @@ async function failoverRun(
   // Wait until every confirmed message arrived or nothing arrives any more.
   let last = -1;
   let quietSince = Date.now();
-  while (Date.now() - quietSince < 8000) {
+  while (Date.now() - quietSince < 20_000) {
     const have = [...confirmed].filter((i) => handled.has(i)).length;
     if (have === confirmed.size) break;
     if (have !== last) {

@@ -15,6 +15,7 @@ import {
   SessionError,
   SporeError,
   StaleKeyError,
+  TofuTrust,
   TooLargeError,
   TrustError,
   UnknownSenderError,
@@ -59,9 +60,11 @@ Deno.test("hybrid suite: ML-DSA-65 identities seal, handshake and refuse Ed25519
   const w2 = new World();
   const pq = await Identity.generate({ postQuantumSignatures: true });
   const carol = await w2.agent("carol");
-  const impostorEngine = await w2.agent("alice");
   await w2.directory.publish(await createCard("alice", pq));
-  carol.forgetCards();
+  // The Ed25519-only sender works from another directory (the shared one keeps the card it has for "alice").
+  const elsewhere = new World();
+  await elsewhere.directory.publish(await carol.card());
+  const impostorEngine = await elsewhere.agent("alice");
   const downgraded = await impostorEngine.seal("carol", { type: "t" });
   await assert.rejects(carol.open(downgraded), SporeError);
 });
@@ -97,6 +100,11 @@ Deno.test("handshake both directions, then session spores", async () => {
   // And the other way round, a fresh session that replaces the first.
   const id2 = await handshake(bob, alice);
   assert.notEqual(id1, id2);
+  // alice (responder) keeps sending on the confirmed session until bob proves his keys on the new one.
+  assert.equal(inspect(await alice.seal("bob", { type: "chat" })).sessionId, id1);
+  const first = await bob.seal("alice", { type: "chat", content: "confirming" });
+  assert.equal(inspect(first).sessionId, id2);
+  assert.equal(contentOf(await alice.open(first)), "confirming");
   const again = await alice.seal("bob", { type: "chat", content: "on the new one" });
   assert.equal(inspect(again).sessionId, id2);
   assert.equal(contentOf(await bob.open(again)), "on the new one");
@@ -257,9 +265,33 @@ Deno.test("TOFU: a changed identity key for a known agent is a KeyChangedError",
   const alice = await w.agent("alice");
   const bob = await w.agent("bob");
   assert.equal((await bob.open(await alice.seal("bob", { type: "t" }))).status, "message");
-  const impostor = await w.agent("alice");
-  bob.forgetCards();
-  await assert.rejects(bob.open(await impostor.seal("bob", { type: "t" })), KeyChangedError);
+  // The directory refuses another identity's card for alice, newer or not.
+  await assert.rejects(w.agent("alice"), TrustError);
+  w.clock.advance(1);
+  await assert.rejects(w.agent("alice"), KeyChangedError);
+  // A directory that serves one anyway (compromised): bob keeps the card it trusts, and the impostor fails.
+  const rogue = new World();
+  await rogue.directory.publish(await bob.card());
+  const impostor = await rogue.agent("alice");
+  let compromised = false;
+  const bob2 = await w.agent("bob2", {
+    directory: {
+      publish: (c) => w.directory.publish(c),
+      lookup: async (id) => (compromised ? rogue : w).directory.lookup(id),
+      watch: () => () => {},
+    },
+  });
+  await rogue.directory.publish(await bob2.card());
+  assert.equal((await bob2.open(await alice.seal("bob2", { type: "t" }))).status, "message");
+  bob2.forgetCards();
+  compromised = true;
+  assert.equal((await bob2.open(await alice.seal("bob2", { type: "t" }))).status, "message");
+  await assert.rejects(bob2.open(await impostor.seal("bob2", { type: "t" })), SporeError);
+  // A fresh agent whose TOFU store already holds alice's fingerprint: a KeyChangedError.
+  const trust = new TofuTrust();
+  await trust.check((await w.directory.lookup("alice"))!);
+  const carol = await rogue.agent("carol", { trust });
+  await assert.rejects(carol.open(await impostor.seal("carol", { type: "t" })), KeyChangedError);
 });
 
 Deno.test("KEM key rotation: the old key opens during the overlap, never after", async () => {
@@ -343,6 +375,7 @@ Deno.test("sealSpore describes the spore exactly as inspect() does, and says whe
   }
   assert.deepEqual(due, [false, false, true]);
   assert.equal(await alice.rekeyDue("bob"), true);
+  alice.setMembers("c", { members: ["bob"] });
   const b = await alice.sealBroadcastSpore("c", { type: "t" });
   assert.deepEqual(b.info, inspect(b.bytes));
 });

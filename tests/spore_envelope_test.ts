@@ -155,3 +155,33 @@ Deno.test("seen cache: duplicates until expiry; full cache fails closed", () => 
   assert.equal(seen.accept("c", now + 5000, now + 200), "fresh");
   assert.equal(seen.size, 1);
 });
+
+Deno.test("codec: a header encoded into the shared writer is a copy the next encoding does not touch", async () => {
+  const { encodeHeader, parseEnvelope, encodeEnvelope } = await import("../spore/envelope.ts");
+  const { Writer } = await import("../spore/codec.ts");
+  const base = {
+    version: 1,
+    suite: 1,
+    kind: 2,
+    id: "a".repeat(36),
+    type: "t",
+    from: "alice",
+    to: "bob",
+    createdAt: 2 ** 52 + 7,
+    expiresAt: 2 ** 52 + 9,
+    priority: 4,
+    sessionId: new Uint8Array(16).fill(3),
+    epoch: 0xfffffffe,
+    counter: 2 ** 40 + 5,
+  };
+  const first = encodeHeader({ ...base, type: "x".repeat(120), to: "b".repeat(120) } as never);
+  const copy = first.slice();
+  encodeHeader({ ...base, type: "y".repeat(120), to: "c".repeat(120) } as never);
+  assert.deepEqual(first, copy);
+  const env = parseEnvelope(encodeEnvelope(first, [new Uint8Array(20)]));
+  assert.equal(env.header.createdAt, 2 ** 52 + 7);
+  assert.equal(env.header.epoch, 0xfffffffe);
+  assert.equal(env.header.counter, 2 ** 40 + 5);
+  const w = new Writer(8).u64(Number.MAX_SAFE_INTEGER);
+  assert.deepEqual([...w.finish()], [0x00, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+});

@@ -189,6 +189,8 @@ Deno.test("tamper matrix: every single-bit flip of a 1 KiB broadcast spore is re
   const alice = await w.agent("alice");
   const bob = await w.agent("bob");
   bob.join("ops");
+  alice.setMembers("ops", { members: ["bob"] });
+  bob.setMembers("ops", { members: ["alice", "bob"] });
   const spore = await alice.sealBroadcast("ops", { type: "blob", content: KIB });
   const first = await bob.open(spore);
   assert.equal(first.status, "pending-key");

@@ -5,15 +5,17 @@
  * publication replaces the previous card, and a lookup reads it with
  * `basic.get` and returns it to the queue. Each publication is also sent to the
  * fanout exchange `{exchange}.cards`, which `watch` consumes through an
- * exclusive queue. Cards are verified on every read.
+ * exclusive queue. Cards are verified on every read; a publication must
+ * succeed the card in the queue (`checkSuccession`), and a reader keeps the
+ * card it has seen when the queue holds an older or discontinuous one.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import type { Channel } from "amqplib";
 import { TransportError } from "../../crypto/errors.ts";
-import { type AgentCard, verifyCard } from "../../spore/card.ts";
-import type { CardListener, Directory } from "../../spore/directory.ts";
+import { type AgentCard, checkSuccession, verifyCard } from "../../spore/card.ts";
+import { CardLedger, type CardListener, type Directory } from "../../spore/directory.ts";
 import { checkId } from "../../spore/limits.ts";
 
 /** What the directory needs from its transport. */
@@ -56,6 +58,7 @@ export class AmqpDirectory implements Directory {
   readonly #exchange: string;
   readonly #listeners = new Set<CardListener>();
   readonly #lookups = new Map<string, Promise<AgentCard | undefined>>();
+  readonly #seen = new CardLedger(10_000);
   #watcher: Promise<{ close(): Promise<void> }> | undefined;
 
   /**
@@ -84,6 +87,9 @@ export class AmqpDirectory implements Directory {
   /** Verifies `card` and makes it the agent's current card. */
   async publish(card: Uint8Array): Promise<void> {
     const verified = await verifyCard(card);
+    // Key continuity: a newer card, and new identity keys only with the previous identity's signature.
+    const known = await this.lookup(verified.id);
+    if (known) checkSuccession(known, verified);
     const body = Buffer.from(card.buffer, card.byteOffset, card.byteLength);
     try {
       await using(this.#source, true, async (ch) => {
@@ -95,6 +101,7 @@ export class AmqpDirectory implements Directory {
     } catch (cause) {
       throw new TransportError("RabbitMQ refused the card", { cause });
     }
+    this.#seen.prefer(verified);
   }
 
   /** The verified card of `id`. */
@@ -128,7 +135,8 @@ export class AmqpDirectory implements Directory {
     } catch (cause) {
       throw new TransportError("cannot read cards from RabbitMQ", { cause });
     }
-    return bytes ? await verifyCard(bytes) : undefined;
+    // A reader keeps the card it has seen when the queue holds an older or discontinuous one.
+    return bytes ? this.#seen.prefer(await verifyCard(bytes)) : this.#seen.get(id);
   }
 
   /** Calls `listener` with each card published from now on (verified; bad ones are skipped). */

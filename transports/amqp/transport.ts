@@ -63,6 +63,15 @@ export interface AmqpTransportOptions {
   maxBackoffMs?: number;
   /** Largest message, bytes. Default 16 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Publisher confirms. Default `true`: `publish` resolves once RabbitMQ has
+   * taken the message (the broker acknowledges many at once when many are in
+   * flight), and a direct message no queue takes is a `TransportError`.
+   * `false` publishes on a plain channel: `publish` resolves once the message
+   * is written to the socket, and an unroutable message is dropped by the
+   * broker unnoticed.
+   */
+  confirms?: boolean;
 }
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -140,7 +149,7 @@ export class AmqpTransport implements Transport {
   readonly #subs = new Set<SubState>();
   readonly #declared = new Set<string>();
   #conn: ChannelModel | undefined;
-  #pub: ConfirmChannel | undefined;
+  #pub: Channel | ConfirmChannel | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
   #seq = 0;
@@ -157,6 +166,7 @@ export class AmqpTransport implements Transport {
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       maxBackoffMs: options.maxBackoffMs ?? 5000,
       maxMessageBytes: options.maxMessageBytes ?? 16 << 20,
+      confirms: options.confirms ?? true,
       tls: options.tls,
     };
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(this.#o.exchange)) {
@@ -225,7 +235,9 @@ export class AmqpTransport implements Transport {
       }
       : {};
     if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(this.#o.heartbeatSeconds));
-    const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, ...tls });
+    // noDelay: without it Nagle's algorithm holds back any frame over one segment (every sealed spore) for
+    // the peer's delayed acknowledgement, about 40 ms.
+    const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, noDelay: true, ...tls });
     conn.on("error", () => {}); // followed by "close", handled below
     conn.on("close", () => this.#lost(conn));
     const pub = await this.#publisher(conn);
@@ -238,8 +250,8 @@ export class AmqpTransport implements Transport {
     if (this.connections > 1) this.directory.reconnected();
   }
 
-  async #publisher(conn: ChannelModel): Promise<ConfirmChannel> {
-    const pub = await conn.createConfirmChannel();
+  async #publisher(conn: ChannelModel): Promise<Channel | ConfirmChannel> {
+    const pub = this.#o.confirms ? await conn.createConfirmChannel() : await conn.createChannel();
     pub.on("error", () => {});
     pub.on("return", (msg: ConsumeMessage) => {
       const id = msg.properties.headers?.["x-spores-pub"];
@@ -252,7 +264,7 @@ export class AmqpTransport implements Transport {
    * Replaces a publish channel that the broker nacked on. A channel that published to a quorum queue while
    * its leader was being elected can go on nacking after the new leader is up; a new channel does not.
    */
-  #renewPublisher(old: ConfirmChannel): void {
+  #renewPublisher(old: Channel | ConfirmChannel): void {
     const conn = this.#conn;
     if (this.#pub !== old || !conn) return;
     this.#pub = undefined;
@@ -323,8 +335,25 @@ export class AmqpTransport implements Transport {
     return queue;
   }
 
-  /** @internal A live confirm channel, waiting out an outage up to the publish timeout. */
-  async channel(): Promise<ConfirmChannel> {
+  #drained: Promise<void> | undefined;
+
+  /** Resolves when the publishing channel's buffer has drained (or the channel closed). */
+  #drain(ch: Channel | ConfirmChannel): Promise<void> {
+    this.#drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        ch.off("drain", done);
+        ch.off("close", done);
+        this.#drained = undefined;
+        resolve();
+      };
+      ch.on("drain", done);
+      ch.on("close", done);
+    });
+    return this.#drained;
+  }
+
+  /** @internal The live publishing channel, waiting out an outage up to the publish timeout. */
+  async channel(): Promise<Channel | ConfirmChannel> {
     const deadline = Date.now() + this.#o.publishTimeoutMs;
     while (!this.#pub) {
       if (this.#closed) throw new TransportError("amqp transport is closed");
@@ -347,16 +376,22 @@ export class AmqpTransport implements Transport {
       ? `agent.${checkId(to.agent, "agent")}.${type}`
       : `broadcast.${checkId(to.channel, "channel")}.${type}`;
     const pubId = `${++this.#seq}`;
-    const ch = await this.channel();
+    const ch = this.#pub ?? await this.channel();
     const props = {
       persistent: true,
-      mandatory: direct,
+      mandatory: direct && this.#o.confirms, // a return is only noticed through the confirm that follows it
       priority: options.priority ?? 4,
       expiration: options.ttlMs === undefined ? undefined : String(Math.max(1, Math.floor(options.ttlMs))),
       messageId: options.dedupId,
       contentType: "application/vnd.spores",
       headers: { "x-spores-pub": pubId },
     };
+    if (!this.#o.confirms) {
+      // Resolves once written; waits for the socket buffer to drain when it is full (one listener however
+      // many publishes wait).
+      if (!ch.publish(this.#o.exchange, key, buf(bytes), props)) await this.#drain(ch);
+      return;
+    }
     try {
       await new Promise<void>((resolve, reject) => {
         const ok = ch.publish(
@@ -366,7 +401,7 @@ export class AmqpTransport implements Transport {
           props,
           (err: unknown) => err ? reject(err) : resolve(),
         );
-        if (!ok) ch.once("drain", () => {}); // back-pressure: the confirm resolves after the buffer drains
+        if (!ok) void this.#drain(ch); // back-pressure: the confirm resolves after the buffer drains
       });
     } catch (cause) {
       this.#returned.delete(pubId);

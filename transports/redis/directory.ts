@@ -1,16 +1,26 @@
 /**
  * Agent cards in Redis: a hash `{prefix}:cards` (agent id → card bytes) and a
  * pub/sub channel of the same name announcing each publication. Cards are
- * verified when read, never trusted because Redis served them.
+ * verified when read, never trusted because Redis served them. A card
+ * replaces an agent's card only if it is newer and, for new identity keys,
+ * signed by the previous identity (compare-and-set, so two publishers cannot
+ * race past the check); a reader that has seen an agent's card keeps it
+ * when Redis serves an older or discontinuous one.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import { TransportError } from "../../crypto/errors.ts";
-import { type AgentCard, verifyCard } from "../../spore/card.ts";
-import type { CardListener, Directory } from "../../spore/directory.ts";
+import { type AgentCard, checkSuccession, verifyCard } from "../../spore/card.ts";
+import { CardLedger, type CardListener, type Directory } from "../../spore/directory.ts";
 import { checkId } from "../../spore/limits.ts";
 import type { RedisClient } from "./connection.ts";
+
+const CAS = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (cur or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`;
 
 /**
  * A card directory kept in Redis.
@@ -26,6 +36,7 @@ export class RedisDirectory implements Directory {
   readonly #client: RedisClient;
   readonly #key: string;
   readonly #listeners = new Set<CardListener>();
+  readonly #seen = new CardLedger(10_000);
   #subscriber: RedisClient | undefined;
 
   /**
@@ -39,19 +50,37 @@ export class RedisDirectory implements Directory {
     this.#key = `${prefix}:cards`;
   }
 
-  /** Verifies and stores `card`, then announces it. */
+  /** Verifies `card`, stores it if it may replace the agent's card, then announces it. */
   async publish(card: Uint8Array): Promise<void> {
     const verified = await verifyCard(card);
-    try {
-      await this.#client.hset(
-        this.#key,
-        verified.id,
-        Buffer.from(card.buffer, card.byteOffset, card.byteLength),
-      );
-      await this.#client.publish(this.#key, verified.id);
-    } catch (cause) {
-      throw new TransportError("Redis refused the card", { cause });
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let current: Uint8Array | null;
+      try {
+        current = await this.#client.hgetBuffer(this.#key, verified.id);
+      } catch (cause) {
+        throw new TransportError("cannot read cards from Redis", { cause });
+      }
+      if (current) checkSuccession(await verifyCard(new Uint8Array(current)), verified);
+      let stored: unknown;
+      try {
+        stored = await this.#client.eval(
+          CAS,
+          1,
+          this.#key,
+          verified.id,
+          current ? Buffer.from(current) : "",
+          Buffer.from(card.buffer, card.byteOffset, card.byteLength),
+        );
+        if (stored === 1) await this.#client.publish(this.#key, verified.id);
+      } catch (cause) {
+        throw new TransportError("Redis refused the card", { cause });
+      }
+      if (stored === 1) {
+        this.#seen.prefer(verified);
+        return;
+      }
     }
+    throw new TransportError("the card of this agent changed in Redis during each of 5 attempts");
   }
 
   /** The verified card of `id`. */
@@ -63,8 +92,8 @@ export class RedisDirectory implements Directory {
     } catch (cause) {
       throw new TransportError("cannot read cards from Redis", { cause });
     }
-    if (!bytes) return undefined;
-    return await verifyCard(new Uint8Array(bytes));
+    if (!bytes) return this.#seen.get(id);
+    return this.#seen.prefer(await verifyCard(new Uint8Array(bytes)));
   }
 
   /** Calls `listener` with each card published from now on (verified; bad ones are skipped). */

@@ -4,14 +4,20 @@
  * many processes send), replay windows, one-shot dedup (`SET NX PX`) and
  * delivery receipts. All of one agent's keys carry its id as a hash tag.
  *
+ * Redis never sees a key: sessions, and the chain and epoch keys of the send
+ * allocator, are sealed under the agent's state key (`StateSealer`, derived
+ * from its identity) before they are written, and opened (authenticated)
+ * when read. Whoever reads this Redis learns no key and can forge nothing;
+ * a record altered or moved in Redis is a `DecryptError`.
+ *
  * @module
  */
-import { decode, encode } from "@msgpack/msgpack";
 import { Buffer } from "node:buffer";
-import { TransportError } from "../../crypto/errors.ts";
+import { ConfigError, SessionError, TransportError } from "../../crypto/errors.ts";
 import { checkId } from "../../spore/limits.ts";
 import type { ReplayVerdict } from "../../spore/replay.ts";
 import { epochKey, nextChain } from "../../spore/schedule.ts";
+import type { StateSealer } from "../../spore/state_seal.ts";
 import {
   DEFAULT_SESSION_POLICY,
   type ReceiptState,
@@ -49,6 +55,26 @@ if c > h then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', c - w) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 'fresh'`;
 
+const ONCE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
+local created = tonumber(ARGV[2])
+local floor = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if created <= floor then return 'stale' end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('ZADD', KEYS[2], created, ARGV[5])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if over > 0 then
+  local gone = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #gone, 2 do
+    redis.call('DEL', ARGV[4] .. gone[i])
+    if tonumber(gone[i + 1]) > floor then floor = tonumber(gone[i + 1]) end
+  end
+  local keep = math.max(redis.call('PTTL', KEYS[3]), tonumber(ARGV[1]))
+  redis.call('SET', KEYS[3], tostring(floor), 'PX', keep)
+end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return 'fresh'`;
+
 const CLAIM = `
 local v = redis.call('GET', KEYS[1])
 if v == 'done' then return 'done' end
@@ -73,6 +99,8 @@ export interface RedisSessionStoreOptions {
   windowTtlMs?: number;
   /** How long a process reuses a session it read before reading it again, ms. Default 5,000. */
   cacheMs?: number;
+  /** Most one-shot replay entries kept per sender (then its low-water mark rises). Default 10,000. */
+  oncePerSender?: number;
 }
 
 /**
@@ -93,7 +121,11 @@ export class RedisSessionStore implements SessionStore {
   readonly #window: number;
   readonly #windowTtl: number;
   readonly #cacheMs: number;
+  readonly #oncePerSender: number;
   readonly #cache = new Map<string, { state: SessionState; at: number }>();
+  /** The last send position this process allocated per session: a store rolled back is refused. */
+  readonly #allocated = new Map<string, { epoch: number; counter: number }>();
+  #sealer: StateSealer | undefined;
 
   /**
    * The state of `agent`, in the Redis that `client` reaches.
@@ -108,6 +140,22 @@ export class RedisSessionStore implements SessionStore {
     this.#window = options.replayWindow ?? DEFAULT_SESSION_POLICY.replayWindow;
     this.#windowTtl = options.windowTtlMs ?? 7 * 86_400_000;
     this.#cacheMs = options.cacheMs ?? 5000;
+    this.#oncePerSender = options.oncePerSender ?? 10_000;
+  }
+
+  /** Receives the agent's state sealer (the engine calls this once, before any other method). */
+  attach(sealer: StateSealer): void {
+    if (this.#sealer && this.#sealer.agent !== sealer.agent) {
+      throw new ConfigError("this Redis session store already serves another agent");
+    }
+    this.#sealer = sealer;
+  }
+
+  get #s(): StateSealer {
+    if (!this.#sealer) {
+      throw new ConfigError("RedisSessionStore has no state key: use it through an Agent or SporeEngine");
+    }
+    return this.#sealer;
   }
 
   async #run<T>(what: string, f: () => Promise<T>): Promise<T> {
@@ -120,11 +168,12 @@ export class RedisSessionStore implements SessionStore {
 
   /** The session `id`. */
   async get(id: string): Promise<SessionState | undefined> {
+    const sealer = this.#s;
     const cached = this.#cache.get(id);
     if (cached && Date.now() - cached.at < this.#cacheMs) return cached.state;
     const raw = await this.#run("read", () => this.#c.hgetBuffer(`${this.#k}:sessions`, id));
     if (!raw) return undefined;
-    const stored = decode(new Uint8Array(raw)) as SessionState;
+    const stored = sealer.openSession(new Uint8Array(raw), id);
     // Receive state is each process's own once read (it ratchets deterministically).
     const state = cached ? { ...stored, recv: cached.state.recv } : stored;
     this.#cache.set(id, { state, at: Date.now() });
@@ -134,8 +183,10 @@ export class RedisSessionStore implements SessionStore {
   /** Stores a session; its send position is created once and then only moved by `allocateSend`. */
   async put(state: SessionState): Promise<void> {
     const send = `${this.#k}:send:${state.id}`;
+    const sealer = this.#s;
+    const sealed = sealer.sealSession(state);
     await this.#run("write", async () => {
-      await this.#c.hset(`${this.#k}:sessions`, state.id, buf(encode(state)));
+      await this.#c.hset(`${this.#k}:sessions`, state.id, buf(sealed));
       if (await this.#c.exists(send) === 0) {
         await this.#c.eval(
           "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'e', ARGV[1], 'c', ARGV[2], 't', ARGV[3], 'chain', ARGV[4], 'key', ARGV[5]) end return 1",
@@ -144,8 +195,8 @@ export class RedisSessionStore implements SessionStore {
           String(state.send.epoch),
           String(state.send.counter),
           String(state.send.startedAt),
-          buf(state.send.chain),
-          buf(state.send.key),
+          buf(sealer.seal(state.send.chain, `send:${state.id}:${state.send.epoch}:chain`)),
+          buf(sealer.seal(state.send.key, `send:${state.id}:${state.send.epoch}:key`)),
         );
       }
     });
@@ -159,6 +210,7 @@ export class RedisSessionStore implements SessionStore {
       await this.#c.del(`${this.#k}:send:${id}`);
     });
     this.#cache.delete(id);
+    this.#allocated.delete(id);
   }
 
   /** The sending session for `peer`. */
@@ -179,6 +231,7 @@ export class RedisSessionStore implements SessionStore {
     now: number,
   ): Promise<{ epoch: number; counter: number; key: Uint8Array; rotated: boolean }> {
     const send = `${this.#k}:send:${state.id}`;
+    const sealer = this.#s;
     let rotated = false;
     for (let attempt = 0; attempt < 5; attempt++) {
       const r = await this.#run(
@@ -190,19 +243,30 @@ export class RedisSessionStore implements SessionStore {
       if (status === "ok") {
         const epoch = Number(str(r[1]));
         const counter = Number(str(r[2]));
+        const last = this.#allocated.get(state.id);
+        if (last && (epoch < last.epoch || (epoch === last.epoch && counter <= last.counter))) {
+          throw new SessionError("session store rolled back: refusing to use a nonce twice");
+        }
+        const key = sealer.open(new Uint8Array(r[3] as Uint8Array), `send:${state.id}:${epoch}:key`);
+        this.#allocated.set(state.id, { epoch, counter });
         state.send.epoch = epoch;
         state.send.counter = counter + 1;
-        return { epoch, counter, key: new Uint8Array(r[3] as Uint8Array), rotated };
+        return { epoch, counter, key, rotated };
       }
       if (status !== "rotate") throw new TransportError("Redis session store: session has no send state");
-      const chain = new Uint8Array(r[2] as Uint8Array);
+      const e = Number(str(r[1]));
+      const chain = sealer.open(new Uint8Array(r[2] as Uint8Array), `send:${state.id}:${e}:chain`);
       const key = epochKey(chain);
       const next = nextChain(chain);
+      const sealedNext = sealer.seal(next, `send:${state.id}:${e + 1}:chain`);
+      const sealedKey = sealer.seal(key, `send:${state.id}:${e + 1}:key`);
+      chain.fill(0);
+      next.fill(0);
+      key.fill(0);
       await this.#run(
         "rotate",
-        () => this.#c.eval(ROTATE, 1, send, str(r[1]), buf(next), buf(key), String(now)),
+        () => this.#c.eval(ROTATE, 1, send, String(e), buf(sealedNext), buf(sealedKey), String(now)),
       );
-      chain.fill(0);
       rotated = true;
     }
     throw new TransportError("Redis session store: could not allocate a send position");
@@ -217,11 +281,35 @@ export class RedisSessionStore implements SessionStore {
     return str(r) as ReplayVerdict;
   }
 
-  /** Records a one-shot key with `SET NX PX`. */
-  async acceptOnce(key: string, until: number): Promise<ReplayVerdict> {
+  /**
+   * Records a one-shot key (`SET NX PX`), under its sender's quota: past
+   * `oncePerSender` entries the sender's oldest is given up and its low-water
+   * mark rises to that entry's creation time (one atomic script).
+   */
+  async acceptOnce(
+    key: string,
+    until: number,
+    origin?: { sender: string; createdAt: number },
+  ): Promise<ReplayVerdict> {
     const ttl = Math.max(1, until - Date.now());
-    const r = await this.#run("dedup", () => this.#c.set(`${this.#k}:once:${key}`, "1", "PX", ttl, "NX"));
-    return r === "OK" ? "fresh" : "duplicate";
+    if (!origin) {
+      const r = await this.#run("dedup", () => this.#c.set(`${this.#k}:once:${key}`, "1", "PX", ttl, "NX"));
+      return r === "OK" ? "fresh" : "duplicate";
+    }
+    const r = await this.#run("dedup", () =>
+      this.#c.eval(
+        ONCE,
+        3,
+        `${this.#k}:once:${key}`,
+        `${this.#k}:oncez:${origin.sender}`,
+        `${this.#k}:oncef:${origin.sender}`,
+        ttl,
+        origin.createdAt,
+        this.#oncePerSender,
+        `${this.#k}:once:`,
+        key,
+      ));
+    return str(r) as ReplayVerdict;
   }
 
   /** Claims a message's handling. */

@@ -43,7 +43,7 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   prefix?: string;
   /** Approximate stream length kept (`XADD MAXLEN ~`). Default 100,000. */
   maxLen?: number;
-  /** Entries read per `XREADGROUP`. Default 64. */
+  /** Most entries read per `XREADGROUP` (never more than the subscription's prefetch). Default 256. */
   batch?: number;
   /** How long one blocking read waits, ms. Default 1,000. */
   blockMs?: number;
@@ -75,8 +75,10 @@ export interface RedisDurability {
 /** Bytes as a Node Buffer view (no copy), as ioredis needs for binary values. */
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 /** A plain Uint8Array copy of a Buffer. */
-const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b);
-const text = (b: unknown): string => (b instanceof Uint8Array ? new TextDecoder().decode(b) : String(b));
+// A view, not a copy: the reply buffer is not reused once parsed.
+const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+const decoder = new TextDecoder();
+const text = (b: unknown): string => (b instanceof Uint8Array ? decoder.decode(b) : String(b));
 
 type Fields = Record<string, Uint8Array>;
 function fieldsOf(list: unknown): Fields | undefined {
@@ -272,7 +274,7 @@ export class RedisTransport implements Transport {
     const keys = keysOf(this.#prefix, from, options.member);
     const sub = new RedisSubscription(this, keys, handler, {
       prefetch: options.prefetch ?? 64,
-      batch: this.#options.batch ?? 64,
+      batch: this.#options.batch ?? 256,
       blockMs: this.#options.blockMs ?? 1000,
       visibilityMs: this.#options.visibilityTimeoutMs ?? 30_000,
       claimEveryMs: this.#options.claimIntervalMs ?? 5000,
@@ -326,6 +328,8 @@ class RedisSubscription implements Subscription {
   #loop: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #space: (() => void) | undefined;
+  #acks: string[] = [];
+  #acked: Promise<void> | undefined;
 
   constructor(
     t: RedisTransport,
@@ -361,7 +365,9 @@ class RedisSubscription implements Subscription {
           await this.#readPending();
           await this.#claimStale();
         }
-        while (this.#inFlight.size >= this.#s.prefetch && !this.#closed) {
+        // Read again once half the prefetch is free, not at every free slot: fewer, larger reads.
+        const refill = Math.max(this.#s.prefetch >> 1, this.#s.prefetch - this.#s.batch);
+        while (this.#inFlight.size > refill && !this.#closed) {
           await new Promise<void>((r) => this.#space = r);
         }
         if (this.#closed) break;
@@ -477,7 +483,7 @@ class RedisSubscription implements Subscription {
       ack: async () => {
         if (settled) return;
         done();
-        await c.xack(stream, group, id);
+        await this.#ack(id);
       },
       nack: async () => {
         if (settled) return;
@@ -504,6 +510,20 @@ class RedisSubscription implements Subscription {
         await delivery.nack().catch(() => {});
       }
     });
+  }
+
+  /** Acknowledges with one `XACK` for every entry acknowledged in the same turn of the event loop. */
+  #ack(id: string): Promise<void> {
+    this.#acks.push(id);
+    this.#acked ??= new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        const ids = this.#acks;
+        this.#acks = [];
+        this.#acked = undefined;
+        this.#t.client.xack(this.#keys.stream, this.#keys.group, ...ids).then(() => resolve(), reject);
+      }, 0);
+    });
+    return this.#acked;
   }
 
   async #deadLetter(id: string, data: Uint8Array, deliveries: number): Promise<void> {
@@ -548,6 +568,7 @@ class RedisSubscription implements Subscription {
         // They stay pending and are reclaimed after the visibility timeout.
       }
     }
+    await this.#acked?.catch(() => {}); // acknowledgements already given reach Redis before the client goes
     this.#blocking?.disconnect();
     await this.#loop?.catch(() => {});
     this.onClose?.();

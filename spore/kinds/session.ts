@@ -1,0 +1,97 @@
+/**
+ * Session spores (kind 2): AEAD under the session's epoch key, with the
+ * (epoch, counter) nonce; no signature, since only the two parties of the
+ * handshake hold the keys.
+ *
+ * @module
+ */
+import { hex } from "../../crypto/bytes.ts";
+import { KeyChangedError, ReplayError, SessionError } from "../../crypto/errors.ts";
+import { encodeEnvelope, encodeHeader, type Envelope, Kind } from "../envelope.ts";
+import { encodePayload } from "../payload.ts";
+import { counterNonce } from "../schedule.ts";
+import { receiveKey, type SessionState } from "../session.ts";
+import type { OpenResult, OutgoingSpore } from "../types.ts";
+import { aeadKey, type EngineContext, sealed, type SealedSpore } from "./context.ts";
+
+/** Seals `msg` on the session `state`. */
+export async function sealSession(
+  ctx: EngineContext,
+  state: SessionState,
+  msg: OutgoingSpore,
+): Promise<SealedSpore> {
+  const now = ctx.now();
+  const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+  const header = ctx.header(Kind.SESSION, state.suite, state.peer, msg, now);
+  const { epoch, counter, key, rotated } = await ctx.store.allocateSend(state, ctx.policy, now);
+  if (rotated) ctx.stats.rotations++;
+  header.sessionId = hex.decode(state.id);
+  header.epoch = epoch;
+  header.counter = counter;
+  const headerBytes = encodeHeader(header);
+  const ciphertext = await ctx.crypto.aead.seal(
+    aeadKey(key),
+    counterNonce(epoch, counter),
+    payload,
+    headerBytes,
+  );
+  return sealed(
+    header,
+    encodeEnvelope(headerBytes, [ciphertext]),
+    epoch >= ctx.policy.rehandshakeAfterEpochs,
+  );
+}
+
+/** Opens a session spore whose envelope passed the common checks. */
+export async function openSession(
+  ctx: EngineContext,
+  env: Envelope,
+  now: number,
+  earlier: Promise<void> = Promise.resolve(),
+): Promise<OpenResult> {
+  const h = env.header;
+  const id = hex.encode(h.sessionId!);
+  const state = await ctx.store.get(id);
+  if (!state || state.peer !== h.from) {
+    throw new SessionError("spore for a session this agent does not have");
+  }
+  if (state.retireAt !== undefined && now > state.retireAt) {
+    throw new SessionError("spore for a closed session");
+  }
+  if (h.suite !== state.suite) throw new SessionError("spore suite differs from its session's");
+  const { card } = await ctx.trusted(h.from);
+  if (card.fingerprint !== state.peerFingerprint) {
+    throw new KeyChangedError(`identity of ${h.from} changed since the session began`);
+  }
+  const { key, commit } = receiveKey(state, h.epoch!, ctx.policy, now);
+  const payload = await ctx.crypto.aead.open(
+    aeadKey(key),
+    counterNonce(h.epoch!, h.counter!),
+    env.sections[0]!,
+    env.headerBytes,
+  );
+  // Write the session back only when it changed: a new epoch, or the peer's first proof of its keys.
+  const confirming = !state.confirmed;
+  if (commit() || confirming) {
+    state.confirmed = true;
+    await ctx.store.put(state);
+  }
+  // A responder's session becomes the sending one only now that the initiator has proved its keys.
+  if (confirming && state.retireAt === undefined) await switchTo(ctx, state);
+  await earlier; // spores that arrived before this one move the replay window first
+  const verdict = await ctx.store.acceptCounter(id, h.epoch!, h.counter!);
+  if (verdict === "stale") throw new ReplayError("spore older than the replay window");
+  return ctx.result(h, payload, "session", verdict === "duplicate", id);
+}
+
+/** Makes `state` the session used to send to its peer; the previous one receives for the grace window. */
+export async function switchTo(ctx: EngineContext, state: SessionState): Promise<void> {
+  const old = await ctx.store.current(state.peer);
+  if (old && old.id === state.id) return;
+  if (old) {
+    old.retireAt = ctx.now() + ctx.policy.graceMs;
+    await ctx.store.put(old);
+    await ctx.retire(old.peer, old.id, old.retireAt);
+  }
+  await ctx.store.setCurrent(state.peer, state.id);
+}
