@@ -39,7 +39,9 @@ worker.addEventListener("dead-letter", (e) => {
   tick();
 });
 // The auditor joins the channel, goes away, and catches up when it is back.
-await auditor.join("audit");
+const audit = { members: ["worker", "auditor"], posters: ["dispatcher"] };
+dispatcher.setMembers("audit", { members: ["worker", "auditor"] });
+await auditor.join("audit", audit);
 await auditor.leave("audit");
 for (const a of [worker, auditor]) {
   a.on("notice", (m) => {
@@ -47,11 +49,11 @@ for (const a of [worker, auditor]) {
     tick();
   });
 }
-await worker.join("audit");
+await worker.join("audit", audit);
 
 await dispatcher.connect("worker");
 await dispatcher.send("worker", { type: "job", content: "index" });
 await dispatcher.send("worker", { type: "job", content: "explode" });
 await dispatcher.broadcast("audit", { type: "notice", content: { jobs: 2 } });
-await auditor.join("audit");
+await auditor.join("audit", audit);
 await done.promise;

@@ -120,7 +120,9 @@ Deno.test("nats: agents work with exactly the permissions the README lists; less
       got.push(m.content);
     });
     bob.addEventListener("dead-letter", () => dead.resolve());
-    await bob.join("ops");
+    const ops = { members: ["alice", "bob"] };
+    alice.setMembers("ops", ops);
+    await bob.join("ops", ops);
     await alice.connect("bob");
     await alice.send("bob", { type: "n", content: 1 });
     await alice.send("bob", { type: "n", content: "bad" });

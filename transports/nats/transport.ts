@@ -524,7 +524,8 @@ class NatsSubscription implements Subscription {
   readonly #names: ConsumerNames;
   readonly #handler: DeliveryHandler;
   readonly #s: SubscriptionSettings;
-  readonly #inFlight = new Map<JsMsg, () => void>();
+  readonly #inFlight = new Map<JsMsg, { done: () => void; since: number }>();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
   #batch: ConsumerMessages | undefined;
   #closed = false;
   #loop: Promise<void> | undefined;
@@ -602,18 +603,14 @@ class NatsSubscription implements Subscription {
     let settled = false;
     const done = () => {
       settled = true;
-      clearInterval(heartbeat);
       this.#inFlight.delete(m);
       this.#space?.();
       this.#space = undefined;
+      if (this.#closed && this.#inFlight.size === 0) this.onClose?.(); // the transport may forget it now
     };
-    this.#inFlight.set(m, done);
-    // While the handler runs, in-progress acks keep the message here (up to maxHandlerMs).
-    const started = Date.now();
-    const heartbeat = setInterval(() => {
-      if (Date.now() - started > this.#s.maxHandlerMs) clearInterval(heartbeat);
-      else m.working();
-    }, Math.max(50, Math.floor(this.#s.ackWaitMs / 2)));
+    // While the handler runs, in-progress acks keep the message here (see #keepAlive).
+    this.#inFlight.set(m, { done, since: Date.now() });
+    this.#heartbeat ??= setInterval(() => this.#keepAlive(), Math.max(50, Math.floor(this.#s.ackWaitMs / 2)));
     const id = m.headers?.get(MSG_ID) ?? "";
     const priority = Number(m.headers?.get(PRIORITY_HEADER) || 4);
     const delivery: NatsDelivery = {
@@ -651,6 +648,28 @@ class NatsSubscription implements Subscription {
     });
   }
 
+  /**
+   * Sends an in-progress ack for every message whose handler has run for a while (up to `maxHandlerMs`), so
+   * a slow handler keeps it; one timer per subscription, stopped when nothing is in flight.
+   */
+  #keepAlive(): void {
+    const now = Date.now();
+    const due = now - Math.floor(this.#s.ackWaitMs / 2);
+    for (const [m, { since }] of this.#inFlight) {
+      if (since <= due && now - since <= this.#s.maxHandlerMs) {
+        try {
+          m.working();
+        } catch {
+          // the connection is closed: the server redelivers after ack_wait
+        }
+      }
+    }
+    if (this.#inFlight.size === 0) {
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = undefined;
+    }
+  }
+
   /** Copies `m` to the dead-letter subject (awaiting the PubAck), then ends its delivery (`term`). */
   async #deadLetter(m: JsMsg): Promise<void> {
     const h = headers();
@@ -685,10 +704,13 @@ class NatsSubscription implements Subscription {
       this.#batch?.stop();
       this.#space?.();
       await this.#loop?.catch(() => {});
-      this.onClose?.();
+      // Until its running handlers finish, the transport keeps it (to hand their messages back on close).
+      if (this.#inFlight.size === 0) this.onClose?.();
     }
     if (handBack) {
-      for (const [m, done] of [...this.#inFlight]) {
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = undefined;
+      for (const [m, { done }] of [...this.#inFlight]) {
         done();
         try {
           m.nak();
