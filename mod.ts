@@ -20,3 +20,4 @@
 export * from "./crypto/mod.ts";
 export * from "./spore/mod.ts";
 export * from "./transports/transport.ts";
+export * from "./transports/connect_error.ts";

@@ -23,6 +23,7 @@
  * │   ├── TooLargeError      a field or the whole input is over its limit
  * │   └── KeyFileError       a key file that is truncated, corrupted or unknown
  * ├── ConfigError            a caller or deployment mistake
+ * │   └── ContentError       content that would not arrive as it was given (spore/content.ts)
  * └── TransportError         a broker or network failure
  * ```
  *
@@ -51,6 +52,7 @@ export type SporeErrorCode =
   | "ERR_TOO_LARGE"
   | "ERR_KEY_FILE"
   | "ERR_CONFIG"
+  | "ERR_CONTENT"
   | "ERR_TRANSPORT";
 
 /**

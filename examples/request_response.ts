@@ -1,6 +1,6 @@
 /**
- * Request and response: a client asks a server, matching answers to
- * requests by spore id.
+ * Request and reply: a client asks a server and awaits its answer;
+ * `request` correlates the reply with the request, `message.reply` answers.
  *
  * Run: `deno run examples/request_response.ts` (no permission needed on `memory://`).
  *
@@ -8,29 +8,20 @@
  */
 import { Agent } from "../mod.ts";
 
-type Api = { "add": { a: number; b: number }; "result": { re: string; value: number } };
+type Api = { "add": { a: number; b: number } };
 
-await using server = await Agent.start<Api>({ id: "calculator", transport: "memory://rr" });
+// Handlers given to start are in place before the first message is read.
+await using server = await Agent.start<Api>({
+  id: "calculator",
+  transport: "memory://rr",
+  handlers: {
+    add: (req) => req.reply(req.content.a + req.content.b),
+  },
+});
 await using client = await Agent.start<Api>({ id: "client", transport: "memory://rr" });
 
-server.on("add", async (req) => {
-  await server.send(req.from, {
-    type: "result",
-    content: { re: req.id, value: req.content.a + req.content.b },
-  });
-});
-
-const waiting = new Map<string, (value: number) => void>();
-client.on("result", (res) => waiting.get(res.content.re)?.(res.content.value));
-
-async function add(a: number, b: number): Promise<number> {
-  const reply = Promise.withResolvers<number>();
-  const id = crypto.randomUUID();
-  waiting.set(id, reply.resolve); // registered before sending: the answer cannot outrun it
-  await client.send("calculator", { id, type: "add", content: { a, b } });
-  return await reply.promise;
-}
-
 await client.connect("calculator");
+const add = async (a: number, b: number) =>
+  (await client.request("calculator", { type: "add", content: { a, b } }, { timeoutMs: 5000 })).content;
 const results = await Promise.all([add(1, 2), add(20, 22), add(-5, 5)]);
-console.log("results:", results);
+console.log(`results from ${server.id}:`, results);

@@ -43,12 +43,15 @@ try {
   });
   const dead = Promise.withResolvers<DeadLetter>();
   worker.addEventListener("dead-letter", (e) => dead.resolve((e as CustomEvent<DeadLetter>).detail));
-  await worker.join("audit");
+  // Channel membership is explicit: who may read the channel and whose posts are accepted.
+  const audit = { members: ["dispatcher", "worker", "auditor"], posters: ["dispatcher"] };
+  dispatcher.setMembers("audit", audit);
+  await worker.join("audit", audit);
 
   // The auditor joins the channel, then goes away while a notice is broadcast.
   const identity = await Identity.generate();
   const auditor = await Agent.start({ id: "auditor", identity, transport: url, transportOptions });
-  await auditor.join("audit");
+  await auditor.join("audit", audit);
   await auditor.close();
 
   await dispatcher.connect("worker");
@@ -69,7 +72,7 @@ try {
     console.log(`auditor    ← #${m.channel} ${JSON.stringify(m.content)} from ${m.from} (caught up)`);
     caught.resolve();
   });
-  await back.join("audit");
+  await back.join("audit", audit);
   await caught.promise;
 
   await dispatcher.send("worker", { type: "broken", content: {} });

@@ -11,8 +11,10 @@ import {
   ProtocolError,
   ReplayError,
   SporeError,
+  type SporeErrorCode,
   TransportError,
   TrustError,
+  UnknownSenderError,
 } from "../crypto/errors.ts";
 import { Identity } from "../crypto/identity.ts";
 import {
@@ -21,8 +23,9 @@ import {
   type Transport,
   type TransportFactory,
 } from "../transports/transport.ts";
+import { checkContent } from "./content.ts";
 import type { Directory } from "./directory.ts";
-import { type ChannelMembers, SporeEngine } from "./engine.ts";
+import { type ChannelMembers, newSporeId, SporeEngine } from "./engine.ts";
 import { inspect, type SporeInfo, Suite, SUITE_NAMES } from "./envelope.ts";
 import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
@@ -73,6 +76,12 @@ export interface Message<T = unknown> {
   traceContext?: Record<string, string>;
   /** How many times the transport delivered it before. */
   redeliveries: number;
+  /**
+   * Answers this message: sends `content` back to its sender, where the
+   * `request()` that sent it resolves with it. Resolves with the reply's spore
+   * id once the transport has it.
+   */
+  reply(content?: unknown, options?: { signal?: AbortSignal }): Promise<string>;
 }
 
 /** Options of {@linkcode Agent.on} and {@linkcode Agent.onAny}. */
@@ -83,10 +92,43 @@ export interface HandlerOptions {
    * given to this handler (they are counted as unhandled).
    */
   classic?: boolean;
+  /** Replace the handler already registered for this type. Default `false`: registering twice is a `ConfigError`. */
+  replace?: boolean;
+}
+
+/** Options of {@linkcode Agent.send} and {@linkcode Agent.broadcast}. */
+export interface SendControl {
+  /**
+   * Gives up waiting when aborted (the promise rejects with the signal's
+   * reason). A spore already handed to the transport may still arrive.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Agent.request}. */
+export interface RequestOptions extends SendControl {
+  /** How long to wait for the reply, ms. Default 30,000. */
+  timeoutMs?: number;
+}
+
+/** Options of {@linkcode Agent.close}. */
+export interface CloseOptions {
+  /**
+   * Longest wait for running handlers, ms. Past it the agent closes anyway;
+   * the spores of handlers still running stay with the broker (they were not
+   * acknowledged) and come back to the next start. Default: no limit.
+   */
+  timeoutMs?: number;
+}
+
+/** Options of {@linkcode Agent.join}. */
+export interface JoinOptions extends Partial<ChannelMembers> {
+  /** Also receive this agent's own broadcasts on the channel. Default `true`. */
+  echo?: boolean;
 }
 
 /** A handler; the spore is acknowledged when it resolves, redelivered when it throws. */
-export type Handler<T = unknown> = (message: Message<T>) => void | Promise<void>;
+export type Handler<T = unknown> = (message: Message<T>) => void | Promise<unknown>;
 
 /** A map from message type to content type, for typed agents. */
 export type MessageTypes = Record<string, unknown>;
@@ -106,7 +148,7 @@ export interface SendOptions<K extends string = string, T = unknown> {
 }
 
 /** Options of {@linkcode Agent.start}. */
-export interface AgentOptions {
+export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
   /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
   id: string;
   /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
@@ -161,7 +203,77 @@ export interface AgentOptions {
   praval?: PravalProfileOptions;
   /** Closes the agent when aborted. */
   signal?: AbortSignal;
+  /**
+   * Message handlers by type, registered before the agent reads its queue, so
+   * that no message waiting in the broker arrives before its handler.
+   */
+  handlers?: { [K in keyof Types & string]?: Handler<Types[K]> };
+  /**
+   * Where refusals go when no `logger` is given: `"warn-once"` (default) writes
+   * one line to stderr per refusal code, the first time it happens; `"silent"`
+   * writes nothing (refusals are still counted and sent as `rejected` events).
+   */
+  refusals?: "warn-once" | "silent";
 }
+
+/** Details of a `rejected` event: a spore refused before any handler saw it, and why. */
+export interface Rejection {
+  /** The refusal's code (`ERR_REPLAY`, `ERR_SIGNATURE`, ...); `ERR_INTERNAL` for an unexpected failure. */
+  code: SporeErrorCode | "ERR_INTERNAL";
+  /** The typed error. */
+  error: unknown;
+  /** Size of the refused bytes. */
+  size: number;
+  /** The sender its header claims (not authenticated), if it could be read. */
+  claimedFrom?: string;
+  /** The spore id its header claims (not authenticated), if it could be read. */
+  claimedId?: string;
+}
+
+/** Details of a `connected` event: a session with a peer is ready. */
+export interface Connected {
+  /** The peer. */
+  peer: string;
+  /** The session id. */
+  session: string;
+  /** Which side started the handshake. */
+  role: "initiator" | "responder";
+}
+
+/** Details of a `key-changed` event: a known agent's keys changed, and its spores are refused. */
+export interface KeyChanged {
+  /** The agent whose card changed (as claimed by the refused spore). */
+  agent: string | undefined;
+  /** The refusal. */
+  error: unknown;
+}
+
+/**
+ * The lifecycle events of an agent, for `addEventListener`. Message handlers
+ * are registered with `on`; these are separate.
+ */
+export interface AgentEventMap {
+  /** A spore was refused before any handler saw it. */
+  rejected: CustomEvent<Rejection>;
+  /** A message was given up on after `maxRedeliveries`, or had no handler that long. */
+  "dead-letter": CustomEvent<DeadLetter>;
+  /** A session is ready (either side). */
+  connected: CustomEvent<Connected>;
+  /** A known agent's keys changed (trust on first use refuses it). */
+  "key-changed": CustomEvent<KeyChanged>;
+  /** Broadcasts given up on: their sender key did not arrive. */
+  undeliverable: CustomEvent<Undeliverable>;
+}
+
+const EVENT_NAMES: ReadonlySet<string> = new Set([
+  "rejected",
+  "dead-letter",
+  "connected",
+  "key-changed",
+  "undeliverable",
+  "disconnected",
+  "reconnected",
+]);
 
 /** Details of a `dead-letter` event. */
 export interface DeadLetter {
@@ -228,6 +340,7 @@ function checkUserType(type: string): void {
   }
 }
 const KEY_REQUEST = "spores.sender-key-request";
+const REPLY = "spores.reply";
 const KEY_GRANT = "spores.sender-key";
 /** The initiator's first spore on a new session: it confirms the session to the responder. */
 const CONFIRM = "spores.confirm";
@@ -322,11 +435,18 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #requestLimit = new RateLimit(KEY_REQUESTS_PER_MINUTE);
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #sendOrder = new InOrder();
+  readonly #rekeying = new Map<string, Promise<void>>();
+  readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
+  readonly #iterators = new Set<() => void>();
+  readonly #noEcho = new Set<string>();
+  readonly #warnOnce: boolean;
+  readonly #warned = new Set<string>();
   readonly #metrics: AgentMetrics = emptyMetrics();
   #rotationsSeen = 0;
   #renewal: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  readonly #closingStarted = Promise.withResolvers<void>();
 
   private constructor(
     id: string,
@@ -335,7 +455,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     store: SessionStore,
     transport: Transport,
     ownsTransport: boolean,
-    options: AgentOptions,
+    options: Omit<AgentOptions, "handlers">,
   ) {
     super();
     this.id = id;
@@ -350,13 +470,14 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     this.#connectTimeout = options.connectTimeoutMs ?? 10_000;
     this.#prefetch = options.prefetch ?? 64;
     this.#channelAccess = options.channelAccess ?? (() => true);
+    this.#warnOnce = options.logger === undefined && options.refusals !== "silent";
     if (!Number.isInteger(this.#maxRedeliveries) || this.#maxRedeliveries < 0) {
       throw new ConfigError("maxRedeliveries must be a non-negative integer");
     }
   }
 
   /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
-  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions): Promise<Agent<T>> {
+  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions<T>): Promise<Agent<T>> {
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
@@ -388,6 +509,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       });
       const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
       agent.#praval = praval;
+      for (const [type, handler] of Object.entries(options.handlers ?? {})) {
+        if (handler) agent.on(type, handler as Handler<T[string]>);
+      }
       await engine.publishCard();
       const sub = await transport.subscribe({ agent: id }, (d) => agent.#track(agent.#receive(d)), {
         prefetch: agent.#prefetch,
@@ -441,17 +565,135 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (this.#closed) throw new ConfigError(`agent ${this.id} is closed`);
   }
 
-  /** Registers the handler of `type` (replacing any previous one). */
+  /**
+   * Listens for a lifecycle event (`rejected`, `dead-letter`, `connected`,
+   * `key-changed`); message handlers are registered with `on`.
+   */
+  override addEventListener<K extends keyof AgentEventMap>(
+    type: K,
+    listener: (event: AgentEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Listens for any event. */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | ((event: never) => void) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /**
+   * Registers the handler of message type `type`. A second handler for one
+   * type is a `ConfigError` unless `options.replace`; lifecycle events are not
+   * message types (use `addEventListener`).
+   */
   on<K extends keyof Types & string>(
     type: K,
     handler: Handler<Types[K]>,
     options: HandlerOptions = {},
   ): this {
+    if (EVENT_NAMES.has(type)) {
+      throw new ConfigError(
+        `"${type}" is an agent event, not a message type: use agent.addEventListener("${type}", listener)`,
+      );
+    }
     checkUserType(type);
+    if (this.#handlers.has(type) && !options.replace) {
+      throw new ConfigError(
+        `a handler for "${type}" is registered already: pass { replace: true } or call off()`,
+      );
+    }
     this.#handlers.set(type, handler as Handler<never>);
     if (options.classic) this.#classicTypes.add(type);
     else this.#classicTypes.delete(type);
     return this;
+  }
+
+  /** Removes the handler of `type` (its messages then wait with the broker; see `on`). */
+  off(type: string): this {
+    this.#handlers.delete(type);
+    this.#classicTypes.delete(type);
+    return this;
+  }
+
+  /**
+   * The messages of `type` as an async iterable: each message is acknowledged
+   * when the loop asks for the next one, so the loop body is the handler. A
+   * `break` stops the iteration; messages delivered but not yet reached go
+   * back to the broker.
+   *
+   * @example
+   * ```ts
+   * import { Agent } from "@spores/spores";
+   * const bob = await Agent.start({ id: "bob", transport: "memory://doc-messages" });
+   * const alice = await Agent.start({ id: "alice", transport: "memory://doc-messages" });
+   * await alice.send("bob", { type: "chat", content: "hi" });
+   * for await (const msg of bob.messages("chat")) {
+   *   console.assert(msg.content === "hi");
+   *   break;
+   * }
+   * await alice.close();
+   * await bob.close();
+   * ```
+   */
+  messages<K extends keyof Types & string>(
+    type: K,
+    options: HandlerOptions = {},
+  ): AsyncIterableIterator<Message<Types[K]>> {
+    type Item = { message: Message<Types[K]>; resolve(): void; reject(e: unknown): void };
+    const waiting: Item[] = [];
+    let current: Item | undefined;
+    let pull: ((r: IteratorResult<Message<Types[K]>>) => void) | undefined;
+    let ended = false;
+    const ending = () => new ConfigError(`iteration over "${type}" ended`);
+    const finish = () => {
+      if (ended) return;
+      ended = true;
+      this.#iterators.delete(finish);
+      this.off(type);
+      current?.resolve();
+      current = undefined;
+      for (const w of waiting.splice(0)) w.reject(ending());
+      pull?.({ value: undefined, done: true });
+      pull = undefined;
+    };
+    this.on(type, (message) =>
+      new Promise<void>((resolve, reject) => {
+        if (ended) return reject(ending());
+        const item: Item = { message, resolve, reject };
+        if (pull) {
+          const p = pull;
+          pull = undefined;
+          current = item;
+          p({ value: message, done: false });
+        } else waiting.push(item);
+      }), options);
+    this.#iterators.add(finish);
+    const iterator: AsyncIterableIterator<Message<Types[K]>> = {
+      next: () => {
+        current?.resolve();
+        current = undefined;
+        if (ended) return Promise.resolve({ value: undefined, done: true });
+        const w = waiting.shift();
+        if (w) {
+          current = w;
+          return Promise.resolve({ value: w.message, done: false });
+        }
+        return new Promise((r) => pull = r);
+      },
+      return: () => {
+        finish();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   /** Registers a handler for every type that has no handler of its own. */
@@ -539,6 +781,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         clearTimeout(timer);
         if (r !== "retry") {
           this.#log("info", "connected", { peer, session: r.id, role: r.role });
+          this.dispatchEvent(
+            new CustomEvent<Connected>("connected", { detail: { peer, session: r.id, role: r.role } }),
+          );
           return r;
         }
         if (Date.now() >= deadline) {
@@ -559,9 +804,15 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   async send<K extends keyof Types & string>(
     peer: string,
     message: SendOptions<K, Types[K]>,
+    options: SendControl = {},
   ): Promise<string> {
     this.#check();
     checkUserType(message.type);
+    checkContent(message.content);
+    return await abortable(this.#sendChecked(peer, message), options.signal);
+  }
+
+  async #sendChecked(peer: string, message: SendOptions): Promise<string> {
     if (this.#praval?.isPeer(peer)) {
       const { bytes, id, expiresAt, priority } = await this.#praval.seal(peer, message);
       await this.#publish({ agent: peer }, bytes, {
@@ -577,13 +828,89 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     return await this.#send(peer, message);
   }
 
+  /**
+   * Sends `message` to `peer` and resolves with the message `peer` answers it
+   * with (`message.reply(...)` in its handler). A `TransportError` if no reply
+   * came in `timeoutMs` (default 30,000).
+   *
+   * @example
+   * ```ts
+   * import { Agent } from "@spores/spores";
+   * const alice = await Agent.start({ id: "alice", transport: "memory://doc-request" });
+   * const bob = await Agent.start({ id: "bob", transport: "memory://doc-request" });
+   * bob.on("add", (m) => void m.reply((m.content as number[]).reduce((a, b) => a + b, 0)));
+   * const answer = await alice.request("bob", { type: "add", content: [1, 2, 3] });
+   * console.assert(answer.content === 6);
+   * await alice.close();
+   * await bob.close();
+   * ```
+   */
+  async request<K extends keyof Types & string>(
+    peer: string,
+    message: SendOptions<K, Types[K]>,
+    options: RequestOptions = {},
+  ): Promise<Message> {
+    this.#check();
+    checkUserType(message.type);
+    checkContent(message.content);
+    options.signal?.throwIfAborted();
+    const id = message.id === undefined ? newSporeId() : checkId(message.id, "spore id");
+    if (this.#requests.has(id)) throw new ConfigError(`a request with id ${id} is waiting already`);
+    const timeout = options.timeoutMs ?? 30_000;
+    const answered = Promise.withResolvers<Message>();
+    this.#requests.set(id, { peer, resolve: answered.resolve, type: message.type });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await abortable(this.#sendChecked(peer, { ...message, id }), options.signal);
+      const timedOut = new Promise<never>((_, reject) =>
+        timer = setTimeout(
+          () => reject(new TransportError(`no reply from ${peer} to ${message.type} within ${timeout} ms`)),
+          timeout,
+        )
+      );
+      return await abortable(
+        Promise.race([answered.promise, timedOut, this.#closedWhileWaiting()]),
+        options.signal,
+      );
+    } finally {
+      clearTimeout(timer);
+      this.#requests.delete(id);
+    }
+  }
+
+  /** Rejects once the agent starts closing (so nothing waits on a closed agent). */
+  #closedWhileWaiting(): Promise<never> {
+    return this.#closingStarted.promise.then(() => {
+      throw new TransportError(`agent ${this.id} closed while waiting`);
+    });
+  }
+
+  async #reply(to: string, re: string, content: unknown, options: SendControl): Promise<string> {
+    this.#check();
+    checkContent(content);
+    return await abortable(
+      this.#send(to, { type: REPLY, content: { re, content }, priority: 7 }),
+      options.signal,
+    );
+  }
+
   async #send(peer: string, message: SendOptions): Promise<string> {
     // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
     // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
     const { earlier, leave } = this.#sendOrder.enter(peer);
     let sealed, published;
     try {
-      sealed = await this.#engine.sealSpore(peer, message);
+      try {
+        sealed = await this.#engine.sealSpore(peer, message);
+      } catch (e) {
+        // Sending, the unknown agent is the recipient: say so.
+        if (e instanceof UnknownSenderError) {
+          throw new UnknownSenderError(`unknown recipient ${peer}: no agent card for it in the directory`, {
+            cause: e,
+          });
+        }
+        throw e;
+      }
       await earlier;
       published = this.#publish({ agent: peer }, sealed.bytes, sealed.info);
     } finally {
@@ -591,10 +918,17 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
     await published;
     const { info, rekeyDue } = sealed;
-    if (rekeyDue) {
-      this.connect(peer, { force: true }).catch((e) =>
-        this.#log("warn", "rekey-failed", { peer, code: e instanceof SporeError ? e.code : "ERR_INTERNAL" })
-      );
+    if (rekeyDue && !this.#rekeying.has(peer)) {
+      // One re-key per peer at a time: the sends that find it due meanwhile go on the current session.
+      const rekey = this.connect(peer, { force: true }).then(
+        () => {},
+        (e) =>
+          this.#log("warn", "rekey-failed", {
+            peer,
+            code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+          }),
+      ).finally(() => this.#rekeying.delete(peer));
+      this.#rekeying.set(peer, rekey);
     }
     return info.id;
   }
@@ -625,9 +959,15 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   async broadcast<K extends keyof Types & string>(
     channel: string,
     message: SendOptions<K, Types[K]>,
+    options: SendControl = {},
   ): Promise<string> {
     this.#check();
     checkUserType(message.type);
+    checkContent(message.content);
+    return await abortable(this.#broadcastInOrder(channel, message), options.signal);
+  }
+
+  async #broadcastInOrder(channel: string, message: SendOptions): Promise<string> {
     // In counter order, as for sends to a peer (see #send).
     const { earlier, leave } = this.#sendOrder.enter(`#${channel}`);
     let sealed, published;
@@ -656,12 +996,18 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
   /**
    * Joins `channel`: this agent receives its broadcasts, including those
-   * sent while it was away. `members` sets its membership (see `setMembers`).
+   * sent while it was away. `options.members` sets its membership (see
+   * `setMembers`); `options.echo: false` keeps this agent's own broadcasts
+   * from its handlers.
    */
-  async join(channel: string, members?: ChannelMembers): Promise<void> {
+  async join(channel: string, options: JoinOptions = {}): Promise<void> {
     this.#check();
     checkId(channel, "channel");
-    if (members) this.#engine.setMembers(channel, members);
+    if (options.members) {
+      this.#engine.setMembers(channel, { members: options.members, posters: options.posters });
+    }
+    if (options.echo === false) this.#noEcho.add(channel);
+    else this.#noEcho.delete(channel);
     if (this.#subscriptions.has(channel)) return;
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
@@ -682,7 +1028,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   #reject(error: unknown, bytes: Uint8Array): void {
-    const code = error instanceof SporeError ? error.code : "ERR_INTERNAL";
+    const code: SporeErrorCode | "ERR_INTERNAL" = error instanceof SporeError ? error.code : "ERR_INTERNAL";
     this.#metrics.rejected[code] = (this.#metrics.rejected[code] ?? 0) + 1;
     let claimed: { from: string; id: string; kind: string } | undefined;
     try {
@@ -700,6 +1046,28 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       claimedId: claimed?.id,
       kind: claimed?.kind,
     });
+    if (this.#warnOnce && !this.#warned.has(code)) {
+      this.#warned.add(code);
+      console.warn(
+        `spores: agent ${this.id} refused a spore (${code}${
+          claimed?.from ? `, claimed sender ${claimed.from}` : ""
+        }): ${error instanceof Error ? error.message : String(error)}. ` +
+          `Later refusals with this code are counted in agent.metrics().rejected and sent as "rejected" events.`,
+      );
+    }
+    const detail: Rejection = {
+      code,
+      error,
+      size: bytes.length,
+      claimedFrom: claimed?.from,
+      claimedId: claimed?.id,
+    };
+    this.dispatchEvent(new CustomEvent<Rejection>("rejected", { detail }));
+    if (code === "ERR_KEY_CHANGED") {
+      this.dispatchEvent(
+        new CustomEvent<KeyChanged>("key-changed", { detail: { agent: claimed?.from, error } }),
+      );
+    }
   }
 
   async #receive(d: Delivery): Promise<void> {
@@ -715,9 +1083,15 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     } catch (e) {
       if (e instanceof TransportError) {
         // The spore is not at fault (a directory or store is unreachable): keep it for later.
-        this.#log("warn", "receive-deferred", { code: e.code, size: d.bytes.length });
-        await new Promise((r) => setTimeout(r, 250));
-        await d.nack();
+        // Deferrals are bounded like handler failures: after maxRedeliveries the broker's dead letters keep it.
+        this.#log("warn", "receive-deferred", {
+          code: e.code,
+          size: d.bytes.length,
+          attempt: d.redeliveries + 1,
+        });
+        const pause = Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5));
+        await Promise.race([new Promise((r) => setTimeout(r, pause)), this.#closingStarted.promise]);
+        await this.#redeliverOrDrop(d, undefined, e);
         return;
       }
       this.#reject(e, d.bytes);
@@ -759,6 +1133,13 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         }
         this.#metrics.handshakes++;
         this.#log("info", "handshake", { peer: result.peer, session: result.sessionId });
+        if (result.reply) {
+          this.dispatchEvent(
+            new CustomEvent<Connected>("connected", {
+              detail: { peer: result.peer, session: result.sessionId, role: "responder" },
+            }),
+          );
+        }
         await d.ack();
         return;
       case "ignored":
@@ -870,6 +1251,16 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       }
       const grant = this.#engine.grantSenderKey(channel, keyId, spore.from);
       if (grant) await this.#send(spore.from, { type: KEY_GRANT, content: grant, priority: 9 });
+    } else if (spore.type === REPLY) {
+      const { re, content } = (spore.content ?? {}) as { re?: unknown; content?: unknown };
+      const pending = typeof re === "string" ? this.#requests.get(re) : undefined;
+      // Only the peer a request went to can answer it.
+      if (!pending || pending.peer !== spore.from) {
+        this.#metrics.unhandled++;
+        this.#log("debug", "reply-unexpected", { from: spore.from, id: spore.id });
+        return;
+      }
+      pending.resolve(this.#message(spore, 0, pending.type, content));
     } else if (spore.type === KEY_GRANT) {
       this.#engine.installSenderKey(spore.from, spore.content);
       const keyId = (spore.content as { keyId: Uint8Array }).keyId;
@@ -897,28 +1288,16 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await d.ack();
       return;
     }
-    const handler = this.#handlers.get(spore.type) ?? this.#anyHandler;
-    if (!handler) {
-      this.#metrics.unhandled++;
-      this.#log("warn", "unhandled", { from: spore.from, id: spore.id, type: spore.type });
-      await d.ack();
+    if (spore.kind === "broadcast" && spore.from === this.id && this.#noEcho.has(spore.to)) {
+      await d.ack(); // this agent's own broadcast, on a channel joined with { echo: false }
       return;
     }
-    const message: Message = {
-      id: spore.id,
-      type: spore.type,
-      from: spore.from,
-      to: spore.to,
-      content: spore.content,
-      createdAt: spore.createdAt,
-      expiresAt: spore.expiresAt,
-      priority: spore.priority,
-      suite: spore.suite,
-      kind: spore.kind,
-      security: spore.suite === SUITE_NAMES[Suite.NACL_ED25519] ? "classic" : "post-quantum",
-      redeliveries: d.redeliveries,
-    };
-    if (spore.kind === "broadcast") message.channel = spore.to;
+    const message = this.#message(spore, d.redeliveries);
+    const handler = this.#handlers.get(spore.type) ?? this.#anyHandler;
+    if (!handler) {
+      await this.#unhandled(d, message);
+      return;
+    }
     const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
     if (receipt === "claimed" && firstCopy) {
       // Nobody holds it and it is no redelivery (a failed handler's message comes back as one): a copy.
@@ -954,6 +1333,44 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     this.#metrics.delivered++;
     this.#log("debug", "delivered", { from: spore.from, id: spore.id, type: spore.type });
     await d.ack();
+  }
+
+  /** The message a handler receives for `spore`. */
+  #message(spore: OpenedSpore, redeliveries: number, type = spore.type, content = spore.content): Message {
+    const message: Message = {
+      id: spore.id,
+      type,
+      from: spore.from,
+      to: spore.to,
+      content,
+      createdAt: spore.createdAt,
+      expiresAt: spore.expiresAt,
+      priority: spore.priority,
+      suite: spore.suite,
+      kind: spore.kind,
+      security: spore.suite === SUITE_NAMES[Suite.NACL_ED25519] ? "classic" : "post-quantum",
+      redeliveries,
+      reply: (content, options = {}) => this.#reply(spore.from, spore.id, content, options),
+    };
+    if (spore.kind === "broadcast") message.channel = spore.to;
+    return message;
+  }
+
+  /**
+   * A message no handler takes yet is never acknowledged into oblivion: it
+   * goes back to the broker after a pause (100 ms, doubling, at most 2 s), so a
+   * handler registered meanwhile gets it; after `maxRedeliveries` such returns
+   * it is dead-lettered with a `dead-letter` event.
+   */
+  async #unhandled(d: Delivery, message: Message): Promise<void> {
+    this.#metrics.unhandled++;
+    this.#log("warn", "unhandled", { from: message.from, id: message.id, type: message.type });
+    const error = new ConfigError(`no handler for message type "${message.type}"`);
+    if (d.redeliveries + 1 <= this.#maxRedeliveries && !this.#closed) {
+      const pause = Math.min(2000, 100 * 2 ** d.redeliveries);
+      await Promise.race([new Promise((r) => setTimeout(r, pause)), this.#closingStarted.promise]);
+    }
+    await this.#redeliverOrDrop(d, message, error);
   }
 
   /**
@@ -996,13 +1413,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       : this.#anyClassic && !this.#handlers.has(m.type)
       ? this.#anyHandler
       : undefined;
-    if (!handler) {
-      profile.guard.complete(m.from, m.nonce);
-      this.#metrics.unhandled++;
-      this.#log("warn", "unhandled", { from: m.from, id: m.id, type: m.type, security: "classic" });
-      await d.ack();
-      return;
-    }
     const message: Message = {
       id: m.id,
       type: m.type,
@@ -1016,8 +1426,14 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       kind: "praval",
       security: "classic",
       redeliveries: d.redeliveries,
+      reply: (content, options = {}) => this.#reply(m.from, m.id, content, options),
     };
     if (m.traceContext) message.traceContext = m.traceContext;
+    if (!handler) {
+      profile.guard.release(m.from, m.nonce);
+      await this.#unhandled(d, message);
+      return;
+    }
     const started = performance.now();
     try {
       await handler(message);
@@ -1071,7 +1487,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * spores are acknowledged or returned to the broker), then closes the
    * transport if the agent opened it.
    */
-  close(): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
       clearInterval(this.#renewal);
@@ -1087,7 +1503,23 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         );
       }
       this.#parkedCount = 0;
-      while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+      // No reply can arrive any more either; iterations end.
+      this.#closingStarted.resolve();
+      for (const finish of [...this.#iterators]) finish();
+      const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+      while (this.#inFlight.size > 0) {
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          this.#log("warn", "close-timeout", { running: this.#inFlight.size });
+          break;
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          Promise.allSettled([...this.#inFlight]),
+          new Promise((r) => timer = setTimeout(r, Math.min(left, 2 ** 31 - 1))),
+        ]);
+        clearTimeout(timer);
+      }
       if (this.#ownsTransport) await this.transport.close();
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
     })();
@@ -1102,11 +1534,28 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
 /** Transport options for an agent with a Praval profile: Praval's AMQP exchange unless one is given. */
 function pravalTransportOptions(
-  options: AgentOptions,
+  options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
 ): Record<string, unknown> | undefined {
   const url = options.transport;
   if (!praval || typeof url !== "string" || !/^amqps?:/i.test(url)) return options.transportOptions;
   if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
   return { ...options.transportOptions, exchange: praval.exchange };
+}
+
+/** `work`, or the signal's reason as soon as `signal` aborts (the work itself goes on). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

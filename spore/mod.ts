@@ -23,6 +23,7 @@
  * @module
  */
 export * from "./card.ts";
+export * from "./content.ts";
 export * from "./directory.ts";
 export * from "./engine.ts";
 export * from "./envelope.ts";

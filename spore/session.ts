@@ -131,7 +131,9 @@ export function nextSend(
     s.startedAt = now;
     rotated = true;
   }
-  return { epoch: s.epoch, counter: s.counter++, key: s.key, rotated };
+  // A copy: the epoch key is erased at the next rotation, while seals that took a counter of this epoch may
+  // still be on their way to the cipher (they await the store first).
+  return { epoch: s.epoch, counter: s.counter++, key: s.key.slice(), rotated };
 }
 
 /** Whether this session has run enough epochs that a fresh handshake is due. */

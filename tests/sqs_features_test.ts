@@ -282,7 +282,9 @@ sqsTest(
     bob.addEventListener("dead-letter", (e) => dead.resolve((e as CustomEvent<DeadLetter>).detail));
     const news = Promise.withResolvers<Message>();
     bob.on("news", (m) => news.resolve(m));
-    await bob.join("ops");
+    const ops = { members: ["alice", "bob"] };
+    alice.setMembers("ops", ops);
+    await bob.join("ops", ops);
     await alice.connect("bob");
     await alice.send("bob", { type: "chat", content: { text: "over sqs" } });
     assert.deepEqual((await chat.promise).content, { text: "over sqs" });
@@ -392,7 +394,9 @@ sqsTest("agents on FIFO queues and topics: cards, handshake, ordered sends, broa
   bob.on("n", (m) => void got.push(m.content as number));
   const news = Promise.withResolvers<Message>();
   bob.on("news", (m) => news.resolve(m));
-  await bob.join("ops");
+  const ops = { members: ["alice", "bob"] };
+  alice.setMembers("ops", ops);
+  await bob.join("ops", ops);
   await alice.connect("bob");
   for (let i = 0; i < 20; i++) await alice.send("bob", { type: "n", content: i });
   await alice.broadcast("ops", { type: "news", content: "fifo" });

@@ -12,6 +12,7 @@ import { encodePayload } from "../payload.ts";
 import { counterNonce } from "../schedule.ts";
 import { receiveKey, type SessionState } from "../session.ts";
 import type { OpenResult, OutgoingSpore } from "../types.ts";
+import { AeadKey } from "../../crypto/aead.ts";
 import { aeadKey, type EngineContext, sealed, type SealedSpore } from "./context.ts";
 
 /** Seals `msg` on the session `state`. */
@@ -29,12 +30,14 @@ export async function sealSession(
   header.epoch = epoch;
   header.counter = counter;
   const headerBytes = encodeHeader(header);
-  const ciphertext = await ctx.crypto.aead.seal(
-    aeadKey(key),
-    counterNonce(epoch, counter),
-    payload,
-    headerBytes,
-  );
+  const aead = AeadKey.from(key);
+  key.fill(0); // the store hands each seal its own copy of the epoch key
+  let ciphertext: Uint8Array;
+  try {
+    ciphertext = await ctx.crypto.aead.seal(aead, counterNonce(epoch, counter), payload, headerBytes);
+  } finally {
+    aead.destroy();
+  }
   return sealed(
     header,
     encodeEnvelope(headerBytes, [ciphertext]),

@@ -32,6 +32,7 @@ import {
   type TransportCapabilities,
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
+import { explainConnectError, hostPort } from "../connect_error.ts";
 
 /** TLS settings for `amqps://`. */
 export interface AmqpTlsOptions {
@@ -198,7 +199,10 @@ export class AmqpTransport implements Transport {
     try {
       await t.#open();
     } catch (cause) {
-      throw new TransportError(`cannot reach RabbitMQ at ${describe(url)}`, { cause });
+      throw new TransportError(
+        `cannot reach RabbitMQ at ${describe(url)}: ${explainConnectError(cause, hostPort(url, 5672))}`,
+        { cause },
+      );
     }
     return t;
   }

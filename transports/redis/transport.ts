@@ -36,6 +36,7 @@ import {
   type RedisConnectionOptions,
 } from "./connection.ts";
 import { RedisDirectory } from "./directory.ts";
+import { explainConnectError, hostPort } from "../connect_error.ts";
 
 /** Options of the Redis transport. */
 export interface RedisTransportOptions extends RedisConnectionOptions {
@@ -162,15 +163,22 @@ export class RedisTransport implements Transport {
       throw new ConfigError("durability.replicas must be a whole number from 1 and timeoutMs positive");
     }
     const client = createClient(url, options);
-    client.on("error", () => {}); // reported through failed commands; reconnection is automatic
+    // Reported through failed commands; reconnection is automatic. The first socket error is kept: ioredis
+    // itself only says "Connection is closed".
+    let socketError: unknown;
+    client.on("error", (e: unknown) => socketError ??= e);
     try {
       await client.connect();
       await client.ping();
-    } catch (cause) {
+    } catch (failure) {
+      const cause = socketError ? new Error(String(failure), { cause: socketError }) : failure;
       // Stop reconnecting; let a socket that is still failing (EPIPE, reset) fail into ioredis's own handlers.
       await new Promise((r) => setTimeout(r, 50));
       client.disconnect();
-      throw new TransportError(`cannot reach Redis at ${describeUrl(url)}`, { cause });
+      throw new TransportError(
+        `cannot reach Redis at ${describeUrl(url)}: ${explainConnectError(cause, hostPort(url, 6379))}`,
+        { cause },
+      );
     }
     let durable = false;
     try {
