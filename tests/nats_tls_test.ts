@@ -62,6 +62,9 @@ Deno.test("nats over TLS and mutual TLS; user/password and token from the URL; w
       "server certificate from another CA",
     );
     await refused(`tls://app:wrong@${m}`, full, "wrong password");
+    const e = await open(`tls://app:not-the-password@${m}`, full).catch((e) => e);
+    assert.match(e.message, /refused the user name and password or the token/);
+    assert.ok(!e.message.includes("not-the-password"));
     // TLS required by the server: a nats:// URL upgrades; the token comes from the URL.
     const k = `127.0.0.1:${token.port}`;
     const t2 = await open(`nats://t0ken@${k}`, { ca: pki.ca });

@@ -7,6 +7,7 @@
  */
 import type { ConnectionOptions, NatsConnection } from "@nats-io/transport-node";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { explainConnectError } from "../connect_error.ts";
 import { connectGuarded } from "./socket.ts";
 
 /** TLS settings (implied by a `tls://` URL; a `nats://` URL uses TLS when the server requires it). */
@@ -116,6 +117,17 @@ export function describeNatsUrl(url: string): string {
   }
 }
 
+/** Why connecting failed, in plain words, never with the credentials. */
+function explain(cause: unknown, servers: string[]): string {
+  for (let e: unknown = cause, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const text = `${(e as Error).name} ${(e as Error).message}`;
+    if (/AuthorizationError|Authorization Violation|authentication/i.test(text)) {
+      return "the server refused the user name and password or the token (check the credentials in the URL)";
+    }
+  }
+  return explainConnectError(cause, servers.join(","));
+}
+
 /**
  * Connects (a `TransportError` if no server answers; a `ConfigError` for a bad URL, an option, or a server
  * without JetStream).
@@ -157,7 +169,9 @@ export async function connectNats(url: string, options: NatsConnectionOptions = 
   try {
     nc = await connectGuarded(opts);
   } catch (cause) {
-    throw new TransportError(`cannot reach NATS at ${describeNatsUrl(url)}`, { cause });
+    throw new TransportError(`cannot reach NATS at ${describeNatsUrl(url)}: ${explain(cause, p.servers)}`, {
+      cause,
+    });
   }
   if (nc.info && nc.info.jetstream !== true) {
     await nc.close();
