@@ -138,8 +138,8 @@ Deno.test("nats cluster: SIGKILL of the stream leader (bob's node) during 10,000
     await sleep(1500);
     assert.equal(seen.size, N);
     assert.ok([...seen.values()].every((c) => c === 1), "a message was handled twice");
-    // Every one of the N spores was handled once (above). A refusal here is of another spore (a copy of a
-    // protocol message); it is reported, not failed on.
+    // Every one of the N spores was handled once (above). A refusal here is of another spore: reported, not
+    // failed on.
     const refused = b.metrics().rejected;
     if (Object.keys(refused).length > 0) console.log(`bob refused other spores: ${JSON.stringify(refused)}`);
     assert.ok(bob.reconnections >= 1, "bob reconnected");
