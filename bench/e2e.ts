@@ -3,7 +3,7 @@
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-read=. --allow-env --allow-run bench/e2e.ts <target> [messages] [aead]
 //        [--split] [--rounds=3] [--latency] [--modes=raw,plain,secure] [--together]
-// target: redis | amqp | amqp-noconfirm | memory | sqs | mqtt | stomp (--stomp-url=... for Web-STOMP);
+// target: redis | amqp | amqp-noconfirm | memory | sqs | mqtt | stomp (--stomp-url=... for Web-STOMP) | nats;
 //   aead: auto (default) | native | noble.
 // --split puts the receiver in a process of its own (as agents are deployed); without it, sender and receiver
 // share one process and one JavaScript thread. A target with `raw` also runs its client library directly, the
@@ -15,6 +15,7 @@ import type { Transport } from "../transports/transport.ts";
 import { sqsTarget } from "./e2e_sqs.ts";
 import { mqttTarget } from "./e2e_mqtt.ts";
 import { stompTarget } from "./e2e_stomp.ts";
+import { natsTarget } from "./e2e_nats.ts";
 
 const flags = Deno.args.filter((a) => a.startsWith("--"));
 const positional = Deno.args.filter((a) => !a.startsWith("--"));
@@ -172,6 +173,7 @@ const targets: Record<string, Target> = {
   },
   amqp: { ...amqp(true), raw: rawAmqp(true) },
   "amqp-noconfirm": { ...amqp(false), raw: rawAmqp(false) },
+  nats: natsTarget,
   redis: {
     name: "Redis (ioredis, streams)",
     url: "redis://127.0.0.1:6379",
@@ -292,11 +294,12 @@ async function round(t: Target, mode: Mode): Promise<number> {
   } else if (mode === "plain") {
     const transport = await t.open(prefix);
     const payload = crypto.getRandomValues(new Uint8Array(SIZE));
+    let seq = 0; // dedup ids differ per message, as spore ids do (a broker that deduplicates keeps them all)
     send = () =>
       transport.publish({ agent: "bob" }, payload, {
         priority: 4,
         ttlMs: 300_000,
-        dedupId: "x",
+        dedupId: `plain-${++seq}`,
         type: "blob",
       });
     sender = transport;
@@ -347,8 +350,14 @@ async function latency(t: Target, mode: "plain" | "secure", count: number): Prom
     const rx = await t.open(prefix);
     const sub = await rx.subscribe({ agent: "bob" }, async (d) => (arrived?.(), await d.ack()));
     const tx = await t.open(prefix);
+    let seq = 0; // a dedup id per message, as spore ids are (a broker that deduplicates keeps them all)
     send = () =>
-      tx.publish({ agent: "bob" }, content, { priority: 4, ttlMs: 300_000, dedupId: "x", type: "blob" });
+      tx.publish({ agent: "bob" }, content, {
+        priority: 4,
+        ttlMs: 300_000,
+        dedupId: `lat-${++seq}`,
+        type: "blob",
+      });
     closers.push(() => tx.close(), async () => (await sub.close(), await rx.close()));
   } else {
     const bob = await Agent.start({ id: "bob", transport: t.url, transportOptions: t.options(prefix) });

@@ -301,6 +301,8 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
   "stomp+ssl:": "stomp",
   "stomp+ws:": "stomp",
   "stomp+wss:": "stomp",
+  "nats:": "nats",
+  "tls:": "nats",
 });
 
 /**

@@ -11,6 +11,7 @@ const BROKER_CLIENTS = [
   /@aws-sdk\//,
   /\bnats@/,
   /^ws@/,
+  /@nats-io\//,
 ];
 
 Deno.test("mod.ts runs a full seal/open round trip with no permission granted", async () => {

@@ -349,7 +349,8 @@ export class WsStompSocket implements IStompSocket {
     let ws: NodeWebSocket;
     try {
       const { default: WebSocket } = await import("ws");
-      ws = new WebSocket(target.url, ["v12.stomp", "v11.stomp", "v10.stomp"], {
+      // TLS options (servername included) go to Node's tls.connect; not every @types/ws lists them all.
+      const options: Record<string, unknown> = {
         skipUTF8Validation: true,
         perMessageDeflate: false,
         maxPayload: this.#maxPending, // one WebSocket message: ws refuses a larger one
@@ -358,7 +359,12 @@ export class WsStompSocket implements IStompSocket {
         cert: target.tls?.cert,
         key: target.tls?.key,
         servername: target.tls?.servername,
-      }) as NodeWebSocket;
+      };
+      ws = new WebSocket(
+        target.url,
+        ["v12.stomp", "v11.stomp", "v10.stomp"],
+        options as ConstructorParameters<typeof WebSocket>[2],
+      ) as NodeWebSocket;
     } catch (error) {
       this.#state = CLOSED;
       this.onerror?.({ type: "error", error });
