@@ -350,7 +350,10 @@ export async function diagnose(url: string, options: Record<string, unknown>): P
 export function doctorCommand(): Command {
   const cmd = new Command("doctor")
     .description("check a broker URL: connection, TLS, permissions, features, plugins, clock skew")
-    .argument("<url>", "transport URL: memory://, redis://, rediss://, amqp://, amqps://");
+    .argument(
+      "<url>",
+      "transport URL: memory://, redis(s)://, amqp(s)://, mqtt(s)://, stomp(+ssl|+ws|+wss)://, sqs://, nats://",
+    );
   withTransportOptions(cmd);
   withJson(cmd);
   return cmd.action(async (url: string, o) => {

@@ -32,7 +32,10 @@ export function listenCommand(): Command {
     .description(
       "receive messages as an agent and print each verified one as a JSON line on stdout; Ctrl-C stops",
     )
-    .argument("<url>", "transport URL: memory://, redis://, rediss://, amqp://, amqps://")
+    .argument(
+      "<url>",
+      "transport URL: memory://, redis(s)://, amqp(s)://, mqtt(s)://, stomp(+ssl|+ws|+wss)://, sqs://, nats://",
+    )
     .option(
       "--type <type>",
       "print only this message type (repeatable); others are acknowledged, skipped and counted on stderr",

@@ -91,7 +91,10 @@ async function sealedSender(
 export function sendCommand(): Command {
   const cmd = new Command("send")
     .description("send a message (or --count N of them, as a load run) to an agent")
-    .argument("<url>", "transport URL: memory://, redis://, rediss://, amqp://, amqps://")
+    .argument(
+      "<url>",
+      "transport URL: memory://, redis(s)://, amqp(s)://, mqtt(s)://, stomp(+ssl|+ws|+wss)://, sqs://, nats://",
+    )
     .option("--to <agent>", "the recipient")
     .requiredOption("--type <type>", "the message type")
     .option("--text <string>", "the content: a string")
