@@ -118,7 +118,14 @@ export class AmqpDirectory implements Directory {
     let bytes: Uint8Array | undefined;
     try {
       bytes = await using(this.#source, false, async (ch) => {
-        const q = await this.#assert(ch, id);
+        const q = this.#queue(id);
+        // Looked up passively: a lookup (of any id a spore claims) never creates broker state.
+        try {
+          await ch.checkQueue(q);
+        } catch (e) {
+          if ((e as { code?: unknown }).code !== 404) throw e;
+          return undefined;
+        }
         // Another process may hold the card unacknowledged for a moment: an empty read is retried, and only
         // a queue that stays empty means "no card".
         for (let i = 0; i < 20; i++) {
