@@ -115,7 +115,7 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
       ...(seeds ?? []),
       ...(options.cluster ?? []),
     ];
-    return new Cluster(nodes, {
+    return defineCommands(new Cluster(nodes, {
       redisOptions: {
         ...base,
         username: decodeURIComponent(u.username) || undefined,
@@ -123,9 +123,10 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
       },
       clusterRetryStrategy: base.retryStrategy,
       lazyConnect: true,
-    });
+    }));
   }
   const client = new Redis(url, base);
+  defineCommands(client);
   // ioredis listens for one error per socket; a second (EPIPE after a reset, as when a server refuses a
   // client certificate after the TLS handshake) would be uncaught. Keep a listener for the socket's life.
   client.on("connect", () => {
@@ -134,8 +135,25 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
   return client;
 }
 
+/**
+ * Appends to a stream unless it holds `ARGV[1]` entries already (then a `SPORESFULL` error): a stream is
+ * never trimmed below what its consumers have not read, so a full one refuses instead.
+ */
+const ADD_UNLESS_FULL = `
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  return redis.error_reply('SPORESFULL stream holds ' .. ARGV[1] .. ' entries')
+end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))`;
+
+function defineCommands(client: RedisClient): RedisClient {
+  client.defineCommand("sporesAdd", { numberOfKeys: 1, lua: ADD_UNLESS_FULL });
+  return client;
+}
+
 /** ioredis commands whose typings are missing or too narrow for the arguments Spores passes. */
 export interface LooseCommands {
+  /** XADD (stream, max length, fields...) unless the stream is full; see `ADD_UNLESS_FULL`. */
+  sporesAdd(...args: (string | number | Uint8Array)[]): Promise<unknown>;
   /** XAUTOCLAIM with binary replies. */
   xautoclaimBuffer(...args: (string | number)[]): Promise<unknown>;
   /** XCLAIM with binary replies. */

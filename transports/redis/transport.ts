@@ -42,7 +42,11 @@ import { explainConnectError, hostPort } from "../connect_error.ts";
 export interface RedisTransportOptions extends RedisConnectionOptions {
   /** Key prefix. Default `"spores"`. */
   prefix?: string;
-  /** Approximate stream length kept (`XADD MAXLEN ~`). Default 100,000. */
+  /**
+   * Most entries a stream holds. Entries are never trimmed before every consumer group has read and
+   * acknowledged them; a publish to a stream that holds this many is refused with a `TransportError`
+   * (the receiver is away or too slow). Default 100,000.
+   */
   maxLen?: number;
   /** Most entries read per `XREADGROUP` (never more than the subscription's prefetch). Default 256. */
   batch?: number;
@@ -93,6 +97,32 @@ function isBusyGroup(e: unknown): boolean {
   return e instanceof Error && e.message.includes("BUSYGROUP");
 }
 
+/** A pipeline, as far as publishing with `durability` uses it. */
+interface PipelineLike {
+  call(...args: unknown[]): PipelineLike;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
+/** The error of a refused publish: a full stream says so, and what to do. */
+function publishError(to: Address, cause: unknown, maxLen: number): TransportError {
+  const where = "agent" in to ? `agent ${to.agent}` : `channel ${to.channel}`;
+  if (String((cause as Error)?.message ?? cause).includes("SPORESFULL")) {
+    return new TransportError(
+      `the Redis stream of ${where} is full: ${maxLen} entries not yet read and acknowledged by every ` +
+        `consumer (the receiver is away or slower than its senders); publish later, or raise maxLen`,
+      { cause },
+    );
+  }
+  return new TransportError(`Redis refused a publish to ${where}`, { cause });
+}
+
+/** Stream ids compare as (milliseconds, sequence). */
+function idBefore(a: string, b: string): boolean {
+  const [am, as] = a.split("-").map(Number) as [number, number];
+  const [bm, bs] = b.split("-").map(Number) as [number, number];
+  return am < bm || (am === bm && as < bs);
+}
+
 /** Stream and group of an address. */
 export function keysOf(
   prefix: string,
@@ -130,6 +160,8 @@ export class RedisTransport implements Transport {
   readonly client: RedisClient;
   /** Entries dropped at read time because their TTL had passed. */
   expired = 0;
+  /** Entries without a spore (written to a stream by something else), acknowledged and counted here. */
+  malformed = 0;
   readonly #url: string;
   readonly #options: RedisTransportOptions;
   readonly #prefix: string;
@@ -217,10 +249,7 @@ export class RedisTransport implements Transport {
     const expiresAt = options.ttlMs === undefined ? 0 : Date.now() + options.ttlMs;
     const args = [
       stream,
-      "MAXLEN",
-      "~",
       String(this.#options.maxLen ?? 100_000),
-      "*",
       "d",
       asBuffer(bytes),
       "p",
@@ -233,11 +262,9 @@ export class RedisTransport implements Transport {
     const durability = this.#options.durability;
     if (durability) return await this.#publishReplicated(to, args, durability);
     try {
-      await this.client.call("XADD", ...args);
+      await loose(this.client).sporesAdd(...args);
     } catch (cause) {
-      throw new TransportError(`Redis refused a publish to ${"agent" in to ? to.agent : to.channel}`, {
-        cause,
-      });
+      throw publishError(to, cause, this.#options.maxLen ?? 100_000);
     }
   }
 
@@ -251,17 +278,15 @@ export class RedisTransport implements Transport {
     const timeout = durability.timeoutMs ?? 1000;
     let replies: [Error | null, unknown][] | null;
     try {
-      replies = await this.client.pipeline()
-        .call("XADD", ...args)
+      replies = await (this.client.pipeline() as unknown as { sporesAdd(...a: unknown[]): PipelineLike })
+        .sporesAdd(...args)
         .call("WAIT", durability.replicas, timeout)
         .exec();
     } catch (cause) {
       throw new TransportError(`Redis refused a publish to ${where}`, { cause });
     }
     const [added, waited] = replies ?? [];
-    if (!added || added[0]) {
-      throw new TransportError(`Redis refused a publish to ${where}`, { cause: added?.[0] });
-    }
+    if (!added || added[0]) throw publishError(to, added?.[0], this.#options.maxLen ?? 100_000);
     const acked = Number(waited?.[1] ?? 0);
     if (waited?.[0] || acked < durability.replicas) {
       throw new TransportError(
@@ -362,7 +387,10 @@ class RedisSubscription implements Subscription {
     this.#blocking.on("ready", () => this.#recover = true);
     await this.#blocking.connect();
     this.#loop = this.#run();
-    this.#timer = setInterval(() => void this.#claimStale().catch(() => {}), this.#s.claimEveryMs);
+    this.#timer = setInterval(
+      () => void this.#claimStale().then(() => this.#trim()).catch(() => {}),
+      this.#s.claimEveryMs,
+    );
   }
 
   async #run(): Promise<void> {
@@ -424,6 +452,29 @@ class RedisSubscription implements Subscription {
   }
 
   /** Takes over entries another consumer held longer than the visibility timeout. */
+  /**
+   * Trims the stream below the oldest entry some consumer group still needs (its oldest unacknowledged
+   * entry, or past its last delivered one): nothing unread or unacknowledged is ever trimmed.
+   */
+  async #trim(): Promise<void> {
+    if (this.#closed) return;
+    const c = this.#t.client;
+    const { stream } = this.#keys;
+    const groups = await c.xinfo("GROUPS", stream) as unknown[][];
+    let floor: string | undefined;
+    for (const g of groups) {
+      const f: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < g.length; i += 2) f[String(g[i])] = g[i + 1];
+      let bound = String(f["last-delivered-id"] ?? "0-0");
+      if (Number(f["pending"] ?? 0) > 0) {
+        const summary = await c.xpending(stream, String(f["name"])) as unknown[];
+        if (summary?.[1]) bound = String(summary[1]);
+      }
+      if (floor === undefined || idBefore(bound, floor)) floor = bound;
+    }
+    if (floor !== undefined && floor !== "0-0") await c.xtrim(stream, "MINID", floor);
+  }
+
   async #claimStale(): Promise<void> {
     if (this.#closed) return;
     let cursor = "0-0";
@@ -462,6 +513,7 @@ class RedisSubscription implements Subscription {
     const { stream, group } = this.#keys;
     const data = fields?.["d"];
     if (!data) {
+      this.#t.malformed++;
       void c.xack(stream, group, id).catch(() => {});
       return;
     }
