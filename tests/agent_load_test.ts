@@ -108,3 +108,22 @@ Deno.test("a peer that sends while this agent's handshake with it is under way l
     assert.equal(got.size, sent);
   }
 });
+
+Deno.test("simultaneous connect (40 rounds): both sides end with one working session, neither connect times out", async () => {
+  for (let round = 0; round < 40; round++) {
+    const url = unique();
+    await using alice = await Agent.start({ id: "alice", transport: url, connectTimeoutMs: 3000 });
+    await using bob = await Agent.start({ id: "bob", transport: url, connectTimeoutMs: 3000 });
+    const got: string[] = [];
+    alice.on("m", (m) => void got.push(`alice got ${m.content}`));
+    bob.on("m", (m) => void got.push(`bob got ${m.content}`));
+    const [a, b] = await Promise.all([alice.connect("bob"), bob.connect("alice")]);
+    assert.equal(a.peer, "bob");
+    assert.equal(b.peer, "alice");
+    await alice.send("bob", { type: "m", content: 1 });
+    await bob.send("alice", { type: "m", content: 2 });
+    await until(() => got.length === 2);
+    assert.deepEqual(got.sort(), ["alice got 2", "bob got 1"], `round ${round}`);
+    assert.deepEqual({ ...alice.metrics().rejected, ...bob.metrics().rejected }, {}, `round ${round}`);
+  }
+});

@@ -49,6 +49,8 @@ export class Handshakes {
   readonly #ctx: EngineContext;
   readonly #pending = new Map<string, Pending>();
   readonly #pendingByPeer = new Map<string, Pending>();
+  /** Hellos of this agent that lost a simultaneous open (by ref): their welcomes are expected, and ignored. */
+  readonly #superseded = new Map<string, { peer: string; until: number }>();
   readonly #welcomes = new Map<string, { bytes: Uint8Array; until: number; peer: string }>();
   readonly #books = new Map<string, { unconfirmed: string[] }>();
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
@@ -191,14 +193,15 @@ export class Handshakes {
     const { card, digest, kem } = await senderAndKey(ctx, h, now);
     const [epk, ct1, ...sigs] = env.sections as [Uint8Array, Uint8Array, ...Uint8Array[]];
     await ctx.verify(card, h.suite, concat(LABELS.helloSig, env.headerBytes, epk, ct1), sigs, "hello");
-    if (await ctx.once(h, "h")) throw new ReplayError("hello replayed after its answer was forgotten");
-    if (!this.#allowHello(h.from, now)) {
-      throw new SessionError(`too many handshakes from ${h.from}: try again later`);
-    }
-
+    // A simultaneous open this agent wins is decided before the hello is recorded as seen: the loser retries
+    // the same hello, and once this agent's own handshake is settled, that retry must still be answered.
     const mine = this.#pendingByPeer.get(h.from);
     if (mine && mine.expiresAt > now && ctx.id < h.from) {
       return { status: "ignored", from: h.from, reason: "simultaneous open: our hello wins" };
+    }
+    if (await ctx.once(h, "h")) throw new ReplayError("hello replayed after its answer was forgotten");
+    if (!this.#allowHello(h.from, now)) {
+      throw new SessionError(`too many handshakes from ${h.from}: try again later`);
     }
 
     const ss1 = await ctx.identity.decapsulate(ct1, kem);
@@ -225,6 +228,8 @@ export class Handshakes {
     if (mine) {
       // We lost a simultaneous open: our own connect() completes with this session.
       this.#drop(mine);
+      this.#superseded.set(mine.ref, { peer: mine.peer, until: mine.expiresAt + ctx.skew });
+      while (this.#superseded.size > 1024) this.#superseded.delete(this.#superseded.keys().next().value!);
       mine.resolve(info);
     }
     return { status: "handshake", peer: h.from, sessionId: state.id, reply: welcome };
@@ -241,6 +246,14 @@ export class Handshakes {
       if (existing && existing.peer === h.from && existing.role === "initiator") {
         return { status: "duplicate", id: h.id, from: h.from };
       }
+      const lost = this.#superseded.get(hex.encode(h.helloRef!));
+      if (lost && lost.peer === h.from && lost.until > now) {
+        return {
+          status: "ignored",
+          from: h.from,
+          reason: "welcome to a hello that lost a simultaneous open",
+        };
+      }
       throw new SessionError("welcome for no handshake in progress");
     }
     if (pending.peer !== h.from) throw new SessionError("welcome from an agent the hello was not sent to");
@@ -256,6 +269,11 @@ export class Handshakes {
       "welcome",
     );
     const ss2 = await ctx.crypto.xwing.decapsulate(pending.ephemeral, ct2);
+    if (this.#pending.get(pending.ref) !== pending) {
+      // Another copy of this welcome (the answer to a retried hello) completed the handshake meanwhile.
+      ss2.fill(0);
+      return { status: "duplicate", id: h.id, from: h.from };
+    }
     const secrets = sessionSecrets(pending.ss1, ss2, th, ctx.digest, digest);
     ss2.fill(0);
     const expected = confirmation(secrets.confirmKey, th, env.headerBytes);
@@ -264,8 +282,13 @@ export class Handshakes {
       throw new DecryptError();
     }
     const state = createSession(secrets, "initiator", h.from, card.fingerprint, h.suite, now);
-    await this.#install(state);
-    this.#drop(pending);
+    this.#drop(pending); // claimed before any await: a concurrent copy of this welcome is a duplicate
+    try {
+      await this.#install(state);
+    } catch (e) {
+      pending.reject(e);
+      throw e;
+    }
     const info: SessionInfo = { id: state.id, peer: h.from, role: "initiator" };
     pending.resolve(info);
     return { status: "handshake", peer: h.from, sessionId: state.id };

@@ -115,15 +115,17 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
       ...(seeds ?? []),
       ...(options.cluster ?? []),
     ];
-    return defineCommands(new Cluster(nodes, {
-      redisOptions: {
-        ...base,
-        username: decodeURIComponent(u.username) || undefined,
-        password: decodeURIComponent(u.password) || undefined,
-      },
-      clusterRetryStrategy: base.retryStrategy,
-      lazyConnect: true,
-    }));
+    return defineCommands(
+      new Cluster(nodes, {
+        redisOptions: {
+          ...base,
+          username: decodeURIComponent(u.username) || undefined,
+          password: decodeURIComponent(u.password) || undefined,
+        },
+        clusterRetryStrategy: base.retryStrategy,
+        lazyConnect: true,
+      }),
+    );
   }
   const client = new Redis(url, base);
   defineCommands(client);
