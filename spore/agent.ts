@@ -1310,7 +1310,22 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await this.#unhandled(d, message);
       return;
     }
-    const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    let receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    while (receipt === "busy") {
+      // Another process of this agent is handling it. Wait here, holding the delivery (returning it would spend
+      // one of its delivery attempts each time), until that process finishes it or its lease runs out.
+      if (this.#closed) {
+        await d.nack(); // closing: the broker keeps it
+        return;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise((r) => timer = setTimeout(r, Math.min(1000, Math.max(10, this.#leaseMs / 10)))),
+        this.#closingStarted.promise,
+      ]);
+      clearTimeout(timer);
+      receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    }
     if (receipt === "claimed" && firstCopy) {
       // Nobody holds it and it is no redelivery (a failed handler's message comes back as one): a copy.
       await this.#store.releaseReceipt(key);
@@ -1323,12 +1338,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       this.#metrics.duplicates++;
       this.#log("debug", "duplicate", { from: spore.from, id: spore.id });
       await d.ack();
-      return;
-    }
-    if (receipt === "busy") {
-      // Another process of this agent is handling it: let the broker bring it back later.
-      await new Promise((r) => setTimeout(r, Math.min(1000, this.#leaseMs)));
-      await d.nack();
       return;
     }
     const started = performance.now();
