@@ -6,7 +6,8 @@ import { Agent, Identity, TransportError } from "../mod.ts";
 import { MqttTransport } from "../transports/mqtt.ts";
 import { cleanRedis } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
-import { freePort } from "./_tls.ts";
+import { spawnFixture } from "./_process.ts";
+import { startRelay } from "./_relay.ts";
 
 const MQTT = "mqtt://127.0.0.1:1883";
 const FAST = { logN: 10, r: 8, p: 1 };
@@ -28,42 +29,6 @@ const available = async () =>
   (await requireBroker("Mosquitto", 1883)) && (await requireBroker("Redis", 6379));
 
 /** A TCP relay to the broker whose connections the test can cut, as a network failure would. */
-async function relay(target: number): Promise<{ port: number; cut(): number; close(): Promise<void> }> {
-  const net = await import("node:net");
-  const sockets = new Set<{ destroy(): void }>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target, "127.0.0.1");
-    sockets.add(client);
-    sockets.add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on("error", drop);
-    upstream.on("error", drop);
-    client.on("close", drop);
-    upstream.on("close", drop);
-    client.pipe(upstream).pipe(client);
-  });
-  const port = freePort();
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return {
-    port,
-    cut: () => {
-      const n = sockets.size / 2;
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      return n;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 async function bobKeyFile(): Promise<{ identity: Identity; file: string; passphrase: string }> {
   const identity = await Identity.generate({ extractable: true });
@@ -74,35 +39,7 @@ async function bobKeyFile(): Promise<{ identity: Identity; file: string; passphr
 }
 
 function spawnBob(file: string, passphrase: string, prefix: string, instance = "-") {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      new URL("./fixtures/mqtt_bob.ts", import.meta.url).pathname,
-      file,
-      passphrase,
-      prefix,
-      instance,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    const decoder = new TextDecoderStream();
-    let buffer = "";
-    for await (const chunk of child.stdout.pipeThrough(decoder)) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
-  const got = () => lines.filter((l) => l.startsWith("got ")).map((l) => Number(l.slice(4)));
-  return { child, lines, reading, got };
+  return spawnFixture("mqtt_bob.ts", [file, passphrase, prefix, instance]);
 }
 
 /**
@@ -138,7 +75,7 @@ async function sendAll(
 Deno.test("mqtt: connections cut twice during a 10,000-message stream: each message handled exactly once", async () => {
   if (!(await available())) return;
   const prefix = freshPrefix();
-  const r = await relay(1883);
+  const r = startRelay(1883);
   const url = `mqtt://127.0.0.1:${r.port}`;
   const alice = await Agent.start({ id: "alice", transport: url, transportOptions: { prefix } });
   const bob = await Agent.start({ id: "bob", transport: url, transportOptions: { prefix } });

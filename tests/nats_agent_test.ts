@@ -6,6 +6,8 @@ import { NatsTransport } from "../transports/nats.ts";
 import { requireBroker } from "./_env.ts";
 import { cleanRedis } from "./_cleanup.ts";
 import { cleanNats, NATS_URL, natsPrefix } from "./_nats.ts";
+import { spawnFixture } from "./_process.ts";
+import { startRelay } from "./_relay.ts";
 
 const FAST = { logN: 10, r: 8, p: 1 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,82 +43,10 @@ function spawnBob(
   mode: "hang" | "count",
   store = "memory",
 ) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      new URL("./fixtures/nats_bob.ts", import.meta.url).pathname,
-      file,
-      passphrase,
-      prefix,
-      mode,
-      store,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    const decoder = new TextDecoderStream();
-    let buffer = "";
-    for await (const chunk of child.stdout.pipeThrough(decoder)) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
-  const got = () => lines.filter((l) => l.startsWith("got ")).map((l) => Number(l.slice(4)));
-  return { child, lines, reading, got };
+  return spawnFixture("nats_bob.ts", [file, passphrase, prefix, mode, store]);
 }
 
 /** A TCP relay to 127.0.0.1:`target` whose connections a test can cut. */
-function relay(target: number): { port: number; cut(): number; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  (async () => {
-    for await (const client of listener) {
-      const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target }).catch(() => undefined);
-      if (!upstream) {
-        client.close();
-        continue;
-      }
-      conns.add(client);
-      conns.add(upstream);
-      const end = () => {
-        for (const c of [client, upstream]) {
-          if (conns.delete(c)) {
-            try {
-              c.close();
-            } catch { /* closed */ }
-          }
-        }
-      };
-      client.readable.pipeTo(upstream.writable, { preventClose: true }).catch(() => {}).finally(end);
-      upstream.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}).finally(end);
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    cut() {
-      const n = conns.size / 2;
-      for (const c of [...conns]) {
-        conns.delete(c);
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-      return n;
-    },
-    close() {
-      listener.close();
-      this.cut();
-    },
-  };
-}
 
 Deno.test("nats: agents started by URL load the transport lazily and talk end to end", async () => {
   if (!(await requireBroker("NATS", 4222))) return;
@@ -157,7 +87,7 @@ Deno.test("nats: agents started by URL load the transport lazily and talk end to
 Deno.test("nats: connections cut twice during 5,000 messages: each handled exactly once", async () => {
   if (!(await requireBroker("NATS", 4222))) return;
   const prefix = freshPrefix();
-  const r = relay(4222);
+  const r = startRelay(4222);
   const url = `nats://127.0.0.1:${r.port}`;
   // A PubAck lost with a connection is retried after 1 s (with the same id, so the stream keeps one copy).
   const alice = await NatsTransport.connect(url, { ...opts(prefix), pubAckTimeoutMs: 1000 });

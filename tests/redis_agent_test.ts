@@ -4,6 +4,7 @@ import { Agent, Identity, type Message, TransportError } from "../mod.ts";
 import { createTransport, RedisSessionStore, RedisTransport } from "../transports/redis.ts";
 import { cleanRedis } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
+import { spawnFixture } from "./_process.ts";
 
 const REDIS = "redis://127.0.0.1:6379";
 const FAST = { logN: 10, r: 8, p: 1 };
@@ -31,34 +32,7 @@ async function bobKeyFile(): Promise<{ identity: Identity; file: string; passphr
 }
 
 function spawnBob(file: string, passphrase: string, prefix: string, mode: "hang" | "count") {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      new URL("./fixtures/redis_bob.ts", import.meta.url).pathname,
-      file,
-      passphrase,
-      prefix,
-      mode,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    const decoder = new TextDecoderStream();
-    let buffer = "";
-    for await (const chunk of child.stdout.pipeThrough(decoder)) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
-  return { child, lines, reading };
+  return spawnFixture("redis_bob.ts", [file, passphrase, prefix, mode]);
 }
 
 Deno.test("redis: an agent started by URL loads the transport lazily and talks end to end", async () => {

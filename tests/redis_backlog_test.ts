@@ -5,6 +5,7 @@ import { TransportError } from "../mod.ts";
 import { RedisTransport } from "../transports/redis.ts";
 import { cleanRedis } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
+import { startRelay } from "./_relay.ts";
 
 const REDIS = "redis://127.0.0.1:6379";
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -62,6 +63,29 @@ Deno.test("redis: an entry without a spore in an agent's stream is counted, not 
     await sub.close();
   } finally {
     await t.close();
+    await cleanRedis(prefix);
+  }
+});
+
+Deno.test("redis: a publish on a link that went silent fails with a TransportError after commandTimeoutMs", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const prefix = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+  const relay = startRelay(6379);
+  const t = await RedisTransport.connect(`redis://127.0.0.1:${relay.port}`, {
+    prefix,
+    commandTimeoutMs: 500,
+    blockMs: 100,
+  });
+  try {
+    await t.publish({ agent: "bob" }, enc("through"));
+    relay.freeze();
+    const started = Date.now();
+    const e = await t.publish({ agent: "bob" }, enc("into the void")).catch((e) => e);
+    assert.ok(e instanceof TransportError, String(e));
+    assert.ok(Date.now() - started < 5000, "it did not wait for ever");
+  } finally {
+    relay.close();
+    await t.close().catch(() => {});
     await cleanRedis(prefix);
   }
 });

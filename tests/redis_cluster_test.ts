@@ -139,7 +139,20 @@ async function failoverRun(
   const duplicated = [...handled.values()].filter((n) => n > 1).length;
   const sporeDuplicates = [...sporeRuns.values()].filter((n) => n > 1).length;
   const afterKill = [...handled.keys()].filter((i) => i > killedAt + 500).length;
-  return { count, confirmed: confirmed.size, lost, duplicated, sporeDuplicates, failures, afterKill, sendMs };
+  const { rejected, deadLetters, redeliveries } = bob.metrics();
+  return {
+    count,
+    confirmed: confirmed.size,
+    lost,
+    duplicated,
+    sporeDuplicates,
+    failures,
+    afterKill,
+    sendMs,
+    rejected,
+    deadLetters,
+    redeliveries,
+  };
 }
 
 test("a primary SIGKILLed during a 10,000-message stream: agents go on without a restart", () =>

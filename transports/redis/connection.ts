@@ -27,6 +27,11 @@ export interface RedisConnectionOptions {
   tls?: RedisTlsOptions;
   /** Time to establish a connection, ms. Default 10,000. */
   connectTimeoutMs?: number;
+  /**
+   * Longest wait for a command's reply, ms, so that a publish on a link that went silent fails with a
+   * `TransportError` instead of waiting for ever. Default 30,000 (always above the blocking read time).
+   */
+  commandTimeoutMs?: number;
   /** Longest pause between reconnection attempts, ms. Default 2,000. */
   maxBackoffMs?: number;
   /**
@@ -101,6 +106,7 @@ export function createClient(url: string, options: RedisConnectionOptions = {}):
   const base: RedisOptions = {
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 10_000,
+    commandTimeout: options.commandTimeoutMs ?? 30_000,
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), maxBackoff),
     enableAutoPipelining: true,
     tls,

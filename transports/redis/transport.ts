@@ -194,6 +194,9 @@ export class RedisTransport implements Transport {
     if (d && (!Number.isSafeInteger(d.replicas) || d.replicas < 1 || !((d.timeoutMs ?? 1000) > 0))) {
       throw new ConfigError("durability.replicas must be a whole number from 1 and timeoutMs positive");
     }
+    if ((options.commandTimeoutMs ?? 30_000) <= (options.blockMs ?? 1000)) {
+      throw new ConfigError("commandTimeoutMs must be longer than blockMs (a blocking read would time out)");
+    }
     const client = createClient(url, options);
     // Reported through failed commands; reconnection is automatic. The first socket error is kept: ioredis
     // itself only says "Connection is closed".
@@ -344,6 +347,9 @@ interface SubscriptionSettings {
   startAt: "0" | "$";
 }
 
+/** A blocking read that did not answer in time. */
+const READ_STALLED = new Error("a blocking read did not answer in time");
+
 type XRead = [Uint8Array, [Uint8Array, unknown[]][]][] | null;
 
 /** One consumer of one stream. */
@@ -377,20 +383,52 @@ class RedisSubscription implements Subscription {
   }
 
   async start(): Promise<void> {
-    try {
-      await this.#t.client.xgroup("CREATE", this.#keys.stream, this.#keys.group, this.#s.startAt, "MKSTREAM");
-    } catch (e) {
-      if (!isBusyGroup(e)) throw new TransportError("cannot create the Redis consumer group", { cause: e });
-    }
-    this.#blocking = this.#t.duplicate();
-    // After a reconnection, re-read what this consumer holds but has not acknowledged.
-    this.#blocking.on("ready", () => this.#recover = true);
-    await this.#blocking.connect();
+    await this.#createGroup();
+    await this.#connectReader();
     this.#loop = this.#run();
     this.#timer = setInterval(
       () => void this.#claimStale().then(() => this.#trim()).catch(() => {}),
       this.#s.claimEveryMs,
     );
+  }
+
+  async #createGroup(): Promise<void> {
+    try {
+      await this.#t.client.xgroup("CREATE", this.#keys.stream, this.#keys.group, this.#s.startAt, "MKSTREAM");
+    } catch (e) {
+      if (!isBusyGroup(e)) throw new TransportError("cannot create the Redis consumer group", { cause: e });
+    }
+  }
+
+  /** A new connection for the blocking reads (at start, and in place of one that stalled). */
+  async #connectReader(): Promise<void> {
+    const old = this.#blocking;
+    this.#blocking = this.#t.duplicate();
+    // After a reconnection, re-read what this consumer holds but has not acknowledged.
+    this.#blocking.on("ready", () => this.#recover = true);
+    old?.disconnect();
+    await this.#blocking.connect();
+  }
+
+  /**
+   * A read on the blocking connection, given up if it has not answered `blockMs` + 5 s later: a cluster
+   * client whose node died can leave a read waiting for ever; a new connection then finds the new primary.
+   */
+  async #read(...args: (string | number)[]): Promise<XRead> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<never>((_, reject) =>
+      timer = setTimeout(() => reject(READ_STALLED), this.#s.blockMs + 5000)
+    );
+    try {
+      return await Promise.race([
+        (this.#blocking as unknown as { xreadgroupBuffer(...a: unknown[]): Promise<XRead> }).xreadgroupBuffer(
+          ...args,
+        ),
+        stalled,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #run(): Promise<void> {
@@ -408,7 +446,7 @@ class RedisSubscription implements Subscription {
         }
         if (this.#closed) break;
         const count = Math.min(this.#s.batch, this.#s.prefetch - this.#inFlight.size);
-        const res = await this.#blocking!.xreadgroupBuffer(
+        const res = await this.#read(
           "GROUP",
           this.#keys.group,
           this.#consumer,
@@ -419,13 +457,17 @@ class RedisSubscription implements Subscription {
           "STREAMS",
           this.#keys.stream,
           ">",
-        ) as XRead;
+        );
         for (const [, entries] of res ?? []) {
           for (const [id, fields] of entries) this.#dispatch(text(id), fieldsOf(fields), 1);
         }
-      } catch {
+      } catch (e) {
         if (this.#closed) break;
         this.#recover = true;
+        if (e === READ_STALLED) await this.#connectReader().catch(() => {});
+        // A replica promoted before it had the stream or its group (asynchronous replication): make the group
+        // again, from the start for an agent (what was handled is a duplicate, caught by receipts).
+        if (String((e as Error)?.message).includes("NOGROUP")) await this.#createGroup().catch(() => {});
         await new Promise((r) => setTimeout(r, 200));
       }
     }
@@ -433,7 +475,7 @@ class RedisSubscription implements Subscription {
 
   /** Entries this consumer read but did not acknowledge (after a reconnection). */
   async #readPending(): Promise<void> {
-    const res = await this.#blocking!.xreadgroupBuffer(
+    const res = await this.#read(
       "GROUP",
       this.#keys.group,
       this.#consumer,
@@ -442,7 +484,7 @@ class RedisSubscription implements Subscription {
       "STREAMS",
       this.#keys.stream,
       "0",
-    ) as XRead;
+    );
     for (const [, entries] of res ?? []) {
       for (const [id, fields] of entries) {
         const key = text(id);
