@@ -1578,13 +1578,22 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 }
 
+/** Praval's MQTT topic root. */
+const PRAVAL_MQTT_PREFIX = "praval/spores";
+
 /** Transport options for an agent with a Praval profile: Praval's AMQP exchange unless one is given. */
 function pravalTransportOptions(
   options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
 ): Record<string, unknown> | undefined {
   const url = options.transport;
-  if (!praval || typeof url !== "string" || !/^amqps?:/i.test(url)) return options.transportOptions;
+  if (!praval || typeof url !== "string") return options.transportOptions;
+  if (/^mqtt(s|\+wss?)?:/i.test(url)) {
+    // Praval's MQTT topics: praval/spores/agent/{to}/{type}, which the MQTT transport makes from this prefix.
+    if (options.transportOptions?.prefix !== undefined) return options.transportOptions;
+    return { ...options.transportOptions, prefix: PRAVAL_MQTT_PREFIX };
+  }
+  if (!/^amqps?:/i.test(url)) return options.transportOptions;
   if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
   return { ...options.transportOptions, exchange: praval.exchange };
 }

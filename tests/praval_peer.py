@@ -14,6 +14,9 @@ Commands (argv[1]):
                        agent.NAME.* ; reads its keys and the peer's from stdin (one JSON line),
                        prints "ready", answers each request spore with a response spore,
                        prints one JSON line per spore received, and stops after a "stop" spore.
+  mqtt HOST PORT NAME PEER
+                       the same on MQTT (python3-paho-mqtt): subscribes to praval/spores/agent/NAME/+ and
+                       publishes to praval/spores/agent/PEER/TYPE, QoS 1.
 """
 
 import base64
@@ -298,6 +301,54 @@ def amqp(url, name, peer_name):
     conn.close()
 
 
+def mqtt(host, port, name, peer_name):
+    import paho.mqtt.client as paho
+    conf = json.loads(sys.stdin.readline())
+    me = Keys.from_export(conf["keys"])
+    peer = public_from_json(conf["peer"])
+    prefix = conf.get("prefix", "praval/spores")
+    client = paho.Client(client_id=f"praval-peer-{name}", clean_session=True)
+    subscribed = []
+    done = []
+
+    def publish(data, spore_type):
+        client.publish(f"{prefix}/agent/{peer_name}/{spore_type}", data, qos=1).wait_for_publish()
+
+    def on_subscribe(c, userdata, mid, granted):
+        subscribed.append(mid)
+
+    def on_message(c, userdata, msg):
+        try:
+            u, knowledge, same = open_spore(me, peer, msg.payload)
+            print(json.dumps({"received": knowledge, "spore_type": u["spore_type"], "id": u["id"],
+                              "topic": msg.topic, "repackedIdentical": same}), flush=True)
+            if u["spore_type"] == "request":
+                reply = seal(me, peer, {"echo": knowledge, "reply_to": u["id"]}, "response", 7)
+                c.publish(f"{prefix}/agent/{peer_name}/response", reply, qos=1)
+            if knowledge.get("stop"):
+                done.append(True)
+        except Exception as e:
+            print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
+
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(host, int(port))
+    client.loop_start()
+    client.subscribe(f"{prefix}/agent/{name}/+", qos=1)
+    while not subscribed:
+        time.sleep(0.01)
+    for item in conf.get("send", []):
+        data = seal(me, peer, item["knowledge"], item.get("spore_type", "knowledge"), item.get("priority", 5))
+        publish(data, item.get("spore_type", "knowledge"))
+        for _ in range(item.get("replays", 0)):
+            publish(data, item.get("spore_type", "knowledge"))
+    print("ready", flush=True)
+    while not done:
+        time.sleep(0.02)
+    client.loop_stop()
+    client.disconnect()
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "vectors":
@@ -307,5 +358,7 @@ if __name__ == "__main__":
         serve()
     elif cmd == "amqp":
         amqp(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "mqtt":
+        mqtt(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     else:
         sys.exit("unknown command")
