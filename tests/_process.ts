@@ -14,16 +14,23 @@ export interface FixtureProcess {
 
 /** Runs `tests/fixtures/<fixture>` with network access to loopback, reading and env, and `args`. */
 export function spawnFixture(fixture: string, args: string[]): FixtureProcess {
+  return spawnDeno(
+    new URL(`./fixtures/${fixture}`, import.meta.url),
+    ["--allow-net=127.0.0.1", "--allow-read", "--allow-env"],
+    args,
+  );
+}
+
+/** Runs `script` with `deno run --no-prompt` and exactly the `permissions` flags given. */
+export function spawnDeno(
+  script: URL,
+  permissions: string[],
+  args: string[],
+  options: { cwd?: URL } = {},
+): FixtureProcess {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      new URL(`./fixtures/${fixture}`, import.meta.url).pathname,
-      ...args,
-    ],
+    args: ["run", "--no-prompt", ...permissions, script.pathname, ...args],
+    cwd: options.cwd,
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

@@ -3,40 +3,18 @@
 import assert from "node:assert/strict";
 import { createTransport } from "../transports/sqs.ts";
 import { type Fauxqs, sqsOptions, startSqs } from "./_fauxqs.ts";
+import { spawnDeno } from "./_process.ts";
 
 const noSanitize = { sanitizeOps: false, sanitizeResources: false };
 const prefix = () => `t${crypto.randomUUID().slice(0, 8)}`;
 const enc = (s: string) => new TextEncoder().encode(s);
 
 function spawnReceiver(server: Fauxqs, p: string, agent: string, mode: "hang" | "ack", visibility: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net=127.0.0.1",
-      "--allow-env",
-      "--allow-read",
-      new URL("./_fauxqs.ts", import.meta.url).pathname,
-      server.url,
-      p,
-      agent,
-      mode,
-      String(visibility),
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let buffer = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
-  return { child, lines, reading };
+  return spawnDeno(
+    new URL("./_fauxqs.ts", import.meta.url),
+    ["--allow-net=127.0.0.1", "--allow-env", "--allow-read"],
+    [server.url, p, agent, mode, String(visibility)],
+  );
 }
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {

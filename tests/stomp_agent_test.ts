@@ -7,6 +7,7 @@ import { createTransport, type StompTransport } from "../transports/stomp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker, requireTool } from "./_env.ts";
 import { makePki, tlsProxy } from "./_tls.ts";
+import { spawnDeno } from "./_process.ts";
 
 const TCP = "stomp://guest:guest@127.0.0.1:61613";
 const WS = "stomp+ws://guest:guest@127.0.0.1:15674/ws";
@@ -183,34 +184,13 @@ Deno.test("stomp: a receiver SIGKILLed mid-stream and restarted loses nothing", 
   const passphrase = crypto.randomUUID();
   const file = await Deno.makeTempFile({ suffix: ".key" });
   await Deno.writeFile(file, await identity.seal(passphrase, FAST));
-  const spawn = () => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-net=127.0.0.1:61613",
-        `--allow-read=${file},.`,
-        new URL("./fixtures/stomp_bob.ts", import.meta.url).pathname,
-        file,
-        passphrase,
-        prefix,
-      ],
-      cwd: new URL("../", import.meta.url),
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const lines: string[] = [];
-    const reading = (async () => {
-      let buffer = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        const parts = buffer.split("\n");
-        buffer = parts.pop()!;
-        lines.push(...parts);
-      }
-    })();
-    return { child, lines, reading };
-  };
+  const spawn = () =>
+    spawnDeno(
+      new URL("./fixtures/stomp_bob.ts", import.meta.url),
+      ["--allow-net=127.0.0.1:61613", `--allow-read=${file},.`],
+      [file, passphrase, prefix],
+      { cwd: new URL("../", import.meta.url) },
+    );
   const alice = await Agent.start({ id: "k-alice", transport: TCP, transportOptions });
   let first = spawn();
   let second: ReturnType<typeof spawn> | undefined;
