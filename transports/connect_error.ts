@@ -93,3 +93,23 @@ export function hostPort(url: string, defaultPort: number): string {
     return "the broker's host:port";
   }
 }
+
+/**
+ * Where a URL points, without its credentials (safe for messages and logs):
+ * scheme, host and port, and with `path: true` its path (a virtual host).
+ *
+ * @example
+ * ```ts
+ * import { describeUrl } from "@spores/spores";
+ * console.assert(describeUrl("amqp://guest:secret@127.0.0.1:5672/prod", { path: true }) === "amqp://127.0.0.1:5672/prod");
+ * ```
+ */
+export function describeUrl(url: string, options: { path?: boolean } = {}): string {
+  try {
+    const u = new URL(url);
+    const path = options.path && u.pathname && u.pathname !== "/" ? u.pathname : "";
+    return `${u.protocol}//${u.hostname}${u.port ? `:${u.port}` : ""}${path}`;
+  } catch {
+    return "an invalid URL";
+  }
+}

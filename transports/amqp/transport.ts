@@ -32,7 +32,7 @@ import {
   type TransportCapabilities,
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
-import { explainConnectError, hostPort } from "../connect_error.ts";
+import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
 
 /** TLS settings for `amqps://`. */
 export interface AmqpTlsOptions {
@@ -77,17 +77,6 @@ export interface AmqpTransportOptions {
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function describe(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.hostname}${u.port ? `:${u.port}` : ""}${
-      u.pathname && u.pathname !== "/" ? u.pathname : ""
-    }`;
-  } catch {
-    return "an invalid URL";
-  }
-}
 
 /**
  * The nodes a URL names: its own host, then each `host:port` of its `nodes` parameter
@@ -193,14 +182,16 @@ export class AmqpTransport implements Transport {
       throw new ConfigError("not a valid amqp:// URL", { cause });
     }
     if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
-      throw new ConfigError(`not an amqp:// URL: ${describe(url)}`);
+      throw new ConfigError(`not an amqp:// URL: ${describeUrl(url, { path: true })}`);
     }
     const t = new AmqpTransport(url, options);
     try {
       await t.#open();
     } catch (cause) {
       throw new TransportError(
-        `cannot reach RabbitMQ at ${describe(url)}: ${explainConnectError(cause, hostPort(url, 5672))}`,
+        `cannot reach RabbitMQ at ${describeUrl(url, { path: true })}: ${
+          explainConnectError(cause, hostPort(url, 5672))
+        }`,
         { cause },
       );
     }

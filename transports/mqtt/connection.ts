@@ -8,7 +8,9 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
-import { explainConnectError } from "../connect_error.ts";
+import { describeUrl, explainConnectError } from "../connect_error.ts";
+
+export { describeUrl };
 
 /** TLS settings for `mqtts://` and `wss://`. */
 export interface MqttTlsOptions {
@@ -52,16 +54,6 @@ const SCHEMES: Readonly<Record<string, string>> = {
  * transport acknowledges it after the handler). mqtt.js reports it as an `error` event, which is not one.
  */
 export const DEFERRED: Error = Object.freeze(new Error("acknowledgement deferred to the handler"));
-
-/** Where a URL points, without its credentials (safe for messages and logs). */
-export function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.hostname}${u.port ? `:${u.port}` : ""}`;
-  } catch {
-    return "an invalid URL";
-  }
-}
 
 /** A parsed broker URL: what mqtt.js connects to, and the credentials it carries. */
 export interface BrokerUrl {

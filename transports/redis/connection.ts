@@ -8,6 +8,9 @@
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { ConfigError } from "../../crypto/errors.ts";
+import { describeUrl } from "../connect_error.ts";
+
+export { describeUrl };
 
 /** TLS settings for `rediss://`. */
 export interface RedisTlsOptions {
@@ -45,16 +48,6 @@ export interface RedisConnectionOptions {
 
 /** A client of either kind. */
 export type RedisClient = Redis | Cluster;
-
-/** Where a URL points, without its credentials (safe for messages and logs). */
-export function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.hostname}${u.port ? `:${u.port}` : ""}`;
-  } catch {
-    return "an invalid URL";
-  }
-}
 
 function isIp(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith("[") || host.includes(":");

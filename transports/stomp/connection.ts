@@ -15,6 +15,7 @@
  */
 import { Client, type IFrame, type IMessage, ReconnectionTimeMode } from "@stomp/stompjs";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { describeUrl } from "../connect_error.ts";
 import type { Headers } from "./destinations.ts";
 import { type StompTlsOptions, TcpStompSocket, WsStompSocket } from "./socket.ts";
 
@@ -39,18 +40,6 @@ export interface StompEndpoint {
 }
 
 const SCHEMES = new Set(["stomp:", "stomp+ssl:", "stomp+ws:", "stomp+wss:"]);
-
-/** @internal A URL without its credentials, for messages. */
-export function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.hostname}${u.port ? `:${u.port}` : ""}${
-      u.pathname && u.pathname !== "/" ? u.pathname : ""
-    }`;
-  } catch {
-    return "an invalid URL";
-  }
-}
 
 /**
  * Reads a `stomp://`, `stomp+ssl://`, `stomp+ws://` or `stomp+wss://` URL.

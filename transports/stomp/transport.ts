@@ -23,8 +23,8 @@ import {
 } from "../transport.ts";
 import { type Headers, StompDestinations, type StompQueueType, type StompTopology } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
+import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
 import {
-  describeUrl,
   parseStompUrl,
   StompConnection,
   type StompConnectionOptions,
@@ -138,7 +138,11 @@ export class StompTransport implements Transport {
       t.#pub = await t.openConnection();
     } catch (cause) {
       if (cause instanceof ConfigError) throw cause;
-      throw new TransportError(`cannot reach RabbitMQ STOMP at ${describeUrl(url)}`, { cause });
+      const where = hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
+      throw new TransportError(
+        `cannot reach RabbitMQ STOMP at ${describeUrl(url)}: ${explainConnectError(cause, where)}`,
+        { cause },
+      );
     }
     return t;
   }
