@@ -887,6 +887,21 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
   }
 
+  /**
+   * Waits `ms`, or less if `until` settles first or the agent starts closing; the timer never outlives the
+   * wait (so a closed agent leaves none behind).
+   */
+  async #pause(ms: number, until?: Promise<unknown>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waits: Promise<unknown>[] = [
+      new Promise((r) => timer = setTimeout(r, ms)),
+      this.#closingStarted.promise,
+    ];
+    if (until) waits.push(until);
+    await Promise.race(waits);
+    clearTimeout(timer);
+  }
+
   /** Rejects once the agent starts closing (so nothing waits on a closed agent). */
   #closedWhileWaiting(): Promise<never> {
     return this.#closingStarted.promise.then(() => {
@@ -1098,8 +1113,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           size: d.bytes.length,
           attempt: d.redeliveries + 1,
         });
-        const pause = Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5));
-        await Promise.race([new Promise((r) => setTimeout(r, pause)), this.#closingStarted.promise]);
+        await this.#pause(Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5)));
         await this.#redeliverOrDrop(d, undefined, e);
         return;
       }
@@ -1318,12 +1332,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await d.nack(); // closing: the broker keeps it
         return;
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        new Promise((r) => timer = setTimeout(r, Math.min(1000, Math.max(10, this.#leaseMs / 10)))),
-        this.#closingStarted.promise,
-      ]);
-      clearTimeout(timer);
+      await this.#pause(Math.min(1000, Math.max(10, this.#leaseMs / 10)));
       receipt = await this.#store.claimReceipt(key, this.#leaseMs);
     }
     if (receipt === "claimed" && firstCopy) {
@@ -1388,8 +1397,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     this.#log("warn", "unhandled", { from: message.from, id: message.id, type: message.type });
     const error = new ConfigError(`no handler for message type "${message.type}"`);
     if (d.redeliveries + 1 <= this.#maxRedeliveries && !this.#closed) {
-      const pause = Math.min(2000, 100 * 2 ** d.redeliveries);
-      await Promise.race([new Promise((r) => setTimeout(r, pause)), this.#closingStarted.promise]);
+      await this.#pause(Math.min(2000, 100 * 2 ** d.redeliveries));
     }
     await this.#redeliverOrDrop(d, message, error);
   }
@@ -1409,13 +1417,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
     const underway = this.#engine.handshakeUnderway(from);
     if (!underway) return false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      underway.catch(() => {}),
-      new Promise((r) => timer = setTimeout(r, this.#connectTimeout)),
-      this.#closingStarted.promise,
-    ]);
-    clearTimeout(timer);
+    await this.#pause(this.#connectTimeout, underway.catch(() => {}));
     return !this.#closed;
   }
 
