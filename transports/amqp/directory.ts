@@ -43,6 +43,9 @@ async function using<T>(
   }
 }
 
+/** How long a lookup keeps reading a card queue that exists but is empty (its card held by others), ms. */
+const LOOKUP_WAIT_MS = 10_000;
+
 /**
  * A card directory kept in RabbitMQ.
  *
@@ -115,7 +118,7 @@ export class AmqpDirectory implements Directory {
   }
 
   async #lookup(id: string): Promise<AgentCard | undefined> {
-    let bytes: Uint8Array | undefined;
+    let bytes: Uint8Array | "held" | undefined;
     try {
       bytes = await using(this.#source, false, async (ch) => {
         const q = this.#queue(id);
@@ -126,21 +129,28 @@ export class AmqpDirectory implements Directory {
           if ((e as { code?: unknown }).code !== 404) throw e;
           return undefined;
         }
-        // Another process may hold the card unacknowledged for a moment: an empty read is retried, and only
-        // a queue that stays empty means "no card".
-        for (let i = 0; i < 20; i++) {
+        // The queue exists, so the agent has a card: an empty read means other readers hold it unacknowledged
+        // for a moment (many at once when many agents look one up), so it is retried; a queue that stays empty
+        // that long is a failure to read the card (the caller defers), not "no card".
+        const deadline = Date.now() + LOOKUP_WAIT_MS;
+        for (let pause = 5;; pause = Math.min(100, pause * 2)) {
           const msg = await ch.get(q, { noAck: false });
           if (msg) {
             const content = new Uint8Array(msg.content);
             ch.nack(msg, false, true);
             return content;
           }
-          await new Promise((r) => setTimeout(r, 25));
+          if (Date.now() + pause > deadline) return "held" as const;
+          await new Promise((r) => setTimeout(r, pause));
         }
-        return undefined;
       });
     } catch (cause) {
       throw new TransportError("cannot read cards from RabbitMQ", { cause });
+    }
+    if (bytes === "held") {
+      const seen = this.#seen.get(id);
+      if (seen) return seen;
+      throw new TransportError(`the card of ${id} stayed held by other readers for ${LOOKUP_WAIT_MS} ms`);
     }
     // A reader keeps the card it has seen when the queue holds an older or discontinuous one.
     return bytes ? this.#seen.prefer(await verifyCard(bytes)) : this.#seen.get(id);

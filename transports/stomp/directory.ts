@@ -28,8 +28,12 @@ export interface StompFrameSource {
   closeConnection(c: StompConnection): Promise<void>;
 }
 
-/** How long a lookup waits for a card before it says there is none, ms. */
-const LOOKUP_WAIT_MS = 500;
+/**
+ * How long a lookup waits for a card before it says there is none, ms. Each reader holds the card until its
+ * connection closes, so readers of one card take turns: with 49 agents looking one up at once (a load of 50
+ * agents sending to each other), the last waited more than the 500 ms this once was and wrongly found no card.
+ */
+const LOOKUP_WAIT_MS = 5_000;
 
 /**
  * A card directory kept in RabbitMQ over STOMP.
