@@ -443,6 +443,13 @@ class MqttSubscription implements Subscription {
   /** Messages received and not yet acknowledged, in the order they came (acknowledgements keep it). */
   readonly #window: Inbound[] = [];
   readonly #handling = new Set<Promise<void>>();
+  /**
+   * Messages received while `prefetch` handlers run, each started (in order) when one finishes. The broker
+   * should send no more than the receive maximum unacknowledged, but Mosquitto 2.0.11 sent a session with a
+   * receive maximum of 8 over 200 once acknowledgements flowed: the bound is kept here too.
+   */
+  readonly #waiting: (() => void)[] = [];
+  #running = 0;
   #client: MqttClient | undefined;
   #closed = false;
 
@@ -528,16 +535,28 @@ class MqttSubscription implements Subscription {
     };
     if (entry.qos === 0) entry.settled = true; // nothing to acknowledge
     this.#window.push(entry);
-    const p = this.#handle(packet).then((ack) => {
+    const p = this.#turn().then(() => this.#handle(packet)).then((ack) => {
       entry.settled = true;
       entry.ack = ack;
       this.#flush();
     }, () => {
       entry.settled = true;
       this.#flush();
+    }).finally(() => {
+      this.#running--;
+      this.#waiting.shift()?.();
     });
     this.#handling.add(p);
     void p.finally(() => this.#handling.delete(p));
+  }
+
+  /** Resolves when this message may run: at once while fewer than `prefetch` handlers run (or closing). */
+  #turn(): Promise<void> {
+    if (this.#running < this.#prefetch || this.#closed) {
+      this.#running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(() => (this.#running++, resolve())));
   }
 
   /** Acknowledges settled messages from the front of the window. */
@@ -655,6 +674,7 @@ class MqttSubscription implements Subscription {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing.resolve("closed");
+    for (const start of this.#waiting.splice(0)) start(); // each ends at once, unacknowledged
     // A message whose handler already acknowledged it gets its PUBACK before the connection ends.
     await Promise.allSettled([...this.#handling]);
     const c = this.#client;
