@@ -43,9 +43,14 @@ const half = PROCESSES === 2 ? Math.ceil(AGENTS / 2) : AGENTS;
 const mine = ROLE === "child" ? ids.map((_, i) => i).slice(half) : ids.map((_, i) => i).slice(0, half);
 const isMine = (i: number) => ROLE === "child" ? i >= half : i < half;
 
-// ---- peak RSS ----
+// ---- peak RSS, and progress on stderr every 10 s ----
 let peakRss = Deno.memoryUsage().rss;
 const sampler = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 100);
+const progress = setInterval(() => {
+  console.error(
+    `${ROLE}: ${started} sends begun, ${sentOk} resolved, ${sendFailed} failed, ${distinctHere} handled here`,
+  );
+}, 10_000);
 const MiB = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
 
 // ---- counting ----
@@ -174,6 +179,7 @@ async function startAll(): Promise<void> {
   }));
 }
 
+const stalled = () => Date.now() - lastProgress > STALL_MS;
 const outstanding = () => started - sendFailed - handledOfMineHere - handledOfMineThere;
 
 /** Sends every message of this process's senders, `WINDOW` in flight per agent, at most `AHEAD` unhandled. */
@@ -185,7 +191,8 @@ async function sendAll(): Promise<void> {
     let q = 0;
     await Promise.all(Array.from({ length: WINDOW }, async () => {
       while (q < MESSAGES) {
-        while (outstanding() >= AHEAD) await new Promise((r) => setTimeout(r, 2));
+        while (outstanding() >= AHEAD && !stalled()) await new Promise((r) => setTimeout(r, 2));
+        if (stalled()) break; // nothing handled for STALL_MS: what was not sent is left unsent
         if (q >= MESSAGES) break; // another of this agent's loops took the last one while this one waited
         const seq = q++;
         let peer = SLOW ? 1 : Math.floor(Math.random() * (AGENTS - 1));
@@ -263,7 +270,9 @@ if (ROLE === "child") {
       baselineRss = Deno.memoryUsage().rss;
       sendAll().then(() => say(`sent ${sentOk} ${sendFailed}`));
     } else if (line.startsWith("h ")) {
-      handledOfMineThere = Number(line.slice(2));
+      const there = Number(line.slice(2));
+      if (there > handledOfMineThere) lastProgress = Date.now();
+      handledOfMineThere = there;
     } else if (line === "report") {
       clearInterval(progress);
       say(`p ${distinctHere} ${handledOfTheirsHere}`);
@@ -290,6 +299,7 @@ if (ROLE === "child") {
     }
   }
   clearInterval(sampler);
+  clearInterval(progress);
   Deno.exit(0);
 }
 
@@ -442,6 +452,7 @@ try {
   await target.cleanup(prefix, ids).catch((e) => console.error(`cleanup of ${prefix} failed: ${e}`));
   await target.stop?.();
   clearInterval(sampler);
+  clearInterval(progress);
 }
 
 if (!args.has("json")) {
