@@ -16,6 +16,7 @@
 import { Agent, openTransport } from "../mod.ts";
 import type { Delivery, Transport } from "../transports/transport.ts";
 import { loadTarget } from "./load_targets.ts";
+import { type Relay, startRelay } from "../tests/_relay.ts";
 
 const args = new Map(
   Deno.args.filter((a) => a.startsWith("--")).map((a) => {
@@ -48,7 +49,10 @@ let peakRss = Deno.memoryUsage().rss;
 const sampler = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 100);
 const progress = setInterval(() => {
   console.error(
-    `${ROLE}: ${started} sends begun, ${sentOk} resolved, ${sendFailed} failed, ${distinctHere} handled here`,
+    `${ROLE}: ${started} sends begun, ${sentOk} resolved, ${sendFailed} failed, ${distinctHere} handled here` +
+      (args.has("diag")
+        ? `; under way: ${diag.publishing} publishes, ${diag.delivering} deliveries, ${diag.lookingUp} lookups`
+        : ""),
   );
 }, 10_000);
 const MiB = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
@@ -85,6 +89,10 @@ function count(from: string, c: Content): void {
   if (isMine(c.s)) handledOfMineHere++;
   else handledOfTheirsHere++;
   lastProgress = Date.now();
+  if (relay && cuts < cutAt.length && distinctHere >= cutAt[cuts]!) {
+    cuts++;
+    relay.cut();
+  }
 }
 
 // ---- the broker ----
@@ -94,6 +102,19 @@ if (PROCESSES === 2 && !target.crossProcess) {
   throw new Error(`${TRANSPORT}:// lives in one process: run it with --processes=1`);
 }
 const prefix = args.get("prefix") ?? target.prefix();
+
+// ---- connections cut: with --cut=<n1,n2,...>, the agents of this process reach the broker through a relay
+// whose connections are all closed each time this process has handled that many messages ----
+const cutAt = (args.get("cut") ?? "").split(",").filter((x) => x !== "").map(Number);
+let agentUrl = target.url;
+let relay: Relay | undefined;
+let cuts = 0;
+if (cutAt.length > 0) {
+  const url = new URL(target.url);
+  relay = startRelay(Number(url.port));
+  url.port = String(relay.port);
+  agentUrl = url.href;
+}
 
 // ---- the agents ----
 const agents = new Map<number, Agent>();
@@ -140,13 +161,76 @@ function counting(t: Transport): Transport {
   });
 }
 
+/** With --diag: publishes and deliveries under way in this process (to tell where a stalled run waits). */
+const diag = { publishing: 0, delivering: 0, lookingUp: 0 };
+const diagTransports: Transport[] = [];
+
+/** `t`, counting its publishes and deliveries under way into `diag`. */
+function watched(t: Transport): Transport {
+  return new Proxy(t, {
+    get(target, key) {
+      if (key === "publish") {
+        return async (...a: Parameters<Transport["publish"]>) => {
+          diag.publishing++;
+          try {
+            return await target.publish(...a);
+          } finally {
+            diag.publishing--;
+          }
+        };
+      }
+      if (key === "directory" && target.directory) {
+        const directory = target.directory;
+        return new Proxy(directory, {
+          get(dir, k) {
+            if (k === "lookup") {
+              return async (id: string) => {
+                diag.lookingUp++;
+                try {
+                  return await dir.lookup(id);
+                } finally {
+                  diag.lookingUp--;
+                }
+              };
+            }
+            const v = Reflect.get(dir, k, dir);
+            return typeof v === "function" ? v.bind(dir) : v;
+          },
+        });
+      }
+      if (key === "subscribe") {
+        return (
+          address: Parameters<Transport["subscribe"]>[0],
+          handler: Parameters<Transport["subscribe"]>[1],
+          options: Parameters<Transport["subscribe"]>[2],
+        ) =>
+          target.subscribe(address, async (d) => {
+            diag.delivering++;
+            try {
+              return await handler(d);
+            } finally {
+              diag.delivering--;
+            }
+          }, options);
+      }
+      const v = Reflect.get(target, key, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
 async function startAgent(i: number): Promise<void> {
   const id = ids[i]!;
   const slowReceiver = SLOW > 0 && i === 1;
-  if (slowReceiver) slowTransport = counting(await openTransport(target.url, target.options(prefix)));
+  if (slowReceiver) slowTransport = counting(await openTransport(agentUrl, target.options(prefix)));
+  let own: Transport | undefined;
+  if (args.has("diag") && !slowReceiver) {
+    own = watched(await openTransport(agentUrl, target.options(prefix)));
+    diagTransports.push(own);
+  }
   const agent = await Agent.start({
     id,
-    transport: slowTransport && slowReceiver ? slowTransport : target.url,
+    transport: slowTransport && slowReceiver ? slowTransport : own ?? agentUrl,
     transportOptions: target.options(prefix),
     prefetch: PREFETCH,
     refusals: "silent",
@@ -180,6 +264,10 @@ async function startAll(): Promise<void> {
 }
 
 const stalled = () => Date.now() - lastProgress > STALL_MS;
+/** Resolves once nothing was handled for STALL_MS (sends that never settle must not hold the run for ever). */
+async function untilStalled(): Promise<void> {
+  while (!stalled()) await new Promise((r) => setTimeout(r, 100));
+}
 const outstanding = () => started - sendFailed - handledOfMineHere - handledOfMineThere;
 
 /** Sends every message of this process's senders, `WINDOW` in flight per agent, at most `AHEAD` unhandled. */
@@ -213,8 +301,13 @@ async function sendAll(): Promise<void> {
 }
 
 async function closeAll(): Promise<void> {
-  await Promise.all([...agents.values()].map((a) => a.close().catch(() => {})));
+  // Bounded: after a stall, an agent may wait for work that never ends.
+  await Promise.race([
+    Promise.all([...agents.values()].map((a) => a.close().catch(() => {}))),
+    new Promise((r) => setTimeout(r, 30_000)),
+  ]);
   await slowTransport?.close();
+  await Promise.all(diagTransports.map((t) => t.close().catch(() => {})));
 }
 
 // ---- the child process of a two-process run ----
@@ -237,6 +330,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 interface ChildReport {
   sentOk: number;
   sendFailed: number;
+  started: number;
   /** For each sender: base64 of one byte per message, 1 once its `send` resolved, 2 if it failed. */
   sent: string[];
   /** For each sender: the handling counts here, base64 of one byte per message. */
@@ -268,7 +362,7 @@ if (ROLE === "child") {
   for await (const line of lines(Deno.stdin.readable)) {
     if (line === "go") {
       baselineRss = Deno.memoryUsage().rss;
-      sendAll().then(() => say(`sent ${sentOk} ${sendFailed}`));
+      Promise.race([sendAll(), untilStalled()]).then(() => say(`sent ${sentOk} ${sendFailed}`));
     } else if (line.startsWith("h ")) {
       const there = Number(line.slice(2));
       if (there > handledOfMineThere) lastProgress = Date.now();
@@ -279,6 +373,7 @@ if (ROLE === "child") {
       const report: ChildReport = {
         sentOk,
         sendFailed,
+        started,
         sent: sent.map((row) => b64(row)),
         handled: handled.map((row) => b64(row)),
         peakRss,
@@ -369,7 +464,7 @@ try {
   lastProgress = Date.now();
   if (child) await tell("go");
   const [, other] = await Promise.all([
-    sendAll(),
+    Promise.race([sendAll(), untilStalled()]),
     child ? childState.sent.promise : Promise.resolve({ ok: 0, failed: 0 }),
   ]);
   const expected = sentOk + other.ok;
@@ -417,6 +512,9 @@ try {
     processes: PROCESSES,
     sent: expected,
     sendFailed: sendFailed + (childReport?.sendFailed ?? 0),
+    // Sends that neither resolved nor failed by the end (the run stalled).
+    sendsUnsettled: started - sentOk - sendFailed +
+      (childReport ? childReport.started - childReport.sentOk - childReport.sendFailed : 0),
     delivered,
     lost,
     duplicated,
@@ -429,6 +527,7 @@ try {
     rejectedCodes: { ...rejectedCodes, ...childReport?.rejectedCodes },
     deadLetters: deadLetters + (childReport?.deadLetters ?? 0),
     brokerDropped: Math.max(brokerDropped, childReport?.brokerDropped ?? 0),
+    connectionsCut: cuts,
     errors: [...errors, ...(childReport?.errors ?? [])],
   };
   if (SLOW) {
@@ -451,6 +550,7 @@ try {
   }
   await target.cleanup(prefix, ids).catch((e) => console.error(`cleanup of ${prefix} failed: ${e}`));
   await target.stop?.();
+  relay?.close();
   clearInterval(sampler);
   clearInterval(progress);
 }

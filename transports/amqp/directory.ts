@@ -35,8 +35,11 @@ async function using<T>(
   try {
     return await f(ch);
   } finally {
+    // Not awaited: a channel whose connection is lost while it closes never gets the broker's CloseOk, and
+    // amqplib's close() then never settles. Awaited, it held the lookup for ever, and with it every later
+    // lookup of that id (one at a time per id): a receiver's deliveries and a sender's sends to that agent.
     try {
-      await ch.close();
+      ch.close().catch(() => {});
     } catch {
       // closed by an error already
     }
