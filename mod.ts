@@ -20,4 +20,5 @@
 export * from "./crypto/mod.ts";
 export * from "./spore/mod.ts";
 export * from "./transports/transport.ts";
+export * from "./transports/events.ts";
 export * from "./transports/connect_error.ts";

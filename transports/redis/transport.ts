@@ -37,6 +37,7 @@ import {
 } from "./connection.ts";
 import { RedisDirectory } from "./directory.ts";
 import { explainConnectError, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
 
 /** Options of the Redis transport. */
 export interface RedisTransportOptions extends RedisConnectionOptions {
@@ -156,6 +157,8 @@ export class RedisTransport implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards in Redis. */
   readonly directory: RedisDirectory;
+  /** Link lost and back (the command connection's), and entries dead-lettered after `maxDeliveries`. */
+  readonly events: TransportEvents;
   /** The command connection. */
   readonly client: RedisClient;
   /** Entries dropped at read time because their TTL had passed. */
@@ -174,6 +177,16 @@ export class RedisTransport implements Transport {
     this.#options = options;
     this.#prefix = options.prefix ?? "spores";
     this.directory = new RedisDirectory(client, this.#prefix);
+    this.events = new TransportEvents("redis", describeUrl(url), hostPort(url, 6379));
+    // ioredis reconnects by itself; "close" is the link lost (each attempt that fails closes again: one
+    // outage), "ready" the link back with its commands replayed.
+    let lastError: unknown;
+    client.on("error", (e: unknown) => lastError = e);
+    client.on("close", () => {
+      this.events.linkDown(lastError);
+      lastError = undefined;
+    });
+    client.on("ready", () => this.events.linkUp());
     this.capabilities = Object.freeze({
       durable,
       ordered: true,
@@ -309,6 +322,8 @@ export class RedisTransport implements Transport {
     this.#check();
     const keys = keysOf(this.#prefix, from, options.member);
     const sub = new RedisSubscription(this, keys, handler, {
+      address: from,
+      member: options.member,
       prefetch: options.prefetch ?? 64,
       batch: this.#options.batch ?? 256,
       blockMs: this.#options.blockMs ?? 1000,
@@ -327,6 +342,7 @@ export class RedisTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subscriptions].map((s) => s.close()));
     await this.directory.close();
     try {
@@ -338,6 +354,8 @@ export class RedisTransport implements Transport {
 }
 
 interface SubscriptionSettings {
+  address: Address;
+  member: string | undefined;
   prefetch: number;
   batch: number;
   blockMs: number;
@@ -566,7 +584,18 @@ class RedisSubscription implements Subscription {
       return;
     }
     if (deliveries > this.#s.maxDeliveries) {
-      void this.#deadLetter(id, data, deliveries).catch(() => {});
+      // Delivered that often and never acknowledged (its handler's process died each time, say): moved by
+      // the transport itself, and reported so that the agent counts it.
+      void this.#deadLetter(id, data, deliveries).then(() =>
+        this.#t.events.deadLettered({
+          address: this.#s.address,
+          member: this.#s.member,
+          size: data.length,
+          attempts: deliveries,
+          reason: `delivered ${deliveries} times (limit ${this.#s.maxDeliveries}) without an acknowledgement`,
+          store: this.#keys.dlq,
+        })
+      ).catch(() => {});
       return;
     }
     this.#inFlight.add(id);

@@ -1,0 +1,168 @@
+// Link events: every broker transport reports its link lost and back, once per outage and in order, and the
+// agent re-emits them as `disconnected` / `reconnected`; a message sent after the link is back arrives.
+// Transport dead letters: a message a transport moves to its dead-letter store by itself reaches the agent's
+// metrics and its `dead-letter` event.
+import assert from "node:assert/strict";
+import { Agent, type DeadLetter, type Disconnected, type Reconnected } from "../mod.ts";
+import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
+import { requireBroker } from "./_env.ts";
+import { startRelay } from "./_relay.ts";
+
+const until = async (cond: () => boolean | Promise<boolean>, ms = 30_000, what = "condition") => {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+interface LinkCase {
+  /** The broker's port (the relay's target). */
+  port: number;
+  /** The URL of the broker at `port` (direct, or through the relay). */
+  url(port: number): string;
+  transportOptions?: Record<string, unknown>;
+  /** Removes what the test made. */
+  clean?(): Promise<void>;
+}
+
+/**
+ * Bob's link goes through a relay that is cut once; alice's goes straight to the broker. Bob's agent reports
+ * `disconnected` then `reconnected`, once each; then messages go both ways again.
+ */
+async function linkLostAndBack(c: LinkCase): Promise<void> {
+  const relay = startRelay(c.port);
+  const events: { type: string; detail: Disconnected | Reconnected }[] = [];
+  let alice: Agent | undefined;
+  let bob: Agent | undefined;
+  try {
+    alice = await Agent.start({
+      id: "alice",
+      transport: c.url(c.port),
+      transportOptions: c.transportOptions,
+    });
+    bob = await Agent.start({
+      id: "bob",
+      transport: c.url(relay.port),
+      transportOptions: c.transportOptions,
+    });
+    bob.addEventListener("disconnected", (e) => events.push({ type: e.type, detail: e.detail }));
+    bob.addEventListener("reconnected", (e) => events.push({ type: e.type, detail: e.detail }));
+    const atBob: string[] = [];
+    const atAlice: string[] = [];
+    bob.on("note", (m) => void atBob.push(m.content as string));
+    alice.on("note", (m) => void atAlice.push(m.content as string));
+    await alice.connect("bob");
+    await alice.send("bob", { type: "note", content: "before" });
+    await until(() => atBob.includes("before"), 30_000, "bob got the message sent before the cut");
+    assert.equal(events.length, 0, "no link event while the link works");
+
+    assert.ok(relay.cut() > 0, "the relay carried bob's connections");
+    await until(() => events.some((e) => e.type === "reconnected"), 60_000, "reconnected");
+    await new Promise((r) => setTimeout(r, 1000)); // time for a second, wrong event to show
+    assert.deepEqual(events.map((e) => e.type), ["disconnected", "reconnected"]);
+    const [down, up] = events.map((e) => e.detail) as [Disconnected, Reconnected];
+    assert.equal(down.transport, bob.transport.name);
+    assert.equal(down.broker, up.broker);
+    assert.ok(down.broker.includes(`127.0.0.1:${relay.port}`), down.broker);
+    assert.ok(!/guest|secret|@/.test(down.broker), "no credentials in the broker address");
+    assert.equal(typeof down.reason, "string");
+    assert.ok(up.downMs >= 0);
+    assert.equal(bob.metrics().disconnections, 1);
+
+    await alice.send("bob", { type: "note", content: "after" });
+    await until(() => atBob.includes("after"), 60_000, "bob got the message sent after the reconnection");
+    await bob.send("alice", { type: "note", content: "from bob" });
+    await until(() => atAlice.includes("from bob"), 60_000, "alice got bob's message sent after it");
+    assert.deepEqual(events.map((e) => e.type), ["disconnected", "reconnected"], "still one outage");
+  } finally {
+    await bob?.close().catch(() => {});
+    await alice?.close().catch(() => {});
+    relay.close();
+    await c.clean?.();
+  }
+}
+
+const fresh = () => `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+
+Deno.test("events: memory transport has no link to lose and reports nothing", async () => {
+  const alice = await Agent.start({ id: "alice", transport: `memory://${fresh()}` });
+  try {
+    assert.equal(alice.transport.events, undefined);
+    assert.equal(alice.metrics().disconnections, 0);
+  } finally {
+    await alice.close();
+  }
+});
+
+Deno.test("events: redis link lost and back", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const prefix = fresh();
+  await linkLostAndBack({
+    port: 6379,
+    url: (port) => `redis://127.0.0.1:${port}`,
+    transportOptions: { prefix, blockMs: 200 },
+    clean: () => cleanRedis(prefix),
+  });
+});
+
+Deno.test("events: amqp link lost and back", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const prefix = fresh();
+  await linkLostAndBack({
+    port: 5672,
+    url: (port) => `amqp://guest:guest@127.0.0.1:${port}`,
+    transportOptions: { exchange: prefix },
+    clean: () => cleanRabbit(prefix),
+  });
+});
+
+Deno.test("events: redis dead-letters an entry past its delivery limit, and the agent counts it", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const prefix = fresh();
+  const { Redis } = await import("ioredis");
+  const raw = new Redis("redis://127.0.0.1:6379", { lazyConnect: true });
+  let bob: Agent | undefined;
+  try {
+    await raw.connect();
+    // An entry that 16 consumers took and none acknowledged (their processes died), idle since.
+    const stream = `${prefix}:agent:{bob}`;
+    await raw.xgroup("CREATE", stream, "bob", "0", "MKSTREAM");
+    const id = await raw.xadd(stream, "*", "d", "sealed bytes", "p", "4", "e", "0", "i", "");
+    await raw.xreadgroup("GROUP", "bob", "dead-1", "COUNT", 1, "STREAMS", stream, ">");
+    for (let i = 2; i <= 16; i++) await raw.xclaim(stream, "bob", `dead-${i}`, 0, id!);
+    await new Promise((r) => setTimeout(r, 150));
+    const seen: DeadLetter[] = [];
+    const listening = Promise.withResolvers<void>();
+    bob = await Agent.start({
+      id: "bob",
+      transport: "redis://127.0.0.1:6379",
+      transportOptions: { prefix, visibilityTimeoutMs: 100, claimIntervalMs: 100, blockMs: 100 },
+      handlers: {},
+    });
+    bob.addEventListener("dead-letter", (e) => {
+      seen.push(e.detail);
+      listening.resolve();
+    });
+    await until(() => seen.length === 1, 20_000, "the transport's dead letter reached the agent");
+    const d = seen[0]!;
+    assert.equal(d.source, "transport");
+    if (d.source !== "transport") return;
+    assert.equal(d.transport, "redis");
+    assert.deepEqual(d.address, { agent: "bob" });
+    assert.equal(d.size, "sealed bytes".length);
+    assert.equal(d.attempts, 17);
+    assert.equal(d.store, `${prefix}:dlq:{bob}`);
+    assert.match(d.reason, /limit 16/);
+    const m = bob.metrics();
+    assert.equal(m.transportDeadLetters, 1);
+    assert.equal(m.deadLetters, 1);
+    assert.equal(await raw.xlen(`${prefix}:dlq:{bob}`), 1, "moved to the dead-letter stream");
+    const pending = await raw.xpending(stream, "bob") as unknown[];
+    assert.equal(Number(pending[0]), 0, "and acknowledged in the agent's stream");
+  } finally {
+    await bob?.close();
+    raw.disconnect();
+    await cleanRedis(prefix);
+  }
+});
