@@ -33,6 +33,7 @@ import {
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
 
 /** TLS settings for `amqps://`. */
 export interface AmqpTlsOptions {
@@ -58,8 +59,18 @@ export interface AmqpTransportOptions {
   heartbeatSeconds?: number;
   /** Socket connect timeout, ms. Default 10,000. */
   connectTimeoutMs?: number;
-  /** How long a publish waits for a connection during an outage, ms. Default 30,000. */
+  /**
+   * How long a publish waits for a connection during an outage, ms, and how long it goes on re-publishing
+   * a message whose confirm was lost with its connection. Default 30,000.
+   */
   publishTimeoutMs?: number;
+  /**
+   * Attempts of one publish whose confirm is lost because its channel or connection closed before the
+   * broker answered (the message may or may not be in the queue): it is published again, the same bytes
+   * with the same message id, on the next channel. A receiving agent drops the copy it has already handled
+   * (replay defence and receipts), so a duplicate is harmless. Default 5; 1 publishes once.
+   */
+  publishAttempts?: number;
   /** Longest pause between reconnection attempts, ms. Default 5,000. */
   maxBackoffMs?: number;
   /** Largest message, bytes. Default 16 MiB. */
@@ -73,6 +84,12 @@ export interface AmqpTransportOptions {
    * broker unnoticed.
    */
   confirms?: boolean;
+}
+
+/** A publish whose confirm was lost with its channel (connection cut, channel closed): outcome unknown. */
+function confirmLost(cause: unknown): boolean {
+  const m = cause instanceof Error ? cause.message : "";
+  return /channel closed|connection closed|Channel ended|socket|ECONNRESET|EPIPE/i.test(m);
 }
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -131,8 +148,12 @@ export class AmqpTransport implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards in RabbitMQ. */
   readonly directory: AmqpDirectory;
+  /** Link lost and back (with `?nodes=`, whichever node it is back on). */
+  readonly events: TransportEvents;
   /** Connections made so far (1 + reconnections). */
   connections = 0;
+  /** Publishes made again after their confirm was lost with their channel. */
+  republished = 0;
   readonly #endpoints: string[];
   #next = 0;
   readonly #o: Required<Omit<AmqpTransportOptions, "tls">> & { tls?: AmqpTlsOptions };
@@ -157,8 +178,17 @@ export class AmqpTransport implements Transport {
       maxBackoffMs: options.maxBackoffMs ?? 5000,
       maxMessageBytes: options.maxMessageBytes ?? 16 << 20,
       confirms: options.confirms ?? true,
+      publishAttempts: options.publishAttempts ?? 5,
       tls: options.tls,
     };
+    if (!Number.isSafeInteger(this.#o.publishAttempts) || this.#o.publishAttempts < 1) {
+      throw new ConfigError("publishAttempts must be a whole number from 1");
+    }
+    this.events = new TransportEvents(
+      "amqp",
+      this.#endpoints.map((e, i) => i === 0 ? describeUrl(e, { path: true }) : hostPort(e, 5672)).join(","),
+      hostPort(url, 5672),
+    );
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(this.#o.exchange)) {
       throw new ConfigError("exchange must be 1..64 of [A-Za-z0-9._:-]");
     }
@@ -233,8 +263,9 @@ export class AmqpTransport implements Transport {
     // noDelay: without it Nagle's algorithm holds back any frame over one segment (every sealed spore) for
     // the peer's delayed acknowledgement, about 40 ms.
     const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, noDelay: true, ...tls });
-    conn.on("error", () => {}); // followed by "close", handled below
-    conn.on("close", () => this.#lost(conn));
+    let failure: unknown;
+    conn.on("error", (e: unknown) => failure = e); // followed by "close", handled below
+    conn.on("close", (e: unknown) => this.#lost(conn, e ?? failure));
     const pub = await this.#publisher(conn);
     this.#declared.clear();
     await this.#declareBase(pub);
@@ -243,6 +274,7 @@ export class AmqpTransport implements Transport {
     this.connections++;
     for (const s of this.#subs) if (!s.closed) await this.#consume(s, conn);
     if (this.connections > 1) this.directory.reconnected();
+    this.events.linkUp();
   }
 
   async #publisher(conn: ChannelModel): Promise<Channel | ConfirmChannel> {
@@ -277,8 +309,9 @@ export class AmqpTransport implements Transport {
     this.#retiring.add(retire);
   }
 
-  #lost(conn: ChannelModel): void {
+  #lost(conn: ChannelModel, cause: unknown): void {
     if (this.#conn !== conn || this.#closed) return;
+    this.events.linkDown(cause);
     this.#next = (this.#next + 1) % this.#endpoints.length;
     this.#conn = undefined;
     this.#pub = undefined;
@@ -348,8 +381,7 @@ export class AmqpTransport implements Transport {
   }
 
   /** @internal The live publishing channel, waiting out an outage up to the publish timeout. */
-  async channel(): Promise<Channel | ConfirmChannel> {
-    const deadline = Date.now() + this.#o.publishTimeoutMs;
+  async channel(deadline = Date.now() + this.#o.publishTimeoutMs): Promise<Channel | ConfirmChannel> {
     while (!this.#pub) {
       if (this.#closed) throw new TransportError("amqp transport is closed");
       if (Date.now() > deadline) throw new TransportError("RabbitMQ unreachable: publish timed out");
@@ -371,7 +403,9 @@ export class AmqpTransport implements Transport {
       ? `agent.${checkId(to.agent, "agent")}.${type}`
       : `broadcast.${checkId(to.channel, "channel")}.${type}`;
     const pubId = `${++this.#seq}`;
-    const ch = this.#pub ?? await this.channel();
+    const started = Date.now();
+    const deadline = started + this.#o.publishTimeoutMs;
+    let ch = this.#pub ?? await this.channel(deadline);
     const props = {
       persistent: true,
       mandatory: direct && this.#o.confirms, // a return is only noticed through the confirm that follows it
@@ -387,24 +421,47 @@ export class AmqpTransport implements Transport {
       if (!ch.publish(this.#o.exchange, key, buf(bytes), props)) await this.#drain(ch);
       return;
     }
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const ok = ch.publish(
-          this.#o.exchange,
-          key,
-          buf(bytes),
-          props,
-          (err: unknown) => err ? reject(err) : resolve(),
-        );
-        if (!ok) void this.#drain(ch); // back-pressure: the confirm resolves after the buffer drains
-      });
-    } catch (cause) {
-      this.#returned.delete(pubId);
-      if (cause instanceof Error && cause.message === "message nacked") this.#renewPublisher(ch);
-      throw new TransportError(
-        `RabbitMQ did not confirm a publish to ${key.split(".").slice(0, 2).join(".")}`,
-        { cause },
-      );
+    const where = key.split(".").slice(0, 2).join(".");
+    for (let attempt = 1;; attempt++) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const sent = ch;
+          const ok = sent.publish(
+            this.#o.exchange,
+            key,
+            buf(bytes),
+            props,
+            (err: unknown) => err ? reject(err) : resolve(),
+          );
+          if (!ok) void this.#drain(sent); // back-pressure: the confirm resolves after the buffer drains
+        });
+        break;
+      } catch (cause) {
+        this.#returned.delete(pubId);
+        if (cause instanceof Error && cause.message === "message nacked") {
+          this.#renewPublisher(ch);
+          throw new TransportError(`RabbitMQ did not confirm a publish to ${where}`, { cause });
+        }
+        if (!confirmLost(cause) || this.#closed) {
+          throw new TransportError(`RabbitMQ did not confirm a publish to ${where}`, { cause });
+        }
+        // The confirm was lost with its channel: the broker may have the message or not. Publish the same
+        // bytes with the same message id again on the next channel; a copy the receiver has already handled
+        // is dropped as a duplicate there.
+        const next = attempt < this.#o.publishAttempts && Date.now() < deadline
+          ? await this.channel(deadline).catch(() => undefined)
+          : undefined;
+        if (!next) {
+          throw new TransportError(
+            `the outcome of a publish to ${where} is unknown: its confirm was lost with the connection ` +
+              `(${attempt} attempt(s) in ${Date.now() - started} ms); RabbitMQ may have it or not. ` +
+              `Sending the same spore again (the same id) is safe: a receiver drops a copy it has handled`,
+            { cause },
+          );
+        }
+        ch = next;
+        this.republished++;
+      }
     }
     if (this.#returned.delete(pubId)) {
       throw new TransportError(
@@ -543,6 +600,7 @@ export class AmqpTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     for (const retire of [...this.#retiring]) retire();
     for (const s of this.#subs) s.closed = true;
     this.#subs.clear();

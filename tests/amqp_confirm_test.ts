@@ -1,0 +1,110 @@
+// A RabbitMQ publish whose confirm is lost with its connection is published again, the same bytes with the same
+// spore id, on the next connection: none of the sends that resolved is lost, and the receiving agent handles
+// none twice.
+import assert from "node:assert/strict";
+import { Agent, TransportError } from "../mod.ts";
+import { AmqpTransport } from "../transports/amqp.ts";
+import { cleanRabbit } from "./_cleanup.ts";
+import { requireBroker } from "./_env.ts";
+import { startRelay } from "./_relay.ts";
+
+const until = async (cond: () => boolean, ms = 60_000, what = "condition") => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+Deno.test("amqp: sends whose confirms were cut off are published again; none lost, none handled twice", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const exchange = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+  const relay = startRelay(5672);
+  const options = { exchange, maxBackoffMs: 200 };
+  let alice: Agent | undefined;
+  let bob: Agent | undefined;
+  try {
+    alice = await Agent.start({
+      id: "alice",
+      transport: `amqp://guest:guest@127.0.0.1:${relay.port}`,
+      transportOptions: options,
+    });
+    bob = await Agent.start({
+      id: "bob",
+      transport: "amqp://guest:guest@127.0.0.1:5672",
+      transportOptions: options,
+    });
+    const handled = new Map<number, number>();
+    bob.on("n", (m) => void handled.set(m.content as number, (handled.get(m.content as number) ?? 0) + 1));
+    await alice.connect("bob");
+    const transport = alice.transport as AmqpTransport;
+    let resolved = 0;
+    const unknown: number[] = [];
+    const other: unknown[] = [];
+    const N = 2000;
+    let cuts = 0;
+    // Sends in flight, 100 at a time; the link is cut twice while confirms are outstanding.
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; i < N; i++) {
+      if (i === 600 || i === 1400) cuts += relay.cut();
+      const p: Promise<void> = alice.send("bob", { type: "n", content: i }).then(
+        () => void resolved++,
+        (e) => {
+          if (e instanceof TransportError && /outcome .* is unknown/.test(e.message)) unknown.push(i);
+          else other.push(e);
+        },
+      ).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= 100) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    assert.deepEqual(other, [], "no other failure");
+    assert.ok(cuts >= 2, `${cuts} connections cut`);
+    assert.equal(resolved + unknown.length, N);
+    assert.ok(
+      transport.republished > 0,
+      "the cuts left confirms outstanding, and those sends were published again",
+    );
+    await until(() => handled.size >= resolved, 60_000, `every resolved send handled (${handled.size})`);
+    await new Promise((r) => setTimeout(r, 1000)); // time for a late copy to show
+    const twice = [...handled].filter(([, n]) => n > 1);
+    assert.deepEqual(twice, [], "a message was handled twice");
+    console.log(
+      `(${N} sends, ${cuts} connections cut: ${resolved} resolved, ${unknown.length} of unknown outcome, ` +
+        `${transport.republished} published again, ${handled.size} handled once each, ` +
+        `${bob.metrics().duplicates} duplicate copies dropped)`,
+    );
+  } finally {
+    await alice?.close().catch(() => {});
+    await bob?.close().catch(() => {});
+    relay.close();
+    await cleanRabbit(exchange);
+  }
+});
+
+Deno.test("amqp: a confirm lost on every attempt ends in a TransportError that says the outcome is unknown", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const exchange = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+  const relay = startRelay(5672);
+  const t = await AmqpTransport.connect(`amqp://guest:guest@127.0.0.1:${relay.port}`, {
+    exchange,
+    publishAttempts: 1,
+  });
+  try {
+    const sub = await t.subscribe({ agent: "bob" }, async (d) => await d.ack());
+    await sub.close();
+    relay.freeze(); // the publish goes out but its confirm cannot come back
+    const pending = t.publish({ agent: "bob" }, new Uint8Array([1, 2, 3]), { dedupId: "x1" });
+    await new Promise((r) => setTimeout(r, 200));
+    relay.cut();
+    relay.thaw();
+    const e = await pending.catch((e) => e);
+    assert.ok(e instanceof TransportError, String(e));
+    assert.match(e.message, /outcome of a publish to agent\.bob is unknown/);
+    assert.match(e.message, /same spore again \(the same id\) is safe/);
+  } finally {
+    await t.close();
+    relay.close();
+    await cleanRabbit(exchange);
+  }
+});
