@@ -381,7 +381,7 @@ export class AmqpTransport implements Transport {
   }
 
   /** @internal The live publishing channel, waiting out an outage up to the publish timeout. */
-  async channel(deadline = Date.now() + this.#o.publishTimeoutMs): Promise<Channel | ConfirmChannel> {
+  async channel(deadline: number = Date.now() + this.#o.publishTimeoutMs): Promise<Channel | ConfirmChannel> {
     while (!this.#pub) {
       if (this.#closed) throw new TransportError("amqp transport is closed");
       if (Date.now() > deadline) throw new TransportError("RabbitMQ unreachable: publish timed out");
