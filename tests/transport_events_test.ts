@@ -7,6 +7,7 @@ import { Agent, type DeadLetter, type Disconnected, type Reconnected } from "../
 import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
 import { startRelay } from "./_relay.ts";
+import { MqttTransport } from "../transports/mqtt.ts";
 
 const until = async (cond: () => boolean | Promise<boolean>, ms = 30_000, what = "condition") => {
   const end = Date.now() + ms;
@@ -83,7 +84,76 @@ async function linkLostAndBack(c: LinkCase): Promise<void> {
   }
 }
 
+interface DeadLetterCase {
+  url: string;
+  /** Transport options that set its own delivery limit to 2. */
+  transportOptions: Record<string, unknown>;
+  /** Attempts the transport reports when it gives up. */
+  attempts: number;
+  clean?(): Promise<void>;
+}
+
+/**
+ * Bob's handler always fails and his agent would try 10 times; his transport gives up after 2 deliveries and
+ * dead-letters the message itself. Bob's agent counts it and raises one `dead-letter` event (source transport).
+ */
+async function transportDeadLetter(c: DeadLetterCase): Promise<void> {
+  let alice: Agent | undefined;
+  let bob: Agent | undefined;
+  try {
+    alice = await Agent.start({ id: "alice", transport: c.url, transportOptions: c.transportOptions });
+    bob = await Agent.start({
+      id: "bob",
+      transport: c.url,
+      transportOptions: c.transportOptions,
+      maxRedeliveries: 10,
+      refusals: "silent",
+    });
+    const seen: DeadLetter[] = [];
+    bob.addEventListener("dead-letter", (e) => void seen.push(e.detail));
+    let calls = 0;
+    bob.on("fail", () => {
+      calls++;
+      throw new Error("this handler always fails");
+    });
+    await alice.connect("bob");
+    await alice.send("bob", { type: "fail", content: "x" });
+    await until(() => seen.length === 1, 60_000, "the transport's dead letter reached the agent");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(seen.length, 1);
+    const d = seen[0]!;
+    assert.equal(d.source, "transport");
+    if (d.source !== "transport") return;
+    assert.equal(d.transport, bob.transport.name);
+    assert.deepEqual(d.address, { agent: "bob" });
+    assert.ok(d.size > 0);
+    assert.equal(d.attempts, c.attempts);
+    assert.ok(calls >= 2 && calls <= c.attempts, `${calls} handler calls`);
+    const m = bob.metrics();
+    assert.equal(m.transportDeadLetters, 1);
+    assert.equal(m.deadLetters, 1);
+  } finally {
+    await bob?.close().catch(() => {});
+    await alice?.close().catch(() => {});
+    await c.clean?.();
+  }
+}
+
 const fresh = () => `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+
+/** Removes the persistent sessions (agents' and dead letters') and retained cards a test made on Mosquitto. */
+async function cleanMqtt(prefix: string): Promise<void> {
+  const t = await MqttTransport.connect("mqtt://127.0.0.1:1883", { prefix });
+  try {
+    for (const id of ["alice", "bob"]) {
+      await t.removeSession(`${prefix}/agent/${id}`);
+      await t.removeSession(`${prefix}/dlq/${id}`);
+      await t.directory.remove(id);
+    }
+  } finally {
+    await t.close();
+  }
+}
 
 Deno.test("events: memory transport has no link to lose and reports nothing", async () => {
   const alice = await Agent.start({ id: "alice", transport: `memory://${fresh()}` });
@@ -165,4 +235,37 @@ Deno.test("events: redis dead-letters an entry past its delivery limit, and the 
     raw.disconnect();
     await cleanRedis(prefix);
   }
+});
+
+Deno.test("events: redis dead-letters after its own limit (a handler that always fails), and the agent counts it", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const prefix = fresh();
+  await transportDeadLetter({
+    url: "redis://127.0.0.1:6379",
+    transportOptions: { prefix, maxDeliveries: 2, blockMs: 100 },
+    attempts: 3,
+    clean: () => cleanRedis(prefix),
+  });
+});
+
+Deno.test("events: mqtt link lost and back", async () => {
+  if (!(await requireBroker("Mosquitto", 1883))) return;
+  const prefix = fresh();
+  await linkLostAndBack({
+    port: 1883,
+    url: (port) => `mqtt://127.0.0.1:${port}`,
+    transportOptions: { prefix },
+    clean: () => cleanMqtt(prefix),
+  });
+});
+
+Deno.test("events: mqtt dead-letters after its own limit, and the agent counts it", async () => {
+  if (!(await requireBroker("Mosquitto", 1883))) return;
+  const prefix = fresh();
+  await transportDeadLetter({
+    url: "mqtt://127.0.0.1:1883",
+    transportOptions: { prefix, maxDeliveries: 2 },
+    attempts: 2,
+    clean: () => cleanMqtt(prefix),
+  });
 });
