@@ -269,3 +269,28 @@ Deno.test("events: mqtt dead-letters after its own limit, and the agent counts i
     clean: () => cleanMqtt(prefix),
   });
 });
+
+Deno.test("events: stomp link lost and back", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const prefix = fresh();
+  await linkLostAndBack({
+    port: 61613,
+    url: (port) => `stomp://guest:guest@127.0.0.1:${port}`,
+    transportOptions: { prefix },
+    clean: () => cleanRabbit(prefix),
+  });
+});
+
+Deno.test("events: amqp with ?nodes= fails over to the next node and reports the link back", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const prefix = fresh();
+  await linkLostAndBack({
+    port: 5672,
+    url: (port) =>
+      port === 5672
+        ? "amqp://guest:guest@127.0.0.1:5672"
+        : `amqp://guest:guest@127.0.0.1:${port}?nodes=127.0.0.1:5672`,
+    transportOptions: { exchange: prefix },
+    clean: () => cleanRabbit(prefix),
+  });
+});

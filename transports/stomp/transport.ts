@@ -24,6 +24,10 @@ import {
 import { type Headers, StompDestinations, type StompQueueType, type StompTopology } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
+
+/** `host:port` of a STOMP URL (Web-STOMP's port for `stomp+ws(s)://`). */
+const stompHostPort = (url: string): string => hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
 import {
   parseStompUrl,
   StompConnection,
@@ -94,6 +98,8 @@ export class StompTransport implements Transport {
   readonly directory: StompDirectory;
   /** The destinations of this transport's prefix. */
   readonly destinations: StompDestinations;
+  /** Link lost and back (the publishing connection's). */
+  readonly events: TransportEvents;
   readonly #endpoint: StompEndpoint;
   readonly #o: StompConnectionOptions & { maxMessageBytes: number };
   readonly #subs = new Set<SubState>();
@@ -104,8 +110,9 @@ export class StompTransport implements Transport {
   #closed = false;
   #pubSeq = 0;
 
-  private constructor(endpoint: StompEndpoint, options: StompTransportOptions) {
+  private constructor(endpoint: StompEndpoint, options: StompTransportOptions, url: string) {
     this.#endpoint = endpoint;
+    this.events = new TransportEvents("stomp", describeUrl(url), stompHostPort(url));
     this.#o = {
       heartbeatMs: options.heartbeatMs ?? 10_000,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -133,12 +140,13 @@ export class StompTransport implements Transport {
 
   /** Connects (a `TransportError` if the broker cannot be reached or refuses the login). */
   static async connect(url: string, options: StompTransportOptions = {}): Promise<StompTransport> {
-    const t = new StompTransport(parseStompUrl(url), options);
+    const t = new StompTransport(parseStompUrl(url), options, url);
     try {
       t.#pub = await t.openConnection();
+      t.#pub.events = t.events;
     } catch (cause) {
       if (cause instanceof ConfigError) throw cause;
-      const where = hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
+      const where = stompHostPort(url);
       throw new TransportError(
         `cannot reach RabbitMQ STOMP at ${describeUrl(url)}: ${explainConnectError(cause, where)}`,
         { cause },
@@ -362,6 +370,7 @@ export class StompTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     for (const s of this.#subs) s.closed = true;
     this.#subs.clear();
     await this.directory.close();
