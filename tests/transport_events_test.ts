@@ -7,6 +7,7 @@ import { Agent, type DeadLetter, type Disconnected, type Reconnected } from "../
 import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
 import { startRelay } from "./_relay.ts";
+import { cleanNats, natsPrefix } from "./_nats.ts";
 import { MqttTransport } from "../transports/mqtt.ts";
 
 const until = async (cond: () => boolean | Promise<boolean>, ms = 30_000, what = "condition") => {
@@ -292,5 +293,27 @@ Deno.test("events: amqp with ?nodes= fails over to the next node and reports the
         : `amqp://guest:guest@127.0.0.1:${port}?nodes=127.0.0.1:5672`,
     transportOptions: { exchange: prefix },
     clean: () => cleanRabbit(prefix),
+  });
+});
+
+Deno.test("events: nats link lost and back", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const prefix = natsPrefix();
+  await linkLostAndBack({
+    port: 4222,
+    url: (port) => `nats://127.0.0.1:${port}`,
+    transportOptions: { prefix },
+    clean: () => cleanNats(prefix),
+  });
+});
+
+Deno.test("events: nats dead-letters after its own limit, and the agent counts it", async () => {
+  if (!(await requireBroker("NATS", 4222))) return;
+  const prefix = natsPrefix();
+  await transportDeadLetter({
+    url: "nats://127.0.0.1:4222",
+    transportOptions: { prefix, maxRedeliveries: 1 },
+    attempts: 2,
+    clean: () => cleanNats(prefix),
   });
 });
