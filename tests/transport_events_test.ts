@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import { Agent, type DeadLetter, type Disconnected, type Reconnected } from "../mod.ts";
 import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
-import { requireBroker } from "./_env.ts";
-import { startRelay } from "./_relay.ts";
+import { requireBroker, requireTool } from "./_env.ts";
+import { startRedisCluster } from "./_redis_cluster.ts";
+import { type Relay, startRelay } from "./_relay.ts";
+import { sqsOptions, startSqs } from "./_fauxqs.ts";
 import { cleanNats, natsPrefix } from "./_nats.ts";
 import { MqttTransport } from "../transports/mqtt.ts";
 
@@ -26,6 +28,8 @@ interface LinkCase {
   transportOptions?: Record<string, unknown>;
   /** Removes what the test made. */
   clean?(): Promise<void>;
+  /** Makes the outage; default: one cut of every relayed connection. */
+  outage?(relay: Relay): Promise<void>;
 }
 
 /**
@@ -59,7 +63,8 @@ async function linkLostAndBack(c: LinkCase): Promise<void> {
     await until(() => atBob.includes("before"), 30_000, "bob got the message sent before the cut");
     assert.equal(events.length, 0, "no link event while the link works");
 
-    assert.ok(relay.cut() > 0, "the relay carried bob's connections");
+    if (c.outage) await c.outage(relay);
+    else assert.ok(relay.cut() > 0, "the relay carried bob's connections");
     await until(() => events.some((e) => e.type === "reconnected"), 60_000, "reconnected");
     await new Promise((r) => setTimeout(r, 1000)); // time for a second, wrong event to show
     assert.deepEqual(events.map((e) => e.type), ["disconnected", "reconnected"]);
@@ -316,4 +321,80 @@ Deno.test("events: nats dead-letters after its own limit, and the agent counts i
     attempts: 2,
     clean: () => cleanNats(prefix),
   });
+});
+
+Deno.test("events: sqs requests failing and answered again are the link lost and back", async () => {
+  const sqs = await startSqs();
+  try {
+    const prefix = fresh();
+    await linkLostAndBack({
+      port: sqs.port,
+      url: (port) => `sqs://us-east-1?endpoint=${encodeURIComponent(`http://127.0.0.1:${port}`)}`,
+      transportOptions: sqsOptions(prefix),
+      // HTTP opens a new connection for each retry: refuse every one for a while, so the SDK's retries fail.
+      outage: async (relay) => {
+        const end = Date.now() + 3000;
+        let cut = 0;
+        while (Date.now() < end) {
+          cut += relay.cut();
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        assert.ok(cut > 0, "the relay carried bob's requests");
+      },
+    });
+  } finally {
+    await sqs.stop();
+  }
+});
+
+Deno.test("events: sqs dead-letters at the receive limit, and the agent counts it", async () => {
+  const sqs = await startSqs();
+  try {
+    await transportDeadLetter({
+      url: sqs.url,
+      transportOptions: sqsOptions(fresh(), { maxRedeliveries: 1 }),
+      attempts: 2,
+    });
+  } finally {
+    await sqs.stop();
+  }
+});
+
+Deno.test({
+  name: "events: redis cluster primary lost and failed over is the link lost and back",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    if (!(await requireTool("redis-server and redis-cli", ["redis-cli", "--version"]))) return;
+    const cluster = await startRedisCluster();
+    let alice: Agent | undefined;
+    let bob: Agent | undefined;
+    try {
+      await cluster.waitOk();
+      const prefix = fresh();
+      const transportOptions = { prefix, blockMs: 200, visibilityTimeoutMs: 1500, claimIntervalMs: 300 };
+      alice = await Agent.start({ id: "alice", transport: cluster.url, transportOptions });
+      bob = await Agent.start({ id: "bob", transport: cluster.url, transportOptions });
+      const events: string[] = [];
+      bob.addEventListener("disconnected", (e) => events.push(`${e.type} ${e.detail.reason}`));
+      bob.addEventListener("reconnected", (e) => events.push(e.type));
+      const atBob: string[] = [];
+      bob.on("note", (m) => void atBob.push(m.content as string));
+      await alice.connect("bob");
+      await alice.send("bob", { type: "note", content: "before" });
+      await until(() => atBob.includes("before"));
+      cluster.kill(await cluster.primaryOf(`${prefix}:agent:{bob}`));
+      await until(() => events.includes("reconnected"), 60_000, "reconnected");
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(events.length, 2, events.join("; "));
+      assert.match(events[0]!, /^disconnected/);
+      assert.equal(events[1], "reconnected");
+      await alice.send("bob", { type: "note", content: "after" });
+      await until(() => atBob.includes("after"), 60_000, "bob got the message sent after the failover");
+    } finally {
+      await bob?.close().catch(() => {});
+      await alice?.close().catch(() => {});
+      await cluster.stop();
+    }
+  },
 });

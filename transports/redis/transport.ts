@@ -28,6 +28,7 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
+import { Cluster } from "ioredis";
 import {
   createClient,
   describeUrl,
@@ -169,6 +170,8 @@ export class RedisTransport implements Transport {
   readonly #options: RedisTransportOptions;
   readonly #prefix: string;
   readonly #subscriptions = new Set<RedisSubscription>();
+  readonly #cluster: boolean;
+  #nodeErrorAt = -Infinity;
   #closed = false;
 
   private constructor(url: string, client: RedisClient, options: RedisTransportOptions, durable: boolean) {
@@ -187,6 +190,13 @@ export class RedisTransport implements Transport {
       lastError = undefined;
     });
     client.on("ready", () => this.events.linkUp());
+    // A cluster client stays "ready" when one node fails: the node's errors are the link lost (for the keys of
+    // its slots), and reads that answer again, once the node errors have stopped, are the link back.
+    this.#cluster = client instanceof Cluster;
+    client.on("node error", (e: unknown) => {
+      this.#nodeErrorAt = performance.now();
+      this.events.linkDown(e);
+    });
     this.capabilities = Object.freeze({
       durable,
       ordered: true,
@@ -244,6 +254,13 @@ export class RedisTransport implements Transport {
     const c = createClient(this.#url, this.#options);
     c.on("error", () => {});
     return c;
+  }
+
+  /** @internal A blocking read answered: on a cluster, the link is back once node errors have stopped for 1 s. */
+  readAnswered(): void {
+    if (this.#cluster && !this.events.connected && performance.now() - this.#nodeErrorAt > 1000) {
+      this.events.linkUp();
+    }
   }
 
   /** Key prefix. */
@@ -476,6 +493,7 @@ class RedisSubscription implements Subscription {
           this.#keys.stream,
           ">",
         );
+        this.#t.readAnswered();
         for (const [, entries] of res ?? []) {
           for (const [id, fields] of entries) this.#dispatch(text(id), fieldsOf(fields), 1);
         }
