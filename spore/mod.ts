@@ -26,6 +26,7 @@ export * from "./card.ts";
 export * from "./content.ts";
 export * from "./directory.ts";
 export * from "./engine.ts";
+export * from "./file_store.ts";
 export * from "./envelope.ts";
 export * from "./limits.ts";
 export * from "./payload.ts";
