@@ -31,6 +31,7 @@ export * from "./envelope.ts";
 export * from "./limits.ts";
 export * from "./payload.ts";
 export * from "./replay.ts";
+export * from "./resend.ts";
 export * from "./session.ts";
 export * from "./state_seal.ts";
 export * from "./trust.ts";

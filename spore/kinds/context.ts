@@ -10,6 +10,7 @@
 import { AeadKey } from "../../crypto/aead.ts";
 import { hex, randomBytes } from "../../crypto/bytes.ts";
 import {
+  BeforeMemoryError,
   ConfigError,
   ProtocolError,
   ReplayError,
@@ -286,7 +287,7 @@ export class EngineContext {
       throw new ProtocolError(`a one-shot spore or hello lives at most ${maxLifetime} ms`);
     }
     if (h.createdAt < this.replayMemorySince) {
-      throw new ReplayError(
+      throw new BeforeMemoryError(
         "spore created before this agent's replay memory begins (a restart with a volatile store)",
       );
     }

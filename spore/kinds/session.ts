@@ -6,7 +6,7 @@
  * @module
  */
 import { hex } from "../../crypto/bytes.ts";
-import { KeyChangedError, ReplayError, SessionError } from "../../crypto/errors.ts";
+import { KeyChangedError, ReplayError, SessionError, UnknownSessionError } from "../../crypto/errors.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, Kind } from "../envelope.ts";
 import { encodePayload } from "../payload.ts";
 import { counterNonce } from "../schedule.ts";
@@ -55,9 +55,8 @@ export async function openSession(
   const h = env.header;
   const id = hex.encode(h.sessionId!);
   const state = await ctx.store.get(id);
-  if (!state || state.peer !== h.from) {
-    throw new SessionError("spore for a session this agent does not have");
-  }
+  if (!state) throw new UnknownSessionError("spore for a session this agent does not have");
+  if (state.peer !== h.from) throw new SessionError("spore for a session with another agent");
   if (state.retireAt !== undefined && now > state.retireAt) {
     throw new SessionError("spore for a closed session");
   }
