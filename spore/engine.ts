@@ -374,7 +374,7 @@ export class SporeEngine {
   async forgetSession(peer: string, id: string): Promise<boolean> {
     const s = await this.#ctx.store.get(id);
     if (!s || s.peer !== peer) return false;
-    await this.#ctx.store.delete(id);
+    await this.#ctx.closeSession(id);
     return true;
   }
 
