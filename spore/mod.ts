@@ -33,6 +33,7 @@ export * from "./payload.ts";
 export * from "./replay.ts";
 export * from "./resend.ts";
 export * from "./session.ts";
+export * from "./signed_pins.ts";
 export * from "./state_seal.ts";
 export * from "./trust.ts";
 export * from "./types.ts";
