@@ -45,6 +45,12 @@ export interface AgentMetrics {
   disconnections: number;
   /** Spores with no handler for their type (acknowledged). */
   unhandled: number;
+  /** Spores this agent could not open for lack of state it lost, whose senders it asked to send them again. */
+  resendRequested: number;
+  /** Messages sent again because their recipient asked (it had lost the state to open them). */
+  resent: number;
+  /** Messages a recipient asked for again that this agent no longer held (each also a `lost` event). */
+  lost: number;
   /** Time from a spore's creation to its handler's completion. */
   deliveryLatency: Histogram;
   /** Time a handler took. */
@@ -81,6 +87,9 @@ export function emptyMetrics(): AgentMetrics {
     transportDeadLetters: 0,
     disconnections: 0,
     unhandled: 0,
+    resendRequested: 0,
+    resent: 0,
+    lost: 0,
     deliveryLatency: histogram(),
     handlerLatency: histogram(),
   };
