@@ -28,8 +28,8 @@ interface LinkCase {
   transportOptions?: Record<string, unknown>;
   /** Removes what the test made. */
   clean?(): Promise<void>;
-  /** Makes the outage; default: one cut of every relayed connection. */
-  outage?(relay: Relay): Promise<void>;
+  /** Makes the outage (`seen`: the link events so far); default: one cut of every relayed connection. */
+  outage?(relay: Relay, seen: () => string[]): Promise<void>;
 }
 
 /**
@@ -63,7 +63,7 @@ async function linkLostAndBack(c: LinkCase): Promise<void> {
     await until(() => atBob.includes("before"), 30_000, "bob got the message sent before the cut");
     assert.equal(events.length, 0, "no link event while the link works");
 
-    if (c.outage) await c.outage(relay);
+    if (c.outage) await c.outage(relay, () => events.map((e) => e.type));
     else assert.ok(relay.cut() > 0, "the relay carried bob's connections");
     await until(() => events.some((e) => e.type === "reconnected"), 60_000, "reconnected");
     await new Promise((r) => setTimeout(r, 1000)); // time for a second, wrong event to show
@@ -179,6 +179,39 @@ Deno.test("events: redis link lost and back", async () => {
     url: (port) => `redis://127.0.0.1:${port}`,
     transportOptions: { prefix, blockMs: 200 },
     clean: () => cleanRedis(prefix),
+  });
+});
+
+Deno.test("events: redis link gone silent (frozen, not closed) and back", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const prefix = fresh();
+  await linkLostAndBack({
+    port: 6379,
+    url: (port) => `redis://127.0.0.1:${port}`,
+    transportOptions: { prefix, blockMs: 200 },
+    clean: () => cleanRedis(prefix),
+    // No socket closes: the blocking read that gets no answer in blockMs + 5 s is the link lost.
+    outage: async (relay, seen) => {
+      relay.freeze();
+      await until(() => seen().includes("disconnected"), 30_000, "disconnected while frozen");
+      relay.thaw();
+    },
+  });
+});
+
+Deno.test("events: amqp link gone silent is found by the heartbeat", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const prefix = fresh();
+  await linkLostAndBack({
+    port: 5672,
+    url: (port) => `amqp://guest:guest@127.0.0.1:${port}`,
+    transportOptions: { exchange: prefix, heartbeatSeconds: 1 },
+    clean: () => cleanRabbit(prefix),
+    outage: async (relay, seen) => {
+      relay.freeze();
+      await until(() => seen().includes("disconnected"), 30_000, "disconnected while frozen");
+      relay.thaw();
+    },
   });
 });
 

@@ -256,11 +256,17 @@ export class RedisTransport implements Transport {
     return c;
   }
 
-  /** @internal A blocking read answered: on a cluster, the link is back once node errors have stopped for 1 s. */
+  /**
+   * @internal A blocking read answered: the link is back (on a cluster, once node errors have stopped for 1 s).
+   */
   readAnswered(): void {
-    if (this.#cluster && !this.events.connected && performance.now() - this.#nodeErrorAt > 1000) {
-      this.events.linkUp();
-    }
+    if (this.events.connected) return;
+    if (!this.#cluster || performance.now() - this.#nodeErrorAt > 1000) this.events.linkUp();
+  }
+
+  /** @internal A blocking read did not answer in time: a silent link (the socket stays open), lost. */
+  readStalled(): void {
+    this.events.linkDown(READ_STALLED);
   }
 
   /** Key prefix. */
@@ -383,7 +389,7 @@ interface SubscriptionSettings {
 }
 
 /** A blocking read that did not answer in time. */
-const READ_STALLED = new Error("a blocking read did not answer in time");
+const READ_STALLED = new Error("a blocking read did not answer in time (a silent link)");
 
 type XRead = [Uint8Array, [Uint8Array, unknown[]][]][] | null;
 
@@ -500,7 +506,10 @@ class RedisSubscription implements Subscription {
       } catch (e) {
         if (this.#closed) break;
         this.#recover = true;
-        if (e === READ_STALLED) await this.#connectReader().catch(() => {});
+        if (e === READ_STALLED) {
+          this.#t.readStalled();
+          await this.#connectReader().catch(() => {});
+        }
         // A replica promoted before it had the stream or its group (asynchronous replication): make the group
         // again, from the start for an agent (what was handled is a duplicate, caught by receipts).
         if (String((e as Error)?.message).includes("NOGROUP")) await this.#createGroup().catch(() => {});
