@@ -3,7 +3,9 @@
 // Transport dead letters: a message a transport moves to its dead-letter store by itself reaches the agent's
 // metrics and its `dead-letter` event.
 import assert from "node:assert/strict";
-import { Agent, type DeadLetter, type Disconnected, type Reconnected } from "../mod.ts";
+import { Agent, type DeadLetter, type Disconnected, Identity, type Reconnected } from "../mod.ts";
+import { RedisSessionStore, RedisTransport } from "../transports/redis.ts";
+import { spawnFixture } from "./_process.ts";
 import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
 import { requireBroker, requireTool } from "./_env.ts";
 import { startRedisCluster } from "./_redis_cluster.ts";
@@ -430,4 +432,66 @@ Deno.test({
       await cluster.stop();
     }
   },
+});
+
+Deno.test("events: redis dead-letters a message whose handler's process was SIGKILLed, and the restarted agent counts it", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const prefix = fresh();
+  const identity = await Identity.generate({ extractable: true });
+  const passphrase = crypto.randomUUID();
+  const file = await Deno.makeTempFile({ suffix: ".key" });
+  await Deno.writeFile(file, await identity.seal(passphrase, { logN: 10, r: 8, p: 1 }));
+  const dying = spawnFixture("redis_bob.ts", [file, passphrase, prefix, "hang"]);
+  let alice: Agent | undefined;
+  let bob: Agent | undefined;
+  let transport: RedisTransport | undefined;
+  try {
+    await until(() => dying.lines.includes("ready"), 30_000, "bob's process ready");
+    alice = await Agent.start({
+      id: "alice",
+      transport: "redis://127.0.0.1:6379",
+      transportOptions: { prefix },
+    });
+    await alice.connect("bob");
+    await alice.send("bob", { type: "n", content: 1 });
+    await until(() => dying.got().includes(1), 30_000, "bob's process took the message");
+    dying.child.kill("SIGKILL");
+    await dying.child.status;
+    // Bob again, with a delivery limit of 1: the message its dead process held is its second delivery.
+    transport = await RedisTransport.connect("redis://127.0.0.1:6379", {
+      prefix,
+      maxDeliveries: 1,
+      visibilityTimeoutMs: 300,
+      claimIntervalMs: 100,
+      blockMs: 200,
+    });
+    const seen: DeadLetter[] = [];
+    let handled = 0;
+    bob = await Agent.start({
+      id: "bob",
+      transport,
+      identity: await Identity.open(await Deno.readFile(file), passphrase),
+      store: new RedisSessionStore(transport.client, "bob", { prefix }),
+      handlers: { n: () => void handled++ },
+    });
+    bob.addEventListener("dead-letter", (e) => void seen.push(e.detail));
+    await until(() => seen.length === 1, 30_000, "the transport's dead letter reached the restarted agent");
+    const d = seen[0]!;
+    assert.ok(d.source === "transport");
+    assert.equal(d.attempts, 2);
+    assert.equal(handled, 0, "not handed to a handler past the limit");
+    assert.equal(bob.metrics().transportDeadLetters, 1);
+    assert.equal(await transport.client.xlen(`${prefix}:dlq:{bob}`), 1);
+  } finally {
+    try {
+      dying.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await dying.child.status;
+    await dying.reading;
+    await bob?.close().catch(() => {});
+    await transport?.close().catch(() => {});
+    await alice?.close().catch(() => {});
+    await Deno.remove(file).catch(() => {});
+    await cleanRedis(prefix);
+  }
 });
