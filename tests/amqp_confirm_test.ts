@@ -7,6 +7,7 @@ import { AmqpTransport } from "../transports/amqp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
 import { startRelay } from "./_relay.ts";
+import { connect } from "amqplib";
 
 const until = async (cond: () => boolean, ms = 60_000, what = "condition") => {
   const end = Date.now() + ms;
@@ -105,6 +106,42 @@ Deno.test("amqp: a confirm lost on every attempt ends in a TransportError that s
   } finally {
     await t.close();
     relay.close();
+    await cleanRabbit(exchange);
+  }
+});
+
+Deno.test("amqp: a publish channel the broker closed (exchange deleted) is a refusal, not an unknown outcome, and is replaced", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const exchange = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+  const t = await AmqpTransport.connect("amqp://guest:guest@127.0.0.1:5672", {
+    exchange,
+    publishAttempts: 3,
+  });
+  const raw = await connect("amqp://guest:guest@127.0.0.1:5672");
+  try {
+    const got: number[] = [];
+    const sub = await t.subscribe({ agent: "bob" }, async (d) => {
+      got.push(d.bytes[0]!);
+      await d.ack();
+    });
+    await t.publish({ agent: "bob" }, new Uint8Array([1]));
+    const ch = await raw.createChannel();
+    await ch.deleteExchange(exchange);
+    const e = await t.publish({ agent: "bob" }, new Uint8Array([2])).catch((e) => e);
+    assert.ok(e instanceof TransportError, String(e));
+    assert.match(e.message, /refused a publish to agent\.bob: .*NOT_FOUND/);
+    assert.equal(t.republished, 0, "a refusal is not published again");
+    // The exchange back (as the transport declares it): the next publish goes out on a new channel.
+    await ch.assertExchange(exchange, "topic", { durable: true });
+    await ch.bindQueue(`${exchange}.agent.bob`, exchange, "agent.bob.#");
+    await ch.close();
+    await t.publish({ agent: "bob" }, new Uint8Array([3]));
+    await until(() => got.includes(3), 10_000, "the message after the refusal");
+    assert.deepEqual(got, [1, 3]);
+    await sub.close();
+  } finally {
+    await raw.close();
+    await t.close();
     await cleanRabbit(exchange);
   }
 });

@@ -166,6 +166,8 @@ export class AmqpTransport implements Transport {
   #seq = 0;
   readonly #returned = new Set<string>();
   readonly #retiring = new Set<() => void>();
+  /** Why the broker closed a publish channel (a channel error, the connection still up). */
+  readonly #refusals = new WeakMap<Channel, unknown>();
 
   private constructor(url: string, options: AmqpTransportOptions) {
     this.#endpoints = endpointsOf(url);
@@ -279,7 +281,13 @@ export class AmqpTransport implements Transport {
 
   async #publisher(conn: ChannelModel): Promise<Channel | ConfirmChannel> {
     const pub = this.#o.confirms ? await conn.createConfirmChannel() : await conn.createChannel();
-    pub.on("error", () => {});
+    // The broker closes a channel on a channel error (an exchange deleted under it: 404): publishes on it
+    // were refused, not lost, and a new channel takes its place while the connection lives.
+    pub.on("error", (e: unknown) => this.#refusals.set(pub, e));
+    pub.on("close", () =>
+      setTimeout(() => {
+        if (this.#conn === conn && !this.#closed) this.#renewPublisher(pub);
+      }, 0));
     pub.on("return", (msg: ConsumeMessage) => {
       const id = msg.properties.headers?.["x-spores-pub"];
       if (typeof id === "string") this.#returned.add(id);
@@ -441,6 +449,13 @@ export class AmqpTransport implements Transport {
         if (cause instanceof Error && cause.message === "message nacked") {
           this.#renewPublisher(ch);
           throw new TransportError(`RabbitMQ did not confirm a publish to ${where}`, { cause });
+        }
+        const refused = this.#refusals.get(ch);
+        if (refused !== undefined) {
+          throw new TransportError(
+            `RabbitMQ refused a publish to ${where}: ${refused instanceof Error ? refused.message : refused}`,
+            { cause: refused },
+          );
         }
         if (!confirmLost(cause) || this.#closed) {
           throw new TransportError(`RabbitMQ did not confirm a publish to ${where}`, { cause });
