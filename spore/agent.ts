@@ -1040,7 +1040,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     );
   }
 
-  async #send(peer: string, message: SendOptions): Promise<string> {
+  /**
+   * Seals and publishes `message` to `peer`. `again`: it is a message sent
+   * before, asked for again, and keeps its spore id; brokers that drop
+   * publications by id (NATS, SQS FIFO) must not take it for the first.
+   */
+  async #send(peer: string, message: SendOptions, again = false): Promise<string> {
     // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
     // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
     const { earlier, leave } = this.#sendOrder.enter(peer);
@@ -1058,7 +1063,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         throw e;
       }
       await earlier;
-      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info);
+      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info, again ? "again" : undefined);
     } finally {
       leave();
     }
@@ -1097,12 +1102,13 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     to: { agent: string } | { channel: string },
     bytes: Uint8Array,
     info: Pick<SporeInfo, "id" | "type" | "to" | "expiresAt" | "priority"> & { kind: string },
+    dedupSuffix?: string,
   ): Promise<void> {
     checkMessageSize(bytes, this.transport.capabilities.maxMessageBytes);
     await this.transport.publish(to, bytes, {
       priority: info.priority,
       ttlMs: Math.max(1, info.expiresAt - Date.now()),
-      dedupId: info.id,
+      dedupId: dedupSuffix === undefined ? info.id : `${info.id}.${dedupSuffix}`,
       type: info.type,
     });
     this.#metrics.sent++;
@@ -1668,7 +1674,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           priority: m.priority,
           id,
           ttlMs: Math.max(1, m.expiresAt - Date.now()),
-        });
+        }, true);
         this.#metrics.resent++;
       } catch (e) {
         this.#log("warn", "resend-failed", {

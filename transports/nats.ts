@@ -22,6 +22,7 @@ import { NatsTransport, type NatsTransportOptions } from "./nats/transport.ts";
 
 export * from "./nats/connection.ts";
 export * from "./nats/directory.ts";
+export * from "./nats/pins.ts";
 export * from "./nats/subjects.ts";
 export {
   EXPIRES_HEADER,
