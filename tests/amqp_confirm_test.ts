@@ -1,9 +1,10 @@
-// A RabbitMQ publish whose confirm is lost with its connection is published again, the same bytes with the same
-// spore id, on the next connection: none of the sends that resolved is lost, and the receiving agent handles
-// none twice.
+// A RabbitMQ publish whose confirm (AMQP) or receipt (STOMP) is lost with its connection is published again, the
+// same bytes with the same spore id, on the next connection: none of the sends that resolved is lost, and the
+// receiving agent handles none twice.
 import assert from "node:assert/strict";
 import { Agent, TransportError } from "../mod.ts";
 import { AmqpTransport } from "../transports/amqp.ts";
+import type { StompTransport } from "../transports/stomp.ts";
 import { cleanRabbit } from "./_cleanup.ts";
 import { requireBroker } from "./_env.ts";
 import { startRelay } from "./_relay.ts";
@@ -17,39 +18,43 @@ const until = async (cond: () => boolean, ms = 60_000, what = "condition") => {
   }
 };
 
-Deno.test("amqp: sends whose confirms were cut off are published again; none lost, none handled twice", async () => {
-  if (!(await requireBroker("RabbitMQ", 5672))) return;
-  const exchange = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
-  const relay = startRelay(5672);
-  const options = { exchange, maxBackoffMs: 200 };
+interface CutOff {
+  port: number;
+  url(port: number): string;
+  transportOptions: Record<string, unknown>;
+  /** Publishes the transport made again. */
+  republished(t: unknown): number;
+  clean(): Promise<void>;
+}
+
+/**
+ * Alice sends 2,000 messages, 100 in flight, through a relay that is cut twice while confirms are outstanding;
+ * bob reads straight from the broker. Every send that resolved is handled, none twice.
+ */
+async function confirmsCutOff(c: CutOff): Promise<void> {
+  const relay = startRelay(c.port);
   let alice: Agent | undefined;
   let bob: Agent | undefined;
   try {
     alice = await Agent.start({
       id: "alice",
-      transport: `amqp://guest:guest@127.0.0.1:${relay.port}`,
-      transportOptions: options,
+      transport: c.url(relay.port),
+      transportOptions: c.transportOptions,
     });
-    bob = await Agent.start({
-      id: "bob",
-      transport: "amqp://guest:guest@127.0.0.1:5672",
-      transportOptions: options,
-    });
+    bob = await Agent.start({ id: "bob", transport: c.url(c.port), transportOptions: c.transportOptions });
     const handled = new Map<number, number>();
     bob.on("n", (m) => void handled.set(m.content as number, (handled.get(m.content as number) ?? 0) + 1));
     await alice.connect("bob");
-    const transport = alice.transport as AmqpTransport;
-    let resolved = 0;
+    const resolved = new Set<number>();
     const unknown: number[] = [];
     const other: unknown[] = [];
     const N = 2000;
     let cuts = 0;
-    // Sends in flight, 100 at a time; the link is cut twice while confirms are outstanding.
     const inFlight = new Set<Promise<void>>();
     for (let i = 0; i < N; i++) {
       if (i === 600 || i === 1400) cuts += relay.cut();
       const p: Promise<void> = alice.send("bob", { type: "n", content: i }).then(
-        () => void resolved++,
+        () => void resolved.add(i),
         (e) => {
           if (e instanceof TransportError && /outcome .* is unknown/.test(e.message)) unknown.push(i);
           else other.push(e);
@@ -61,26 +66,52 @@ Deno.test("amqp: sends whose confirms were cut off are published again; none los
     await Promise.all(inFlight);
     assert.deepEqual(other, [], "no other failure");
     assert.ok(cuts >= 2, `${cuts} connections cut`);
-    assert.equal(resolved + unknown.length, N);
-    assert.ok(
-      transport.republished > 0,
-      "the cuts left confirms outstanding, and those sends were published again",
+    assert.equal(resolved.size + unknown.length, N);
+    const republished = c.republished(alice.transport);
+    assert.ok(republished > 0, "the cuts left confirms outstanding, and those sends were published again");
+    await until(
+      () => [...resolved].every((i) => handled.has(i)),
+      60_000,
+      `every resolved send handled (${handled.size})`,
     );
-    await until(() => handled.size >= resolved, 60_000, `every resolved send handled (${handled.size})`);
     await new Promise((r) => setTimeout(r, 1000)); // time for a late copy to show
     const twice = [...handled].filter(([, n]) => n > 1);
     assert.deepEqual(twice, [], "a message was handled twice");
     console.log(
-      `(${N} sends, ${cuts} connections cut: ${resolved} resolved, ${unknown.length} of unknown outcome, ` +
-        `${transport.republished} published again, ${handled.size} handled once each, ` +
+      `(${N} sends, ${cuts} connections cut: ${resolved.size} resolved, ${unknown.length} of unknown outcome, ` +
+        `${republished} published again, ${handled.size} handled once each, ` +
         `${bob.metrics().duplicates} duplicate copies dropped)`,
     );
   } finally {
     await alice?.close().catch(() => {});
     await bob?.close().catch(() => {});
     relay.close();
-    await cleanRabbit(exchange);
+    await c.clean();
   }
+}
+
+Deno.test("amqp: sends whose confirms were cut off are published again; none lost, none handled twice", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const exchange = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+  await confirmsCutOff({
+    port: 5672,
+    url: (port) => `amqp://guest:guest@127.0.0.1:${port}`,
+    transportOptions: { exchange, maxBackoffMs: 200 },
+    republished: (t) => (t as AmqpTransport).republished,
+    clean: () => cleanRabbit(exchange),
+  });
+});
+
+Deno.test("stomp: sends whose receipts were cut off are sent again; none lost, none handled twice", async () => {
+  if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+  const prefix = `spores-test-${crypto.randomUUID().slice(0, 8)}`;
+  await confirmsCutOff({
+    port: 61613,
+    url: (port) => `stomp://guest:guest@127.0.0.1:${port}`,
+    transportOptions: { prefix, maxBackoffMs: 200 },
+    republished: (t) => (t as StompTransport).republished,
+    clean: () => cleanRabbit(prefix),
+  });
 });
 
 Deno.test("amqp: a confirm lost on every attempt ends in a TransportError that says the outcome is unknown", async () => {

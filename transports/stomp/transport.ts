@@ -26,6 +26,11 @@ import { StompDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
 import { TransportEvents } from "../events.ts";
 
+/** A SEND whose RECEIPT was lost because its connection closed first (see `StompConnection`). */
+function receiptLost(cause: unknown): boolean {
+  return cause instanceof Error && cause.message.startsWith("the connection closed before RabbitMQ confirmed");
+}
+
 /** `host:port` of a STOMP URL (Web-STOMP's port for `stomp+ws(s)://`). */
 const stompHostPort = (url: string): string => hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
 import {
@@ -61,6 +66,12 @@ export interface StompTransportOptions {
   connectTimeoutMs?: number;
   /** How long a publish waits for a connection and for its RECEIPT, ms. Default 30,000. */
   publishTimeoutMs?: number;
+  /**
+   * Attempts of one publish whose RECEIPT is lost because the connection closed before it came (the broker
+   * may have the message or not): the same SEND, with the same message id, goes again on the next
+   * connection. A receiving agent drops the copy it has already handled. Default 5; 1 sends once.
+   */
+  publishAttempts?: number;
   /** Longest pause between reconnection attempts, ms. Default 5,000. */
   maxBackoffMs?: number;
   /**
@@ -109,6 +120,9 @@ export class StompTransport implements Transport {
   #pub!: StompConnection;
   #closed = false;
   #pubSeq = 0;
+  readonly #attempts: number;
+  /** SENDs made again after their RECEIPT was lost with the connection. */
+  republished = 0;
 
   private constructor(endpoint: StompEndpoint, options: StompTransportOptions, url: string) {
     this.#endpoint = endpoint;
@@ -121,6 +135,10 @@ export class StompTransport implements Transport {
       maxMessageBytes: options.maxMessageBytes ?? 4 << 20,
       tls: options.tls,
     };
+    this.#attempts = options.publishAttempts ?? 5;
+    if (!Number.isSafeInteger(this.#attempts) || this.#attempts < 1) {
+      throw new ConfigError("publishAttempts must be a whole number from 1");
+    }
     this.destinations = new StompDestinations(
       options.prefix ?? "spores",
       options.topology ?? "stomp",
@@ -219,12 +237,29 @@ export class StompTransport implements Transport {
     if (options.dedupId !== undefined) headers["amqp-message-id"] = checkId(options.dedupId, "dedup id");
     if (options.type !== undefined) headers["spores-type"] = checkId(options.type, "type");
     headers["spores-pub"] = `${this.#tag}.${++this.#pubSeq}`;
-    try {
-      if ("agent" in to) await this.#declare(to.agent);
-      await this.#pub.send(destination, bytes, headers);
-    } catch (cause) {
-      if (this.#closed) throw new TransportError("stomp transport is closed", { cause });
-      throw new TransportError("RabbitMQ did not confirm a STOMP publish", { cause });
+    const started = Date.now();
+    for (let attempt = 1;; attempt++) {
+      try {
+        if ("agent" in to) await this.#declare(to.agent);
+        await this.#pub.send(destination, bytes, headers);
+        return;
+      } catch (cause) {
+        if (this.#closed) throw new TransportError("stomp transport is closed", { cause });
+        if (!receiptLost(cause)) {
+          throw new TransportError("RabbitMQ did not confirm a STOMP publish", { cause });
+        }
+        // The RECEIPT was lost with the connection: RabbitMQ may have the message or not. The same SEND (same
+        // message id) goes again once the connection is back; a receiver drops a copy it has handled.
+        if (attempt >= this.#attempts || Date.now() - started >= this.#o.publishTimeoutMs) {
+          throw new TransportError(
+            `the outcome of a STOMP publish to ${destination} is unknown: its receipt was lost with the ` +
+              `connection (${attempt} attempt(s) in ${Date.now() - started} ms); RabbitMQ may have it or not. ` +
+              `Sending the same spore again (the same id) is safe: a receiver drops a copy it has handled`,
+            { cause },
+          );
+        }
+        this.republished++;
+      }
     }
   }
 
