@@ -697,7 +697,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
   /**
    * Listens for a lifecycle event (`rejected`, `dead-letter`, `connected`,
-   * `key-changed`, `undeliverable`, `disconnected`, `reconnected`); message
+   * `key-changed`, `undeliverable`, `lost`, `disconnected`, `reconnected`); message
    * handlers are registered with `on`.
    */
   override addEventListener<K extends keyof AgentEventMap>(
