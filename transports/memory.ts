@@ -18,6 +18,8 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -200,6 +202,11 @@ class Queue {
     c.closed = true;
     const i = this.#consumers.indexOf(c);
     if (i >= 0) this.#consumers.splice(i, 1);
+  }
+
+  /** Whether a consumer is reading this queue. */
+  get consumed(): boolean {
+    return this.#consumers.some((c) => !c.closed);
   }
 
   /** Returns a closed consumer's unacknowledged messages to the queue. */
@@ -413,6 +420,37 @@ export class MemoryTransport implements Transport {
         return Promise.resolve();
       },
     });
+  }
+
+  /**
+   * Removes the queue of `agent` (its waiting spores and dead letters), its
+   * card, and its member queue on each of `options.channels` (see
+   * {@linkcode Transport.purge}). A queue still read by a subscription is
+   * kept: close the agent first.
+   */
+  purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const report: PurgeReport = { removed: [], kept: [] };
+    const { queues, channels } = state(this.broker);
+    const drop = (key: string) => {
+      const q = queues.get(key);
+      if (!q) return;
+      if (q.consumed) {
+        report.kept.push({ name: key, reason: "a subscription still reads it" });
+        return false;
+      }
+      queues.delete(key);
+      report.removed.push(key);
+      return true;
+    };
+    drop(`agent/${id}`);
+    for (const c of options.channels ?? []) {
+      const channel = checkId(c, "channel");
+      if (drop(`channel/${channel}/${id}`) !== false) channels.get(channel)?.delete(id);
+    }
+    if (this.directory.remove(id)) report.removed.push(`card/${id}`);
+    return Promise.resolve(report);
   }
 
   /** Stops every subscription; unacknowledged messages go back to their queues. */

@@ -26,6 +26,8 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -537,6 +539,51 @@ export class AmqpTransport implements Transport {
     const ch = confirm ? await conn.createConfirmChannel() : await conn.createChannel();
     ch.on("error", () => {});
     return ch;
+  }
+
+  /**
+   * Deletes the queues `agent` created (see {@linkcode Transport.purge}):
+   * `{exchange}.agent.<id>` with the spores waiting there,
+   * `{exchange}.dead.<id>`, its card queue `{exchange}.card.<id>`, and its
+   * member queue `{exchange}.channel.<channel>.<id>` on each of
+   * `options.channels`. A member queue name is kept (and reported) when the
+   * channel or the id holds a `.`: the same name then also stands for another
+   * (channel, member) pair, whose queue it may be. Exchanges are shared and
+   * stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    if (this.#closed) throw new TransportError("amqp transport is closed");
+    const id = checkId(agent, "agent");
+    const x = this.#o.exchange;
+    const report: PurgeReport = { removed: [], kept: [] };
+    const queues = [`${x}.agent.${id}`, `${x}.dead.${id}`];
+    for (const c of options.channels ?? []) {
+      const channel = checkId(c, "channel");
+      const queue = `${x}.channel.${channel}.${id}`;
+      if (channel.includes(".") || id.includes(".")) {
+        report.kept.push({ name: queue, reason: "the name may be another (channel, member) pair's queue" });
+      } else queues.push(queue);
+    }
+    try {
+      for (const queue of queues) {
+        // One channel per check: a missing queue (404) closes the channel it was checked on.
+        const ch = await this.openChannel();
+        try {
+          await ch.checkQueue(queue);
+        } catch (e) {
+          if ((e as { code?: unknown }).code !== 404) throw e;
+          continue;
+        }
+        await ch.deleteQueue(queue);
+        this.#declared.delete(queue);
+        report.removed.push(queue);
+        await ch.close().catch(() => {});
+      }
+      if (await this.directory.remove(id)) report.removed.push(`${x}.card.${id}`);
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from RabbitMQ`, { cause });
+    }
+    return report;
   }
 
   /** Closes subscriptions (their unacknowledged messages return to their queues) and the connection. */

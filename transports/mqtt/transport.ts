@@ -23,6 +23,8 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -36,7 +38,7 @@ import {
   parseBrokerUrl,
 } from "./connection.ts";
 import { MqttDirectory } from "./directory.ts";
-import { checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
+import { cardTopic, checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
 
 /** Options of the MQTT transport. */
 export interface MqttTransportOptions extends MqttConnectionOptions {
@@ -408,6 +410,49 @@ export class MqttTransport extends EventTarget implements Transport {
     const c = await connectClient(this.#url, this.#o, { clientId, persistent: false });
     await c.endAsync().catch(() => {});
     this.#sessions.delete(clientId);
+  }
+
+  /**
+   * Ends the persistent sessions `agent` created (see
+   * {@linkcode Transport.purge}), with their subscriptions and the spores
+   * queued in them: its own (`{prefix}/agent/<id>`, or
+   * `{prefix}/agent/<id>/<instance>` for this transport's `instance`), its
+   * dead letters' (`{prefix}/dlq/<id>`), and its member session on each of
+   * `options.channels`; and clears its retained card. The sessions of the
+   * agent's other instances are not known here: purge from each (their
+   * names are reported as kept). Spores published to the agent while no
+   * session holds its topic are dropped by the broker.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const instance = this.#o.instance;
+    const sessions = [
+      sessionOf(this.#prefix, { agent: id }, undefined, instance).clientId,
+      deadLetterTopic(this.#prefix, id),
+      ...(options.channels ?? []).map((c) =>
+        sessionOf(this.#prefix, { channel: checkId(c, "channel") }, id, instance).clientId
+      ),
+    ];
+    const report: PurgeReport = { removed: [], kept: [] };
+    try {
+      for (const clientId of sessions) {
+        await this.removeSession(clientId);
+        this.#deadLetterSessions.delete(clientId);
+        report.removed.push(`session ${clientId}`);
+      }
+      await this.directory.remove(id);
+      report.removed.push(`retained ${cardTopic(this.#prefix, id)}`);
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from the MQTT broker`, { cause });
+    }
+    if (instance !== undefined) {
+      report.kept.push({
+        name: `session ${this.#prefix}/agent/${id}/<other instances>`,
+        reason: "sessions of other instances are purged from their own transport",
+      });
+    }
+    return report;
   }
 
   /** Closes subscriptions (unacknowledged messages stay with the broker) and the connection. */

@@ -29,12 +29,15 @@ import {
 } from "@nats-io/jetstream";
 import { headers, type MsgHdrs, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { checkId } from "../../spore/limits.ts";
 import {
   type Address,
   checkMessageSize,
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -49,6 +52,7 @@ import {
   consumerNames,
   type NatsNames,
   natsNames,
+  token,
 } from "./subjects.ts";
 
 /** Options of the NATS transport. */
@@ -367,6 +371,47 @@ export class NatsTransport implements Transport {
    * handed back (`nak`, redelivered at once to another reader), and the
    * connection drains (pending acks are flushed).
    */
+  /**
+   * Removes what `agent` created in JetStream (see
+   * {@linkcode Transport.purge}): its durable consumer (`agent_<id>`), the
+   * spores to it still in the stream (`{prefix}.agent.<id>.>`), its dead
+   * letters (`{prefix}.dead.agent.<id>`), every revision of its card in the
+   * card bucket, and, for each of `options.channels`, its member consumer
+   * and its dead letters there. The stream itself, and the broadcasts in it,
+   * are shared and stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const report: PurgeReport = { removed: [], kept: [] };
+    const consumers = [await consumerNames(this.names.prefix, { agent: id })];
+    for (const c of options.channels ?? []) {
+      consumers.push(await consumerNames(this.names.prefix, { channel: checkId(c, "channel") }, id));
+    }
+    const stream = this.names.stream;
+    try {
+      for (const [i, names] of consumers.entries()) {
+        try {
+          await this.jsm.consumers.delete(stream, names.durable);
+          report.removed.push(`consumer ${stream}/${names.durable}`);
+        } catch (e) {
+          if (apiCode(e) !== CONSUMER_NOT_FOUND) throw e;
+        }
+        // An agent's spores are its own; a channel's are read by every member and stay.
+        const subjects = i === 0 ? [names.filter, names.dead] : [names.dead];
+        for (const filter of subjects) {
+          const { purged } = await this.jsm.streams.purge(stream, { filter });
+          if (purged > 0) report.removed.push(`${purged} message(s) on ${filter}`);
+        }
+      }
+      const cards = await this.directory.remove(id);
+      if (cards > 0) report.removed.push(`card ${this.directory.bucket}/${token(id)}`);
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from JetStream`, { cause });
+    }
+    return report;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -8,7 +8,9 @@
  * {prefix}:agent:{<id>}       stream of an agent's spores; consumer group "<id>"
  * {prefix}:dlq:{<id>}         dead letters of an agent
  * {prefix}:channel:{<name>}   stream of a channel; one consumer group per member
+ * {prefix}:dlq:channel:{<name>}  dead letters of a channel's members
  * {prefix}:cards              hash of agent cards (see RedisDirectory)
+ * {prefix}:state:{<id>}...    an agent's session store (see RedisSessionStore)
  * ```
  * Braces are Redis Cluster hash tags: one agent's keys share a slot.
  *
@@ -23,6 +25,8 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -135,7 +139,8 @@ export function keysOf(
   }
   const channel = checkId(from.channel, "channel");
   const m = checkId(member, "channel member");
-  return { stream: `${prefix}:channel:{${channel}}`, group: m, dlq: `${prefix}:dlq:{${channel}}` };
+  // Not `{prefix}:dlq:{<channel>}`: that is the dead-letter stream of the agent of the same name.
+  return { stream: `${prefix}:channel:{${channel}}`, group: m, dlq: `${prefix}:dlq:channel:{${channel}}` };
 }
 
 /**
@@ -321,6 +326,53 @@ export class RedisTransport implements Transport {
     this.#subscriptions.add(sub);
     sub.onClose = () => this.#subscriptions.delete(sub);
     return sub;
+  }
+
+  /**
+   * Removes what `agent` created in Redis (see {@linkcode Transport.purge}):
+   * its stream `{prefix}:agent:{<id>}` (with its consumer group and the
+   * spores waiting there), its dead letters `{prefix}:dlq:{<id>}`, its card
+   * in `{prefix}:cards`, every key of its session store under this prefix
+   * (`{prefix}:state:{<id>}` and `{prefix}:state:{<id>}:…`), and its consumer
+   * group on the stream of each of `options.channels`. A channel's stream and
+   * its dead letters are shared by its members and stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const channels = (options.channels ?? []).map((c) => checkId(c, "channel"));
+    const report: PurgeReport = { removed: [], kept: [] };
+    const c = this.client;
+    try {
+      for (const key of [`${this.#prefix}:agent:{${id}}`, `${this.#prefix}:dlq:{${id}}`]) {
+        if (await c.del(key) > 0) report.removed.push(key);
+      }
+      for (const channel of channels) {
+        const stream = `${this.#prefix}:channel:{${channel}}`;
+        try {
+          if (Number(await c.xgroup("DESTROY", stream, id)) > 0) report.removed.push(`${stream} group ${id}`);
+        } catch (e) {
+          if (!/no such key|ERR The XGROUP subcommand requires the key to exist/i.test(String(e))) throw e;
+        }
+      }
+      if (await this.directory.remove(id)) report.removed.push(`${this.#prefix}:cards ${id}`);
+      // Every key of the session store carries the hash tag {<id>}: one slot, on one primary of a cluster.
+      const state = `${this.#prefix}:state:{${id}}`;
+      for (const node of "nodes" in c ? c.nodes("master") : [c]) {
+        let cursor = "0";
+        do {
+          const [next, keys] = await node.scan(cursor, "MATCH", `${state}*`, "COUNT", 1000);
+          cursor = next;
+          // The tag is the whole of `{<id>}`: a key of the agent `<id>x` does not match `{<id>}*`.
+          for (const key of keys.filter((k) => k === state || k.startsWith(`${state}:`))) {
+            if (await c.del(key) > 0) report.removed.push(key);
+          }
+        } while (cursor !== "0");
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from Redis`, { cause });
+    }
+    return report;
   }
 
   /** Stops subscriptions (handing their unacknowledged entries back) and disconnects. */

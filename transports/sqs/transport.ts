@@ -29,6 +29,7 @@ import {
   ChangeMessageVisibilityBatchCommand,
   CreateQueueCommand,
   DeleteMessageBatchCommand,
+  DeleteQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
   type Message,
@@ -38,7 +39,14 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import { CreateTopicCommand, PublishBatchCommand, SNSClient, SubscribeCommand } from "@aws-sdk/client-sns";
+import {
+  CreateTopicCommand,
+  ListSubscriptionsByTopicCommand,
+  PublishBatchCommand,
+  SNSClient,
+  SubscribeCommand,
+  UnsubscribeCommand,
+} from "@aws-sdk/client-sns";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { inspect } from "../../spore/envelope.ts";
 import { checkId } from "../../spore/limits.ts";
@@ -47,6 +55,8 @@ import type {
   Delivery,
   DeliveryHandler,
   PublishOptions,
+  PurgeOptions,
+  PurgeReport,
   SubscribeOptions,
   Subscription,
   Transport,
@@ -125,6 +135,16 @@ interface Outgoing {
   attributes: Record<string, MessageAttributeValue>;
   groupId?: string;
   dedupId?: string;
+}
+
+/** The SNS topic a subscribed queue's policy lets send to it (see `subscribedQueue`). */
+function topicOfPolicy(policy: string | undefined): string | undefined {
+  try {
+    const arn = JSON.parse(policy ?? "null")?.Statement?.[0]?.Condition?.ArnEquals?.["aws:SourceArn"];
+    return typeof arn === "string" && arn.startsWith("arn:") ? arn : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Base64 length of `n` bytes. */
@@ -622,6 +642,71 @@ export class SqsTransport implements Transport {
     this.#subs.add(sub);
     sub.onClose = () => this.#subs.delete(sub);
     return sub;
+  }
+
+  /**
+   * Deletes the queues `agent` created (see {@linkcode Transport.purge}):
+   * `{prefix}_a-<id>` with the spores waiting there and its card (the
+   * queue's tags), `{prefix}_d-<id>` with its dead letters, and on each of
+   * `options.channels` its member queue `{prefix}_c-<channel>_x<id>` and the
+   * SNS subscription that feeds it (the topic named by the queue's own
+   * policy). Channel topics are shared and stay. SQS may take up to 60
+   * seconds to forget a deleted queue's name: a queue of the same name
+   * cannot be created again before then.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const report: PurgeReport = { removed: [], kept: [] };
+    const members = (options.channels ?? []).map((c) => this.queueName("c", checkId(c, "channel"), id));
+    try {
+      for (const name of members) {
+        const url = await this.#existing(name);
+        if (!url) continue;
+        const attrs = (await this.sqs.send(
+          new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn", "Policy"] }),
+        )).Attributes ?? {};
+        const topic = topicOfPolicy(attrs.Policy);
+        if (topic && attrs.QueueArn) {
+          let next: string | undefined;
+          do {
+            const page = await this.sns.send(
+              new ListSubscriptionsByTopicCommand({ TopicArn: topic, NextToken: next }),
+            );
+            for (const sub of page.Subscriptions ?? []) {
+              if (sub.Endpoint === attrs.QueueArn && sub.SubscriptionArn?.startsWith("arn:")) {
+                await this.sns.send(new UnsubscribeCommand({ SubscriptionArn: sub.SubscriptionArn }));
+                report.removed.push(`subscription ${sub.SubscriptionArn}`);
+              }
+            }
+            next = page.NextToken;
+          } while (next);
+        }
+        await this.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+        this.forget(name);
+        report.removed.push(name);
+      }
+      for (const name of [this.queueName("a", id), this.queueName("d", id)]) {
+        const url = await this.#existing(name);
+        if (!url) continue;
+        await this.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+        this.forget(name);
+        report.removed.push(name);
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from SQS`, { cause });
+    }
+    return report;
+  }
+
+  /** The URL of the queue `name`, or undefined if there is none. */
+  async #existing(name: string): Promise<string | undefined> {
+    try {
+      return (await this.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+    } catch (e) {
+      if (missingQueue(e)) return undefined;
+      throw e;
+    }
   }
 
   /** Closes subscriptions (their unfinished messages become visible again at once) and the clients. */
