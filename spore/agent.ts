@@ -21,6 +21,7 @@ import { Identity } from "../crypto/identity.ts";
 import {
   checkMessageSize,
   type Delivery,
+  type PurgeReport,
   type Transport,
   type TransportFactory,
 } from "../transports/transport.ts";
@@ -110,6 +111,16 @@ export interface SendControl {
 export interface RequestOptions extends SendControl {
   /** How long to wait for the reply, ms. Default 30,000. */
   timeoutMs?: number;
+}
+
+/** Options of {@linkcode Agent.destroy}. */
+export interface DestroyOptions extends CloseOptions {
+  /**
+   * Further channels whose membership of this agent to remove (joined by an
+   * earlier run, and not joined in this one). The channels joined in this
+   * run are always included.
+   */
+  channels?: readonly string[];
 }
 
 /** Options of {@linkcode Agent.close}. */
@@ -1536,6 +1547,56 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * transport if the agent opened it.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    return this.#shutdown(options, undefined);
+  }
+
+  /**
+   * Closes the agent for good and removes from the broker what it created
+   * there, so that its id can start afresh (with new keys, and none of the
+   * spores sent to it before): first as `close` does (handlers finish, the
+   * transport stays open for the purge), then `transport.purge(id)`, then
+   * the transport closes if the agent opened it.
+   *
+   * Removed: this agent's queue (stream, consumer, session) and the spores
+   * waiting there, its dead letters, its card in the transport's directory,
+   * its session state where the transport keeps it (the Redis transport:
+   * `{prefix}:state:{<id>}…`, the keys of a `RedisSessionStore` with the
+   * same prefix), and its membership of every channel joined in this run and
+   * of `options.channels`. Not touched: any other agent's queues, cards and
+   * state; a channel's own stream or topic; spores already delivered to
+   * other agents; a trust file, a file directory, or a session store kept
+   * elsewhere. What each transport removes, and what it keeps and why, is in
+   * the report (and in `docs/TRANSPORTS.md`).
+   *
+   * Only this agent's own names are removed, and only when called here: no
+   * spore can trigger it. Close the agent's other processes first (a running
+   * one re-creates its queue). A transport without `purge` is a
+   * `ConfigError`, before anything is closed.
+   *
+   * @example
+   * ```ts
+   * import { Agent } from "@spores/spores";
+   * const worker = await Agent.start({ id: "worker", transport: "memory://destroy-example" });
+   * await worker.join("jobs", { members: ["worker"] });
+   * const report = await worker.destroy();
+   * console.log(report.removed); // [ "agent/worker", "channel/jobs/worker", "card/worker" ]
+   * ```
+   */
+  async destroy(options: DestroyOptions = {}): Promise<PurgeReport> {
+    const purge = this.transport.purge;
+    if (!purge) throw new ConfigError(`transport ${this.transport.name} cannot purge what an agent created`);
+    if (this.#closing) throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
+    const channels = new Set([...this.#subscriptions.keys()].filter((c) => c !== ""));
+    for (const c of options.channels ?? []) channels.add(checkId(c, "channel"));
+    let report: PurgeReport | undefined;
+    await this.#shutdown(options, async () => {
+      report = await purge.call(this.transport, this.id, { channels: [...channels] });
+      this.#log("info", "destroyed", { removed: report.removed.length, kept: report.kept.length });
+    });
+    return report!;
+  }
+
+  #shutdown(options: CloseOptions, purge: (() => Promise<void>) | undefined): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
       clearInterval(this.#renewal);
@@ -1568,7 +1629,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         ]);
         clearTimeout(timer);
       }
-      if (this.#ownsTransport) await this.transport.close();
+      try {
+        await purge?.();
+      } finally {
+        if (this.#ownsTransport) await this.transport.close();
+      }
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
     })();
     return this.#closing;

@@ -23,13 +23,7 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import {
-  type Destination,
-  type Headers,
-  StompDestinations,
-  type StompQueueType,
-  type StompTopology,
-} from "./destinations.ts";
+import { type Headers, StompDestinations, type StompQueueType, type StompTopology } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
 import {
@@ -362,61 +356,46 @@ export class StompTransport implements Transport {
   }
 
   /**
-   * Removes what `agent` created through this transport (see
-   * {@linkcode Transport.purge}). A durable subscription's queue is deleted
-   * (RabbitMQ deletes it on an UNSUBSCRIBE with `durable: true`): the member
-   * queue of each of `options.channels` and, in the `"amqp"` topology, the
-   * agent's queue and dead-letter queue. STOMP has no other way to delete a
-   * queue: the `"stomp"` topology's agent and dead-letter queues
-   * (`/queue/...`) and the card queue are emptied instead, and reported as
-   * kept (delete them with an AMQP client or `rabbitmqctl delete_queue`). A
-   * member queue name is kept when the channel or the id holds a `.` (the
-   * name then also stands for another (channel, member) pair).
+   * Deletes the queues `agent` created through this transport (see
+   * {@linkcode Transport.purge}): its queue with the spores waiting there,
+   * its dead-letter queue, its card queue, and its member queue on each of
+   * `options.channels`. STOMP has no command to delete a queue; RabbitMQ
+   * deletes the queue of a durable `/topic/` subscription on an UNSUBSCRIBE
+   * with `durable: true`, by the `x-queue-name` it names: each queue is taken
+   * by its name (with the arguments it was declared with) from a `/topic/`
+   * subscription whose routing key no spore uses, then unsubscribed. A
+   * member queue name is kept (and reported) when the channel or the id
+   * holds a `.`: the name then also stands for another (channel, member)
+   * pair, whose queue it may be.
    */
   async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
     if (this.#closed) throw new TransportError("stomp transport is closed");
     const id = checkId(agent, "agent");
     const d = this.destinations;
     const report: PurgeReport = { removed: [], kept: [] };
-    const durable: Destination[] = [];
-    const drained: Destination[] = [d.card(id)];
-    if (d.topology === "amqp") durable.push(d.agentSubscription(id), d.dead(id));
-    else drained.push(d.agentSubscription(id), d.dead(id));
+    const queues: [string, Headers][] = [
+      [d.agentQueue(id), d.agentSubscription(id).headers],
+      [d.deadQueue(id), d.dead(id).headers],
+      [d.cardQueue(id), d.card(id).headers],
+    ];
     for (const c of options.channels ?? []) {
       const channel = checkId(c, "channel");
+      const queue = d.memberQueue(channel, id);
       if (channel.includes(".") || id.includes(".")) {
-        report.kept.push({
-          name: d.memberQueue(channel, id),
-          reason: "the name may be another (channel, member) pair's queue",
-        });
-      } else durable.push(d.memberSubscription(channel, id));
+        report.kept.push({ name: queue, reason: "the name may be another (channel, member) pair's queue" });
+      } else queues.push([queue, d.memberSubscription(channel, id).headers]);
     }
     const conn = await this.openConnection();
     try {
-      for (const { destination, headers } of durable) {
-        const queue = headers["x-queue-name"]!;
+      for (const [queue, headers] of queues) {
+        const { id: _, ...declared } = headers;
         await conn.subscribe(
-          destination,
-          { ...headers, ack: "client-individual", "prefetch-count": "1" },
+          `/topic/${d.prefix}.purge`,
+          { ...declared, id: queue, "x-queue-name": queue, ack: "client-individual", "prefetch-count": "1" },
           () => {},
         );
         await conn.unsubscribe(queue, { durable: "true", "x-queue-name": queue });
         report.removed.push(queue);
-      }
-      for (const { destination, headers } of drained) {
-        let received = 0;
-        let last = Date.now();
-        await conn.subscribe(destination, { ...headers, ack: "auto" }, () => {
-          received++;
-          last = Date.now();
-        });
-        const until = Date.now() + 30_000;
-        while (Date.now() - last < 500 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-        const queue = destination.slice("/queue/".length);
-        report.kept.push({
-          name: queue,
-          reason: `emptied (${received} message(s) removed); STOMP cannot delete a queue`,
-        });
       }
     } catch (cause) {
       throw new TransportError(`cannot purge agent ${id} over STOMP`, { cause });
