@@ -25,6 +25,7 @@ import {
   type Transport,
   type TransportFactory,
 } from "../transports/transport.ts";
+import type { AnyTransportOptions, TransportOptionsFor } from "../transports/options.ts";
 import { checkContent } from "./content.ts";
 import type { Directory } from "./directory.ts";
 import { type ChannelMembers, newSporeId, SporeEngine } from "./engine.ts";
@@ -160,13 +161,19 @@ export interface SendOptions<K extends string = string, T = unknown> {
 }
 
 /** Options of {@linkcode Agent.start}. */
-export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
+export interface AgentOptions<Types extends MessageTypes = MessageTypes, Url extends string = string> {
   /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
   id: string;
   /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
-  transport: string | Transport;
-  /** Options passed to the transport module for a URL. */
-  transportOptions?: Record<string, unknown>;
+  transport: Url | Transport;
+  /**
+   * Options of the transport a URL names, typed by its scheme
+   * ({@linkcode TransportOptionsFor}): with the URL written out, a misspelt
+   * option is a type error; at run time the transport refuses an unknown one
+   * with a `ConfigError`. The options of each scheme are listed in
+   * `docs/TRANSPORTS.md`.
+   */
+  transportOptions?: TransportOptionsFor<Url>;
   /** Keys; default a fresh, non-extractable identity. */
   identity?: Identity;
   /** Card directory; default the transport's. */
@@ -326,7 +333,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
  * await t.close();
  * ```
  */
-export async function openTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+export async function openTransport<Url extends string>(
+  url: Url,
+  options?: TransportOptionsFor<Url>,
+): Promise<Transport> {
   let scheme: string;
   try {
     scheme = new URL(url).protocol;
@@ -347,7 +357,7 @@ export async function openTransport(url: string, options?: Record<string, unknow
   const module: { createTransport: TransportFactory } = name === "memory"
     ? await import("../transports/memory.ts")
     : await import(new URL(`../transports/${name}.ts`, import.meta.url).href);
-  return await module.createTransport(url, options);
+  return await module.createTransport(url, options as Record<string, unknown> | undefined);
 }
 
 const RESERVED = "spores.";
@@ -497,7 +507,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
-  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions<T>): Promise<Agent<T>> {
+  static async start<T extends MessageTypes = MessageTypes, Url extends string = string>(
+    options: AgentOptions<T, Url>,
+  ): Promise<Agent<T>> {
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
@@ -508,7 +520,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       })
       : undefined;
     const transport = typeof options.transport === "string"
-      ? await openTransport(options.transport, pravalTransportOptions(options, praval))
+      ? await openTransport<string>(options.transport, pravalTransportOptions(options, praval))
       : options.transport;
     try {
       const directory = options.directory ?? transport.directory;
@@ -1585,7 +1597,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   async destroy(options: DestroyOptions = {}): Promise<PurgeReport> {
     const purge = this.transport.purge;
     if (!purge) throw new ConfigError(`transport ${this.transport.name} cannot purge what an agent created`);
-    if (this.#closing) throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
+    if (this.#closing) {
+      throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
+    }
     const channels = new Set([...this.#subscriptions.keys()].filter((c) => c !== ""));
     for (const c of options.channels ?? []) channels.add(checkId(c, "channel"));
     let report: PurgeReport | undefined;
@@ -1652,17 +1666,18 @@ const PRAVAL_MQTT_PREFIX = "praval/spores";
 function pravalTransportOptions(
   options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
-): Record<string, unknown> | undefined {
+): AnyTransportOptions | undefined {
   const url = options.transport;
+  const given = options.transportOptions as Record<string, unknown> | undefined;
   if (!praval || typeof url !== "string") return options.transportOptions;
   if (/^mqtt(s|\+wss?)?:/i.test(url)) {
     // Praval's MQTT topics: praval/spores/agent/{to}/{type}, which the MQTT transport makes from this prefix.
-    if (options.transportOptions?.prefix !== undefined) return options.transportOptions;
-    return { ...options.transportOptions, prefix: PRAVAL_MQTT_PREFIX };
+    if (given?.prefix !== undefined) return options.transportOptions;
+    return { ...given, prefix: PRAVAL_MQTT_PREFIX };
   }
   if (!/^amqps?:/i.test(url)) return options.transportOptions;
-  if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
-  return { ...options.transportOptions, exchange: praval.exchange };
+  if (given?.exchange !== undefined) return options.transportOptions;
+  return { ...given, exchange: praval.exchange };
 }
 
 /** `work`, or the signal's reason as soon as `signal` aborts (the work itself goes on). */

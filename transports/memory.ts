@@ -10,6 +10,7 @@
  * @module
  */
 import { ConfigError, TransportError } from "../crypto/errors.ts";
+import { checkOptions, optionKeys } from "./option_keys.ts";
 import { MemoryDirectory } from "../spore/directory.ts";
 import { checkId } from "../spore/limits.ts";
 import {
@@ -35,6 +36,12 @@ export interface MemoryBrokerOptions {
   /** How long a publisher waits for space before a `TransportError`, ms. Default 30,000. */
   publishTimeoutMs?: number;
 }
+
+const MEMORY_OPTION_KEYS = optionKeys<MemoryBrokerOptions>()([
+  "maxMessageBytes",
+  "maxQueueBytes",
+  "publishTimeoutMs",
+]);
 
 interface Entry {
   bytes: Uint8Array;
@@ -479,6 +486,11 @@ export class MemoryTransport implements Transport {
  * ```
  */
 export function createTransport(url: string, options: MemoryBrokerOptions = {}): Promise<Transport> {
+  try {
+    checkOptions("memory", options, MEMORY_OPTION_KEYS);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);

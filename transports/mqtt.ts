@@ -19,6 +19,8 @@
  */
 import type { Transport } from "./transport.ts";
 import { MqttTransport, type MqttTransportOptions } from "./mqtt/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { MQTT_OPTION_KEYS } from "./mqtt/options.ts";
 
 export {
   type BrokerUrl,
@@ -47,6 +49,7 @@ export {
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return MqttTransport.connect(url, (options ?? {}) as MqttTransportOptions);
+export async function createTransport(url: string, options: MqttTransportOptions = {}): Promise<Transport> {
+  checkOptions("mqtt", options, MQTT_OPTION_KEYS);
+  return await MqttTransport.connect(url, options);
 }

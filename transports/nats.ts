@@ -19,6 +19,8 @@
  */
 import type { Transport } from "./transport.ts";
 import { NatsTransport, type NatsTransportOptions } from "./nats/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { NATS_OPTION_KEYS } from "./nats/options.ts";
 
 export * from "./nats/connection.ts";
 export * from "./nats/directory.ts";
@@ -41,6 +43,7 @@ export {
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return NatsTransport.connect(url, (options ?? {}) as NatsTransportOptions);
+export async function createTransport(url: string, options: NatsTransportOptions = {}): Promise<Transport> {
+  checkOptions("nats", options, NATS_OPTION_KEYS);
+  return await NatsTransport.connect(url, options);
 }

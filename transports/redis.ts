@@ -18,6 +18,8 @@
  */
 import type { Transport } from "./transport.ts";
 import { RedisTransport, type RedisTransportOptions } from "./redis/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { REDIS_OPTION_KEYS } from "./redis/options.ts";
 
 export * from "./redis/connection.ts";
 export * from "./redis/directory.ts";
@@ -39,6 +41,7 @@ export {
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return RedisTransport.connect(url, (options ?? {}) as RedisTransportOptions);
+export async function createTransport(url: string, options: RedisTransportOptions = {}): Promise<Transport> {
+  checkOptions("redis", options, REDIS_OPTION_KEYS);
+  return await RedisTransport.connect(url, options);
 }

@@ -35,47 +35,8 @@ import {
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
-
-/** TLS settings for `amqps://`. */
-export interface AmqpTlsOptions {
-  /** PEM CA certificate(s) to trust. */
-  ca?: string | string[];
-  /** PEM client certificate, for mutual TLS. */
-  cert?: string;
-  /** PEM client key, for mutual TLS. */
-  key?: string;
-  /** Server name to verify. */
-  servername?: string;
-}
-
-/** Options of the AMQP transport. */
-export interface AmqpTransportOptions {
-  /** Exchange name (and prefix of every queue). Default `"spores"`. */
-  exchange?: string;
-  /** Queue type of agent queues: `"classic"` (with priorities) or `"quorum"`. Default `"classic"`. */
-  queueType?: "classic" | "quorum";
-  /** TLS for `amqps://`. */
-  tls?: AmqpTlsOptions;
-  /** Heartbeat interval, s. Default 15. */
-  heartbeatSeconds?: number;
-  /** Socket connect timeout, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /** How long a publish waits for a connection during an outage, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Longest pause between reconnection attempts, ms. Default 5,000. */
-  maxBackoffMs?: number;
-  /** Largest message, bytes. Default 16 MiB. */
-  maxMessageBytes?: number;
-  /**
-   * Publisher confirms. Default `true`: `publish` resolves once RabbitMQ has
-   * taken the message (the broker acknowledges many at once when many are in
-   * flight), and a direct message no queue takes is a `TransportError`.
-   * `false` publishes on a plain channel: `publish` resolves once the message
-   * is written to the socket, and an unroutable message is dropped by the
-   * broker unnoticed.
-   */
-  confirms?: boolean;
-}
+import type { AmqpTlsOptions, AmqpTransportOptions } from "./options.ts";
+export type { AmqpTlsOptions, AmqpTransportOptions } from "./options.ts";
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -30,42 +30,11 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import {
-  type BrokerUrl,
-  connectClient,
-  DEFERRED,
-  type MqttConnectionOptions,
-  parseBrokerUrl,
-} from "./connection.ts";
+import { type BrokerUrl, connectClient, DEFERRED, parseBrokerUrl } from "./connection.ts";
 import { MqttDirectory } from "./directory.ts";
 import { cardTopic, checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
-
-/** Options of the MQTT transport. */
-export interface MqttTransportOptions extends MqttConnectionOptions {
-  /** Topic prefix: 1..8 levels of `[A-Za-z0-9._:-]`. Default `"spores"`. */
-  prefix?: string;
-  /** QoS of publications and subscriptions: 1 (default) or 2 (MQTT v5 only). */
-  qos?: 1 | 2;
-  /**
-   * The name of this process among several processes of one agent. When set,
-   * subscriptions are shared (`$share/{agent}/...`): each message reaches one
-   * process, and each process keeps its own persistent session (client id
-   * `.../{instance}`). Every process of the agent must set a distinct one.
-   */
-  instance?: string;
-  /** How long the broker keeps an away session (MQTT v5), s. Default 7 days. */
-  sessionExpirySeconds?: number;
-  /** How long a publish waits for the broker's acknowledgement, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Deliveries after which the transport itself dead-letters a message. Default 16. */
-  maxDeliveries?: number;
-  /** Largest message, bytes. Default 16 MiB (Mosquitto's `message_size_limit` may be lower). */
-  maxMessageBytes?: number;
-  /** Whether the broker keeps sessions and messages across its restarts (`persistence true`). Default false. */
-  durable?: boolean;
-  /** Watch the broker's count of dropped messages (`$SYS`), see `stats.brokerDropped`. Default true. */
-  watchDrops?: boolean;
-}
+import type { MqttTransportOptions } from "./options.ts";
+export type { MqttTransportOptions } from "./options.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);

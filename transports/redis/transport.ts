@@ -32,54 +32,11 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import {
-  createClient,
-  describeUrl,
-  loose,
-  type RedisClient,
-  type RedisConnectionOptions,
-} from "./connection.ts";
+import { createClient, describeUrl, loose, type RedisClient } from "./connection.ts";
 import { RedisDirectory } from "./directory.ts";
 import { explainConnectError, hostPort } from "../connect_error.ts";
-
-/** Options of the Redis transport. */
-export interface RedisTransportOptions extends RedisConnectionOptions {
-  /** Key prefix. Default `"spores"`. */
-  prefix?: string;
-  /**
-   * Most entries a stream holds. Entries are never trimmed before every consumer group has read and
-   * acknowledged them; a publish to a stream that holds this many is refused with a `TransportError`
-   * (the receiver is away or too slow). Default 100,000.
-   */
-  maxLen?: number;
-  /** Most entries read per `XREADGROUP` (never more than the subscription's prefetch). Default 256. */
-  batch?: number;
-  /** How long one blocking read waits, ms. Default 1,000. */
-  blockMs?: number;
-  /** How long an entry may stay unacknowledged with a consumer before another takes it, ms. Default 30,000. */
-  visibilityTimeoutMs?: number;
-  /** How often a subscriber looks for such entries, ms. Default 5,000. */
-  claimIntervalMs?: number;
-  /** Deliveries after which the transport itself dead-letters an entry. Default 16. */
-  maxDeliveries?: number;
-  /** Largest message, bytes. Default 16 MiB. */
-  maxMessageBytes?: number;
-  /**
-   * Replication to wait for before `publish` resolves. Redis replicates asynchronously: without this, a
-   * primary that fails right after accepting a spore can lose it. With `{ replicas: n }`, each publish is
-   * followed by `WAIT n timeoutMs` on the same connection, and a publish that fewer than `n` replicas
-   * confirmed in time fails with a `TransportError` (the spore may still be delivered). Default: none.
-   */
-  durability?: RedisDurability;
-}
-
-/** How many replicas must hold a spore before `publish` resolves (see `RedisTransportOptions.durability`). */
-export interface RedisDurability {
-  /** Replicas that must acknowledge the write. At least 1. */
-  replicas: number;
-  /** How long to wait for them, ms. Default 1,000. */
-  timeoutMs?: number;
-}
+import type { RedisDurability, RedisTransportOptions } from "./options.ts";
+export type { RedisDurability, RedisTransportOptions } from "./options.ts";
 
 /** Bytes as a Node Buffer view (no copy), as ioredis needs for binary values. */
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
