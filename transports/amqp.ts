@@ -23,6 +23,7 @@ export { type AmqpTlsOptions, AmqpTransport, type AmqpTransportOptions } from ".
 
 /**
  * Connects to RabbitMQ at `url` (`amqp://user:password@host:port/vhost?heartbeat=15` or `amqps://...`).
+ * Options are {@linkcode AmqpTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore

@@ -41,6 +41,7 @@ export {
 /**
  * Connects to an MQTT broker at `url` (`mqtt://[user:password@]host:port`, `mqtts://...`, or
  * `mqtt+ws(s)://host:port/path` for MQTT over WebSocket).
+ * Options are {@linkcode MqttTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore

@@ -35,6 +35,7 @@ export {
 
 /**
  * Connects to NATS at `url` (`nats://[user:pass@|token@]host:port[,host:port...]` or `tls://...`).
+ * Options are {@linkcode NatsTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore

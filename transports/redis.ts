@@ -33,6 +33,7 @@ export {
 
 /**
  * Connects to Redis at `url` (`redis://[user:password@]host:port[/db]` or `rediss://...`).
+ * Options are {@linkcode RedisTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore

@@ -39,6 +39,7 @@ export {
 
 /**
  * Connects to SQS and SNS in the region of `url` (`sqs://<region>?endpoint=...&prefix=...&fifo=1`).
+ * Options are {@linkcode SqsTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore

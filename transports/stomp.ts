@@ -50,6 +50,7 @@ export { StompTransport, type StompTransportOptions } from "./stomp/transport.ts
  * Connects to RabbitMQ's STOMP adapter at `url`:
  * `stomp://user:password@host:61613/vhost`, `stomp+ssl://...:61614/vhost`,
  * `stomp+ws://user:password@host:15674/ws?vhost=name` or `stomp+wss://...`.
+ * Options are {@linkcode StompTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore
