@@ -530,15 +530,18 @@ export class AmqpTransport implements Transport {
         // One channel per check: a missing queue (404) closes the channel it was checked on.
         const ch = await this.openChannel();
         try {
-          await ch.checkQueue(queue);
-        } catch (e) {
-          if ((e as { code?: unknown }).code !== 404) throw e;
-          continue;
+          try {
+            await ch.checkQueue(queue);
+          } catch (e) {
+            if ((e as { code?: unknown }).code !== 404) throw e;
+            continue;
+          }
+          await ch.deleteQueue(queue);
+          this.#declared.delete(queue);
+          report.removed.push(queue);
+        } finally {
+          await ch.close().catch(() => {});
         }
-        await ch.deleteQueue(queue);
-        this.#declared.delete(queue);
-        report.removed.push(queue);
-        await ch.close().catch(() => {});
       }
       if (await this.directory.remove(id)) report.removed.push(`${x}.card.${id}`);
     } catch (cause) {

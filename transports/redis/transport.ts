@@ -315,17 +315,19 @@ export class RedisTransport implements Transport {
       if (await this.directory.remove(id)) report.removed.push(`${this.#prefix}:cards ${id}`);
       // Every key of the session store carries the hash tag {<id>}: one slot, on one primary of a cluster.
       const state = `${this.#prefix}:state:{${id}}`;
+      let removed = 0;
       for (const node of "nodes" in c ? c.nodes("master") : [c]) {
         let cursor = "0";
         do {
           const [next, keys] = await node.scan(cursor, "MATCH", `${state}*`, "COUNT", 1000);
           cursor = next;
-          // The tag is the whole of `{<id>}`: a key of the agent `<id>x` does not match `{<id>}*`.
-          for (const key of keys.filter((k) => k === state || k.startsWith(`${state}:`))) {
-            if (await c.del(key) > 0) report.removed.push(key);
-          }
+          // The tag is the whole of `{<id>}`: a key of the agent `<id>x` does not match `{<id>}*`. All of them
+          // share its slot, so one DEL takes many.
+          const mine = keys.filter((k) => k === state || k.startsWith(`${state}:`));
+          for (let i = 0; i < mine.length; i += 500) removed += await c.del(...mine.slice(i, i + 500));
         } while (cursor !== "0");
       }
+      if (removed > 0) report.removed.push(`${state} and ${state}:… (${removed} keys)`);
     } catch (cause) {
       throw new TransportError(`cannot purge agent ${id} from Redis`, { cause });
     }
