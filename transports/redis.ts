@@ -23,6 +23,7 @@ import { REDIS_OPTION_KEYS } from "./redis/options.ts";
 
 export * from "./redis/connection.ts";
 export * from "./redis/directory.ts";
+export * from "./redis/pins.ts";
 export * from "./redis/store.ts";
 export {
   keysOf,
