@@ -290,7 +290,8 @@ export class RedisTransport implements Transport {
    * its stream `{prefix}:agent:{<id>}` (with its consumer group and the
    * spores waiting there), its dead letters `{prefix}:dlq:{<id>}`, its card
    * in `{prefix}:cards`, every key of its session store under this prefix
-   * (`{prefix}:state:{<id>}` and `{prefix}:state:{<id>}:…`), and its consumer
+   * (`{prefix}:state:{<id>}` and `{prefix}:state:{<id>}:…`), its trust pins
+   * (`{prefix}:pins:{<id>}:…`, a `RedisPinStore`), and its consumer
    * group on the stream of each of `options.channels`. A channel's stream and
    * its dead letters are shared by its members and stay.
    */
@@ -315,19 +316,23 @@ export class RedisTransport implements Transport {
       if (await this.directory.remove(id)) report.removed.push(`${this.#prefix}:cards ${id}`);
       // Every key of the session store carries the hash tag {<id>}: one slot, on one primary of a cluster.
       const state = `${this.#prefix}:state:{${id}}`;
-      let removed = 0;
-      for (const node of "nodes" in c ? c.nodes("master") : [c]) {
-        let cursor = "0";
-        do {
-          const [next, keys] = await node.scan(cursor, "MATCH", `${state}*`, "COUNT", 1000);
-          cursor = next;
-          // The tag is the whole of `{<id>}`: a key of the agent `<id>x` does not match `{<id>}*`. All of them
-          // share its slot, so one DEL takes many.
-          const mine = keys.filter((k) => k === state || k.startsWith(`${state}:`));
-          for (let i = 0; i < mine.length; i += 500) removed += await c.del(...mine.slice(i, i + 500));
-        } while (cursor !== "0");
+      // Its trust pins too (RedisPinStore: `{prefix}:pins:{<id>}:<fingerprint>`, one hash per identity).
+      const pins = `${this.#prefix}:pins:{${id}}`;
+      for (const [base, own] of [[state, true], [pins, false]] as const) {
+        let removed = 0;
+        for (const node of "nodes" in c ? c.nodes("master") : [c]) {
+          let cursor = "0";
+          do {
+            const [next, keys] = await node.scan(cursor, "MATCH", `${base}*`, "COUNT", 1000);
+            cursor = next;
+            // The tag is the whole of `{<id>}`: a key of the agent `<id>x` does not match `{<id>}*`. All of
+            // them share its slot, so one DEL takes many.
+            const mine = keys.filter((k) => (own && k === base) || k.startsWith(`${base}:`));
+            for (let i = 0; i < mine.length; i += 500) removed += await c.del(...mine.slice(i, i + 500));
+          } while (cursor !== "0");
+        }
+        if (removed > 0) report.removed.push(`${base}${own ? " and " + base : ""}:… (${removed} keys)`);
       }
-      if (removed > 0) report.removed.push(`${state} and ${state}:… (${removed} keys)`);
     } catch (cause) {
       throw new TransportError(`cannot purge agent ${id} from Redis`, { cause });
     }
