@@ -500,3 +500,41 @@ Deno.test("teardown agent: destroy on memory removes what the agent made; a clos
     MemoryBroker.drop(name);
   }
 });
+
+Deno.test("teardown agent: spores waiting for a destroyed agent never reach the agent started again under its id", async () => {
+  const name = unique();
+  const broker = MemoryBroker.named(name);
+  try {
+    const url = `memory://${name}`;
+    const keeper = await Agent.start({ id: "keeper", transport: url });
+    const held = Promise.withResolvers<void>();
+    let started = 0;
+    const worker = await Agent.start({
+      id: "worker",
+      transport: url,
+      prefetch: 1,
+      handlers: { job: () => (started++, held.promise) },
+    });
+    for (let i = 0; i < 4; i++) await keeper.send("worker", { type: "job", content: i });
+    const end = Date.now() + 10_000;
+    while (started < 1 && Date.now() < end) await sleep(10);
+    assert.equal(started, 1, "one job runs");
+    assert.ok(broker.depth("worker") >= 3, "the others wait in the worker's queue");
+    const destroyed = worker.destroy({ timeoutMs: 200 });
+    await destroyed;
+    held.resolve();
+    assert.equal(broker.depth("worker"), 0, "the worker's queue is gone with its spores");
+    const got: unknown[] = [];
+    const again = await Agent.start({
+      id: "worker",
+      transport: url,
+      handlers: { job: (m) => void got.push(m.content) },
+    });
+    await sleep(500);
+    assert.deepEqual(got, [], "none of the old spores reach the new worker");
+    await again.destroy();
+    await keeper.destroy();
+  } finally {
+    MemoryBroker.drop(name);
+  }
+});
