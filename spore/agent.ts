@@ -515,6 +515,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
   readonly #iterators = new Set<() => void>();
   readonly #noEcho = new Set<string>();
+  /** Every channel joined in this run, left since or not: its membership stays on the broker until a purge. */
+  readonly #joined = new Set<string>();
   readonly #warnOnce: boolean;
   readonly #warned = new Set<string>();
   readonly #metrics: AgentMetrics = emptyMetrics();
@@ -1117,6 +1119,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (options.echo === false) this.#noEcho.add(channel);
     else this.#noEcho.delete(channel);
     if (this.#subscriptions.has(channel)) return;
+    this.#joined.add(channel);
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
       member: this.id,
@@ -1782,8 +1785,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * Removed: this agent's queue (stream, consumer, session) and the spores
    * waiting there, its dead letters, its card in the transport's directory,
    * its session state where the transport keeps it (the Redis transport:
-   * `{prefix}:state:{<id>}…`, the keys of a `RedisSessionStore` with the
-   * same prefix), and its membership of every channel joined in this run and
+   * `{prefix}:state:{<id>}…` and `{prefix}:pins:{<id>}:…`, the keys of a
+   * `RedisSessionStore` and a `RedisPinStore` with the same prefix), and its
+   * membership of every channel joined in this run (left since or not) and
    * of `options.channels`. Not touched: any other agent's queues, cards and
    * state; a channel's own stream or topic; spores already delivered to
    * other agents; a trust file, a file directory, or a session store kept
@@ -1810,7 +1814,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (this.#closing) {
       throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
     }
-    const channels = new Set([...this.#subscriptions.keys()].filter((c) => c !== ""));
+    const channels = new Set(this.#joined);
     for (const c of options.channels ?? []) channels.add(checkId(c, "channel"));
     let report: PurgeReport | undefined;
     await this.#shutdown(options, async () => {

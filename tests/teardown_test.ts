@@ -484,10 +484,12 @@ Deno.test("teardown agent: destroy on memory removes what the agent made; a clos
     const keeper = await Agent.start({ id: "keeper", transport: url });
     const worker = await Agent.start({ id: "worker", transport: url });
     await worker.join(CHANNEL, { members: ["worker", "keeper"] });
+    await worker.join("left", { members: ["worker"] });
+    await worker.leave("left"); // its member queue stays on the broker: destroy removes it too
     const report = await worker.destroy({ channels: ["other"] });
     assert.deepEqual(
       report.removed.sort(),
-      ["agent/worker", `card/worker`, `channel/${CHANNEL}/worker`].sort(),
+      ["agent/worker", `card/worker`, `channel/${CHANNEL}/worker`, "channel/left/worker"].sort(),
     );
     assert.equal(await broker.directory.lookup("worker"), undefined);
     assert.ok(await broker.directory.lookup("keeper"));
