@@ -389,8 +389,10 @@ export class MqttTransport extends EventTarget implements Transport {
    * dead letters' (`{prefix}/dlq/<id>`), and its member session on each of
    * `options.channels`; and clears its retained card. The sessions of the
    * agent's other instances are not known here: purge from each (their
-   * names are reported as kept). Spores published to the agent while no
-   * session holds its topic are dropped by the broker.
+   * names are reported as kept). MQTT cannot tell whether a session exists
+   * without resuming it, so each session name is reported as removed. Spores
+   * published to the agent while no session holds its topic are refused
+   * (MQTT v5) or dropped (3.1.1) by the broker.
    */
   async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
     this.#check();
