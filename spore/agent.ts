@@ -23,9 +23,11 @@ import { Identity } from "../crypto/identity.ts";
 import {
   checkMessageSize,
   type Delivery,
+  type PurgeReport,
   type Transport,
   type TransportFactory,
 } from "../transports/transport.ts";
+import type { AnyTransportOptions, TransportOptionsFor } from "../transports/options.ts";
 import { checkContent } from "./content.ts";
 import type { Directory } from "./directory.ts";
 import { type ChannelMembers, newSporeId, SporeEngine } from "./engine.ts";
@@ -115,6 +117,16 @@ export interface RequestOptions extends SendControl {
   timeoutMs?: number;
 }
 
+/** Options of {@linkcode Agent.destroy}. */
+export interface DestroyOptions extends CloseOptions {
+  /**
+   * Further channels whose membership of this agent to remove (joined by an
+   * earlier run, and not joined in this one). The channels joined in this
+   * run are always included.
+   */
+  channels?: readonly string[];
+}
+
 /** Options of {@linkcode Agent.close}. */
 export interface CloseOptions {
   /**
@@ -152,13 +164,19 @@ export interface SendOptions<K extends string = string, T = unknown> {
 }
 
 /** Options of {@linkcode Agent.start}. */
-export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
+export interface AgentOptions<Types extends MessageTypes = MessageTypes, Url extends string = string> {
   /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
   id: string;
   /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
-  transport: string | Transport;
-  /** Options passed to the transport module for a URL. */
-  transportOptions?: Record<string, unknown>;
+  transport: Url | Transport;
+  /**
+   * Options of the transport a URL names, typed by its scheme
+   * ({@linkcode TransportOptionsFor}): with the URL written out, a misspelt
+   * option is a type error; at run time the transport refuses an unknown one
+   * with a `ConfigError`. The options of each scheme are listed in
+   * `docs/TRANSPORTS.md`.
+   */
+  transportOptions?: TransportOptionsFor<Url>;
   /** Keys; default a fresh, non-extractable identity. */
   identity?: Identity;
   /** Card directory; default the transport's. */
@@ -344,7 +362,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
  * await t.close();
  * ```
  */
-export async function openTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+export async function openTransport<Url extends string>(
+  url: Url,
+  options?: TransportOptionsFor<Url>,
+): Promise<Transport> {
   let scheme: string;
   try {
     scheme = new URL(url).protocol;
@@ -365,7 +386,7 @@ export async function openTransport(url: string, options?: Record<string, unknow
   const module: { createTransport: TransportFactory } = name === "memory"
     ? await import("../transports/memory.ts")
     : await import(new URL(`../transports/${name}.ts`, import.meta.url).href);
-  return await module.createTransport(url, options);
+  return await module.createTransport(url, options as Record<string, unknown> | undefined);
 }
 
 const RESERVED = "spores.";
@@ -494,6 +515,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
   readonly #iterators = new Set<() => void>();
   readonly #noEcho = new Set<string>();
+  /** Every channel joined in this run, left since or not: its membership stays on the broker until a purge. */
+  readonly #joined = new Set<string>();
   readonly #warnOnce: boolean;
   readonly #warned = new Set<string>();
   readonly #metrics: AgentMetrics = emptyMetrics();
@@ -533,7 +556,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
-  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions<T>): Promise<Agent<T>> {
+  static async start<T extends MessageTypes = MessageTypes, Url extends string = string>(
+    options: AgentOptions<T, Url>,
+  ): Promise<Agent<T>> {
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
@@ -544,7 +569,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       })
       : undefined;
     const transport = typeof options.transport === "string"
-      ? await openTransport(options.transport, pravalTransportOptions(options, praval))
+      ? await openTransport<string>(options.transport, pravalTransportOptions(options, praval))
       : options.transport;
     try {
       const directory = options.directory ?? transport.directory;
@@ -1100,6 +1125,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (options.echo === false) this.#noEcho.add(channel);
     else this.#noEcho.delete(channel);
     if (this.#subscriptions.has(channel)) return;
+    this.#joined.add(channel);
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
       member: this.id,
@@ -1752,6 +1778,59 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * transport if the agent opened it.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    return this.#shutdown(options, undefined);
+  }
+
+  /**
+   * Closes the agent for good and removes from the broker what it created
+   * there, so that its id can start afresh (with new keys, and none of the
+   * spores sent to it before): first as `close` does (handlers finish, the
+   * transport stays open for the purge), then `transport.purge(id)`, then
+   * the transport closes if the agent opened it.
+   *
+   * Removed: this agent's queue (stream, consumer, session) and the spores
+   * waiting there, its dead letters, its card in the transport's directory,
+   * its session state where the transport keeps it (the Redis transport:
+   * `{prefix}:state:{<id>}…` and `{prefix}:pins:{<id>}:…`, the keys of a
+   * `RedisSessionStore` and a `RedisPinStore` with the same prefix), and its
+   * membership of every channel joined in this run (left since or not) and
+   * of `options.channels`. Not touched: any other agent's queues, cards and
+   * state; a channel's own stream or topic; spores already delivered to
+   * other agents; a trust file, a file directory, or a session store kept
+   * elsewhere. What each transport removes, and what it keeps and why, is in
+   * the report (and in `docs/TRANSPORTS.md`).
+   *
+   * Only this agent's own names are removed, and only when called here: no
+   * spore can trigger it. Close the agent's other processes first (a running
+   * one re-creates its queue). A transport without `purge` is a
+   * `ConfigError`, before anything is closed.
+   *
+   * @example
+   * ```ts
+   * import { Agent } from "@spores/spores";
+   * const worker = await Agent.start({ id: "worker", transport: "memory://destroy-example" });
+   * await worker.join("jobs", { members: ["worker"] });
+   * const report = await worker.destroy();
+   * console.log(report.removed); // [ "agent/worker", "channel/jobs/worker", "card/worker" ]
+   * ```
+   */
+  async destroy(options: DestroyOptions = {}): Promise<PurgeReport> {
+    const purge = this.transport.purge;
+    if (!purge) throw new ConfigError(`transport ${this.transport.name} cannot purge what an agent created`);
+    if (this.#closing) {
+      throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
+    }
+    const channels = new Set(this.#joined);
+    for (const c of options.channels ?? []) channels.add(checkId(c, "channel"));
+    let report: PurgeReport | undefined;
+    await this.#shutdown(options, async () => {
+      report = await purge.call(this.transport, this.id, { channels: [...channels] });
+      this.#log("info", "destroyed", { removed: report.removed.length, kept: report.kept.length });
+    });
+    return report!;
+  }
+
+  #shutdown(options: CloseOptions, purge: (() => Promise<void>) | undefined): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
       clearInterval(this.#renewal);
@@ -1784,7 +1863,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         ]);
         clearTimeout(timer);
       }
-      if (this.#ownsTransport) await this.transport.close();
+      try {
+        await purge?.();
+      } finally {
+        if (this.#ownsTransport) await this.transport.close();
+      }
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
     })();
     return this.#closing;
@@ -1803,17 +1886,18 @@ const PRAVAL_MQTT_PREFIX = "praval/spores";
 function pravalTransportOptions(
   options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
-): Record<string, unknown> | undefined {
+): AnyTransportOptions | undefined {
   const url = options.transport;
+  const given = options.transportOptions as Record<string, unknown> | undefined;
   if (!praval || typeof url !== "string") return options.transportOptions;
   if (/^mqtt(s|\+wss?)?:/i.test(url)) {
     // Praval's MQTT topics: praval/spores/agent/{to}/{type}, which the MQTT transport makes from this prefix.
-    if (options.transportOptions?.prefix !== undefined) return options.transportOptions;
-    return { ...options.transportOptions, prefix: PRAVAL_MQTT_PREFIX };
+    if (given?.prefix !== undefined) return options.transportOptions;
+    return { ...given, prefix: PRAVAL_MQTT_PREFIX };
   }
   if (!/^amqps?:/i.test(url)) return options.transportOptions;
-  if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
-  return { ...options.transportOptions, exchange: praval.exchange };
+  if (given?.exchange !== undefined) return options.transportOptions;
+  return { ...given, exchange: praval.exchange };
 }
 
 /** `work`, or the signal's reason as soon as `signal` aborts (the work itself goes on). */
