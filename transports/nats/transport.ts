@@ -372,6 +372,16 @@ export class NatsTransport implements Transport {
       }
       const cards = await this.directory.remove(id);
       if (cards > 0) report.removed.push(`card ${this.directory.bucket}/${token(id)}`);
+      // Its trust pins (natsTrust), under every identity it had.
+      const pins = `${this.names.bucket}_pins`;
+      try {
+        const { purged } = await this.jsm.streams.purge(`KV_${pins}`, {
+          filter: `$KV.${pins}.${token(id)}.>`,
+        });
+        if (purged > 0) report.removed.push(`${purged} trust pin(s) in ${pins}`);
+      } catch (e) {
+        if (apiCode(e) !== STREAM_NOT_FOUND) throw e;
+      }
     } catch (cause) {
       throw new TransportError(`cannot purge agent ${id} from JetStream`, { cause });
     }
