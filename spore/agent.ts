@@ -37,7 +37,7 @@ import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logge
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
 import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
-import { parseResendRequest, RESEND_MAX_IDS, SentMessages, type SentMessagesOptions } from "./resend.ts";
+import { parseResendRequest, ResendRequests, SentMessages, type SentMessagesOptions } from "./resend.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
 import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
@@ -403,11 +403,8 @@ const REPLY = "spores.reply";
 const KEY_GRANT = "spores.sender-key";
 /** A request to send spores again that this agent could not open for lack of state it lost. */
 const RESEND = "spores.resend";
-/** Requests to send again: made per peer per minute, and answered per peer per minute. */
-const RESEND_REQUESTS_PER_MINUTE = 120;
-const RESEND_ANSWERS_PER_MINUTE = 120;
-/** How long spore ids wait to be named in one request to send again. */
-const RESEND_BATCH_MS = 20;
+/** Requests to send again answered per peer per minute. */
+const RESEND_ANSWERS_PER_MINUTE = 600;
 /** The initiator's first spore on a new session: it confirms the session to the responder. */
 const CONFIRM = "spores.confirm";
 /** How long a broadcast waits, parked, for its sender key. */
@@ -502,13 +499,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #sendOrder = new InOrder();
   readonly #sent: SentMessages | undefined;
-  readonly #resendLimit = new RateLimit(RESEND_REQUESTS_PER_MINUTE);
   readonly #resendAnswerLimit = new RateLimit(RESEND_ANSWERS_PER_MINUTE);
-  /** Requests to send again being gathered, per (sender, session). */
-  readonly #resendBatches = new Map<
-    string,
-    { from: string; session?: string; ids: string[]; done: PromiseWithResolvers<boolean> }
-  >();
+  readonly #resendRequests = new ResendRequests(async (to, content) => {
+    await this.#send(to, { type: RESEND, content, priority: 9 });
+  });
+  /** Sessions peers said they lost (peer, session → until), whose later requests are still answered. */
+  readonly #lostSessions = new Map<string, number>();
   /** Spores already asked for again (sender/id → until), so a redelivered copy is not asked for twice. */
   readonly #askedAgain = new Map<string, number>();
   readonly #rekeying = new Map<string, Promise<void>>();
@@ -1535,10 +1531,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await d.nack();
       return true;
     }
-    const asked = await this.#gatherResend(info.from, info.sessionId, info.id);
-    if (!asked) {
-      // No request went out (rate limit, or the sender cannot be reached): the broker keeps the spore.
-      await this.#pause(Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5)));
+    const outcome = await this.#resendRequests.ask(info.from, info.sessionId, info.id);
+    if (outcome === "refused") return false; // a sender claimed by many unknown sessions: forged
+    if (outcome === "later") {
+      // Over this sender's budget, or the request could not be published: the broker keeps the spore.
+      await this.#pause(250);
       await this.#redeliverOrDrop(d, undefined, error);
       return true;
     }
@@ -1554,46 +1551,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     return true;
   }
 
-  /** Names `id` in the next request to `from` to send again; resolves once that request was published. */
-  #gatherResend(from: string, session: string | undefined, id: string): Promise<boolean> {
-    const key = `${from}\n${session ?? ""}`;
-    let batch = this.#resendBatches.get(key);
-    if (!batch) {
-      batch = { from, session, ids: [], done: Promise.withResolvers<boolean>() };
-      this.#resendBatches.set(key, batch);
-      const timer = setTimeout(() => void this.#flushResend(key), RESEND_BATCH_MS);
-      Deno.unrefTimer(timer);
-    }
-    if (!batch.ids.includes(id)) batch.ids.push(id);
-    const done = batch.done.promise;
-    if (batch.ids.length >= RESEND_MAX_IDS) void this.#flushResend(key);
-    return done;
-  }
-
-  async #flushResend(key: string): Promise<void> {
-    const batch = this.#resendBatches.get(key);
-    if (!batch) return;
-    this.#resendBatches.delete(key);
-    if (this.#closed || !this.#resendLimit.allow(batch.from, Date.now())) {
-      if (!this.#closed) this.#log("warn", "resend-request-limited", { from: batch.from });
-      batch.done.resolve(false);
-      return;
-    }
-    const content = batch.session === undefined
-      ? { ids: batch.ids }
-      : { session: batch.session, ids: batch.ids };
-    try {
-      await this.#send(batch.from, { type: RESEND, content, priority: 9 });
-      batch.done.resolve(true);
-    } catch (e) {
-      this.#log("warn", "resend-request-failed", {
-        from: batch.from,
-        code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
-      });
-      batch.done.resolve(false);
-    }
-  }
-
   /**
    * Answers `peer`'s authenticated request to send again: the session it
    * lost is forgotten here (a new one is set up), and each message it names
@@ -1606,9 +1563,22 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       this.#log("warn", "resend-answer-limited", { peer });
       return;
     }
-    if (request.session !== undefined && await this.#engine.forgetSession(peer, request.session)) {
-      this.#log("info", "session-lost-by-peer", { peer, session: request.session });
-      this.#rekey(peer);
+    if (request.session !== undefined) {
+      // Only for a session this agent has, or had until the same peer said it lost it: a request naming any
+      // other session (made up, or another pair's) is ignored, so nobody can make this agent report losses.
+      const pair = `${peer}\n${request.session}`;
+      if (await this.#engine.forgetSession(peer, request.session)) {
+        this.#log("info", "session-lost-by-peer", { peer, session: request.session });
+        this.#lostSessions.delete(pair);
+        this.#lostSessions.set(pair, Date.now() + 600_000);
+        if (this.#lostSessions.size > 10_000) {
+          this.#lostSessions.delete(this.#lostSessions.keys().next().value!);
+        }
+        this.#rekey(peer);
+      } else if ((this.#lostSessions.get(pair) ?? 0) < Date.now()) {
+        this.#log("warn", "resend-request-ignored", { peer, session: request.session });
+        return;
+      }
     }
     const forgotten: string[] = [];
     const failed: string[] = [];
@@ -1833,6 +1803,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #shutdown(options: CloseOptions, purge: (() => Promise<void>) | undefined): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#resendRequests.close();
       clearInterval(this.#renewal);
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
