@@ -23,9 +23,11 @@ import { Identity } from "../crypto/identity.ts";
 import {
   checkMessageSize,
   type Delivery,
+  type PurgeReport,
   type Transport,
   type TransportFactory,
 } from "../transports/transport.ts";
+import type { AnyTransportOptions, TransportOptionsFor } from "../transports/options.ts";
 import { checkContent } from "./content.ts";
 import type { Directory } from "./directory.ts";
 import { type ChannelMembers, newSporeId, SporeEngine } from "./engine.ts";
@@ -35,7 +37,7 @@ import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logge
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
 import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
-import { parseResendRequest, RESEND_MAX_IDS, SentMessages, type SentMessagesOptions } from "./resend.ts";
+import { parseResendRequest, ResendRequests, SentMessages, type SentMessagesOptions } from "./resend.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
 import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
@@ -116,6 +118,16 @@ export interface RequestOptions extends SendControl {
   timeoutMs?: number;
 }
 
+/** Options of {@linkcode Agent.destroy}. */
+export interface DestroyOptions extends CloseOptions {
+  /**
+   * Further channels whose membership of this agent to remove (joined by an
+   * earlier run, and not joined in this one). The channels joined in this
+   * run are always included.
+   */
+  channels?: readonly string[];
+}
+
 /** Options of {@linkcode Agent.close}. */
 export interface CloseOptions {
   /**
@@ -153,13 +165,19 @@ export interface SendOptions<K extends string = string, T = unknown> {
 }
 
 /** Options of {@linkcode Agent.start}. */
-export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
+export interface AgentOptions<Types extends MessageTypes = MessageTypes, Url extends string = string> {
   /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
   id: string;
   /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
-  transport: string | Transport;
-  /** Options passed to the transport module for a URL. */
-  transportOptions?: Record<string, unknown>;
+  transport: Url | Transport;
+  /**
+   * Options of the transport a URL names, typed by its scheme
+   * ({@linkcode TransportOptionsFor}): with the URL written out, a misspelt
+   * option is a type error; at run time the transport refuses an unknown one
+   * with a `ConfigError`. The options of each scheme are listed in
+   * `docs/TRANSPORTS.md`.
+   */
+  transportOptions?: TransportOptionsFor<Url>;
   /** Keys; default a fresh, non-extractable identity. */
   identity?: Identity;
   /** Card directory; default the transport's. */
@@ -375,7 +393,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
  * await t.close();
  * ```
  */
-export async function openTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+export async function openTransport<Url extends string>(
+  url: Url,
+  options?: TransportOptionsFor<Url>,
+): Promise<Transport> {
   let scheme: string;
   try {
     scheme = new URL(url).protocol;
@@ -396,7 +417,7 @@ export async function openTransport(url: string, options?: Record<string, unknow
   const module: { createTransport: TransportFactory } = name === "memory"
     ? await import("../transports/memory.ts")
     : await import(new URL(`../transports/${name}.ts`, import.meta.url).href);
-  return await module.createTransport(url, options);
+  return await module.createTransport(url, options as Record<string, unknown> | undefined);
 }
 
 const RESERVED = "spores.";
@@ -413,11 +434,8 @@ const REPLY = "spores.reply";
 const KEY_GRANT = "spores.sender-key";
 /** A request to send spores again that this agent could not open for lack of state it lost. */
 const RESEND = "spores.resend";
-/** Requests to send again: made per peer per minute, and answered per peer per minute. */
-const RESEND_REQUESTS_PER_MINUTE = 120;
-const RESEND_ANSWERS_PER_MINUTE = 120;
-/** How long spore ids wait to be named in one request to send again. */
-const RESEND_BATCH_MS = 20;
+/** Requests to send again answered per peer per minute. */
+const RESEND_ANSWERS_PER_MINUTE = 600;
 /** The initiator's first spore on a new session: it confirms the session to the responder. */
 const CONFIRM = "spores.confirm";
 /** How long a broadcast waits, parked, for its sender key. */
@@ -512,19 +530,20 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #sendOrder = new InOrder();
   readonly #sent: SentMessages | undefined;
-  readonly #resendLimit = new RateLimit(RESEND_REQUESTS_PER_MINUTE);
   readonly #resendAnswerLimit = new RateLimit(RESEND_ANSWERS_PER_MINUTE);
-  /** Requests to send again being gathered, per (sender, session). */
-  readonly #resendBatches = new Map<
-    string,
-    { from: string; session?: string; ids: string[]; done: PromiseWithResolvers<boolean> }
-  >();
+  readonly #resendRequests = new ResendRequests(async (to, content) => {
+    await this.#send(to, { type: RESEND, content, priority: 9 });
+  });
+  /** Sessions peers said they lost (peer, session → until), whose later requests are still answered. */
+  readonly #lostSessions = new Map<string, number>();
   /** Spores already asked for again (sender/id → until), so a redelivered copy is not asked for twice. */
   readonly #askedAgain = new Map<string, number>();
   readonly #rekeying = new Map<string, Promise<void>>();
   readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
   readonly #iterators = new Set<() => void>();
   readonly #noEcho = new Set<string>();
+  /** Every channel joined in this run, left since or not: its membership stays on the broker until a purge. */
+  readonly #joined = new Set<string>();
   readonly #warnOnce: boolean;
   readonly #warned = new Set<string>();
   readonly #metrics: AgentMetrics = emptyMetrics();
@@ -566,7 +585,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
-  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions<T>): Promise<Agent<T>> {
+  static async start<T extends MessageTypes = MessageTypes, Url extends string = string>(
+    options: AgentOptions<T, Url>,
+  ): Promise<Agent<T>> {
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
@@ -577,7 +598,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       })
       : undefined;
     const transport = typeof options.transport === "string"
-      ? await openTransport(options.transport, pravalTransportOptions(options, praval))
+      ? await openTransport<string>(options.transport, pravalTransportOptions(options, praval))
       : options.transport;
     try {
       const directory = options.directory ?? transport.directory;
@@ -1175,6 +1196,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (options.echo === false) this.#noEcho.add(channel);
     else this.#noEcho.delete(channel);
     if (this.#subscriptions.has(channel)) return;
+    this.#joined.add(channel);
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
       member: this.id,
@@ -1584,10 +1606,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await d.nack();
       return true;
     }
-    const asked = await this.#gatherResend(info.from, info.sessionId, info.id);
-    if (!asked) {
-      // No request went out (rate limit, or the sender cannot be reached): the broker keeps the spore.
-      await this.#pause(Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5)));
+    const outcome = await this.#resendRequests.ask(info.from, info.sessionId, info.id);
+    if (outcome === "refused") return false; // a sender claimed by many unknown sessions: forged
+    if (outcome === "later") {
+      // Over this sender's budget, or the request could not be published: the broker keeps the spore.
+      await this.#pause(250);
       await this.#redeliverOrDrop(d, undefined, error);
       return true;
     }
@@ -1603,46 +1626,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     return true;
   }
 
-  /** Names `id` in the next request to `from` to send again; resolves once that request was published. */
-  #gatherResend(from: string, session: string | undefined, id: string): Promise<boolean> {
-    const key = `${from}\n${session ?? ""}`;
-    let batch = this.#resendBatches.get(key);
-    if (!batch) {
-      batch = { from, session, ids: [], done: Promise.withResolvers<boolean>() };
-      this.#resendBatches.set(key, batch);
-      const timer = setTimeout(() => void this.#flushResend(key), RESEND_BATCH_MS);
-      Deno.unrefTimer(timer);
-    }
-    if (!batch.ids.includes(id)) batch.ids.push(id);
-    const done = batch.done.promise;
-    if (batch.ids.length >= RESEND_MAX_IDS) void this.#flushResend(key);
-    return done;
-  }
-
-  async #flushResend(key: string): Promise<void> {
-    const batch = this.#resendBatches.get(key);
-    if (!batch) return;
-    this.#resendBatches.delete(key);
-    if (this.#closed || !this.#resendLimit.allow(batch.from, Date.now())) {
-      if (!this.#closed) this.#log("warn", "resend-request-limited", { from: batch.from });
-      batch.done.resolve(false);
-      return;
-    }
-    const content = batch.session === undefined
-      ? { ids: batch.ids }
-      : { session: batch.session, ids: batch.ids };
-    try {
-      await this.#send(batch.from, { type: RESEND, content, priority: 9 });
-      batch.done.resolve(true);
-    } catch (e) {
-      this.#log("warn", "resend-request-failed", {
-        from: batch.from,
-        code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
-      });
-      batch.done.resolve(false);
-    }
-  }
-
   /**
    * Answers `peer`'s authenticated request to send again: the session it
    * lost is forgotten here (a new one is set up), and each message it names
@@ -1655,9 +1638,22 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       this.#log("warn", "resend-answer-limited", { peer });
       return;
     }
-    if (request.session !== undefined && await this.#engine.forgetSession(peer, request.session)) {
-      this.#log("info", "session-lost-by-peer", { peer, session: request.session });
-      this.#rekey(peer);
+    if (request.session !== undefined) {
+      // Only for a session this agent has, or had until the same peer said it lost it: a request naming any
+      // other session (made up, or another pair's) is ignored, so nobody can make this agent report losses.
+      const pair = `${peer}\n${request.session}`;
+      if (await this.#engine.forgetSession(peer, request.session)) {
+        this.#log("info", "session-lost-by-peer", { peer, session: request.session });
+        this.#lostSessions.delete(pair);
+        this.#lostSessions.set(pair, Date.now() + 600_000);
+        if (this.#lostSessions.size > 10_000) {
+          this.#lostSessions.delete(this.#lostSessions.keys().next().value!);
+        }
+        this.#rekey(peer);
+      } else if ((this.#lostSessions.get(pair) ?? 0) < Date.now()) {
+        this.#log("warn", "resend-request-ignored", { peer, session: request.session });
+        return;
+      }
     }
     const forgotten: string[] = [];
     const failed: string[] = [];
@@ -1827,8 +1823,62 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * transport if the agent opened it.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    return this.#shutdown(options, undefined);
+  }
+
+  /**
+   * Closes the agent for good and removes from the broker what it created
+   * there, so that its id can start afresh (with new keys, and none of the
+   * spores sent to it before): first as `close` does (handlers finish, the
+   * transport stays open for the purge), then `transport.purge(id)`, then
+   * the transport closes if the agent opened it.
+   *
+   * Removed: this agent's queue (stream, consumer, session) and the spores
+   * waiting there, its dead letters, its card in the transport's directory,
+   * its session state where the transport keeps it (the Redis transport:
+   * `{prefix}:state:{<id>}…` and `{prefix}:pins:{<id>}:…`, the keys of a
+   * `RedisSessionStore` and a `RedisPinStore` with the same prefix), and its
+   * membership of every channel joined in this run (left since or not) and
+   * of `options.channels`. Not touched: any other agent's queues, cards and
+   * state; a channel's own stream or topic; spores already delivered to
+   * other agents; a trust file, a file directory, or a session store kept
+   * elsewhere. What each transport removes, and what it keeps and why, is in
+   * the report (and in `docs/TRANSPORTS.md`).
+   *
+   * Only this agent's own names are removed, and only when called here: no
+   * spore can trigger it. Close the agent's other processes first (a running
+   * one re-creates its queue). A transport without `purge` is a
+   * `ConfigError`, before anything is closed.
+   *
+   * @example
+   * ```ts
+   * import { Agent } from "@spores/spores";
+   * const worker = await Agent.start({ id: "worker", transport: "memory://destroy-example" });
+   * await worker.join("jobs", { members: ["worker"] });
+   * const report = await worker.destroy();
+   * console.log(report.removed); // [ "agent/worker", "channel/jobs/worker", "card/worker" ]
+   * ```
+   */
+  async destroy(options: DestroyOptions = {}): Promise<PurgeReport> {
+    const purge = this.transport.purge;
+    if (!purge) throw new ConfigError(`transport ${this.transport.name} cannot purge what an agent created`);
+    if (this.#closing) {
+      throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
+    }
+    const channels = new Set(this.#joined);
+    for (const c of options.channels ?? []) channels.add(checkId(c, "channel"));
+    let report: PurgeReport | undefined;
+    await this.#shutdown(options, async () => {
+      report = await purge.call(this.transport, this.id, { channels: [...channels] });
+      this.#log("info", "destroyed", { removed: report.removed.length, kept: report.kept.length });
+    });
+    return report!;
+  }
+
+  #shutdown(options: CloseOptions, purge: (() => Promise<void>) | undefined): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#resendRequests.close();
       clearInterval(this.#renewal);
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
@@ -1859,8 +1909,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         ]);
         clearTimeout(timer);
       }
-      if (this.#ownsTransport) await this.transport.close();
-      this.#unlisten.abort();
+      try {
+        await purge?.();
+      } finally {
+        if (this.#ownsTransport) await this.transport.close();
+        this.#unlisten.abort();
+      }
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
     })();
     return this.#closing;
@@ -1879,17 +1933,18 @@ const PRAVAL_MQTT_PREFIX = "praval/spores";
 function pravalTransportOptions(
   options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
-): Record<string, unknown> | undefined {
+): AnyTransportOptions | undefined {
   const url = options.transport;
+  const given = options.transportOptions as Record<string, unknown> | undefined;
   if (!praval || typeof url !== "string") return options.transportOptions;
   if (/^mqtt(s|\+wss?)?:/i.test(url)) {
     // Praval's MQTT topics: praval/spores/agent/{to}/{type}, which the MQTT transport makes from this prefix.
-    if (options.transportOptions?.prefix !== undefined) return options.transportOptions;
-    return { ...options.transportOptions, prefix: PRAVAL_MQTT_PREFIX };
+    if (given?.prefix !== undefined) return options.transportOptions;
+    return { ...given, prefix: PRAVAL_MQTT_PREFIX };
   }
   if (!/^amqps?:/i.test(url)) return options.transportOptions;
-  if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
-  return { ...options.transportOptions, exchange: praval.exchange };
+  if (given?.exchange !== undefined) return options.transportOptions;
+  return { ...given, exchange: praval.exchange };
 }
 
 /** `work`, or the signal's reason as soon as `signal` aborts (the work itself goes on). */

@@ -78,6 +78,10 @@ Deno.test("nats trust: agents with durable trust talk, and a restarted agent kee
     );
     assert.equal(await new SignedPins(pins, identity).get("bob"), bob.identity.fingerprint);
     await alice.close();
+    // Purging alice removes her pins with the rest of her broker state.
+    const report = await transport.purge("alice");
+    assert.ok(report.removed.some((r) => r.includes("trust pin")), report.removed.join("; "));
+    assert.equal(await pins.get("bob"), undefined);
   } finally {
     await transport.close();
     await cleanNats(prefix);
