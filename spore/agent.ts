@@ -29,6 +29,7 @@ import {
 } from "../transports/transport.ts";
 import type { AnyTransportOptions, TransportOptionsFor } from "../transports/options.ts";
 import { checkContent } from "./content.ts";
+import { encodeContent } from "./payload.ts";
 import type { Directory } from "./directory.ts";
 import { type ChannelMembers, newSporeId, SporeEngine } from "./engine.ts";
 import { inspect, type SporeInfo, Suite, SUITE_NAMES } from "./envelope.ts";
@@ -1066,14 +1067,22 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * before, asked for again, and keeps its spore id; brokers that drop
    * publications by id (NATS, SQS FIFO) must not take it for the first.
    */
-  async #send(peer: string, message: SendOptions, again = false): Promise<string> {
+  async #send(
+    peer: string,
+    message: SendOptions & { payload?: Uint8Array },
+    again = false,
+  ): Promise<string> {
+    // Content reaches here checked (send, request, reply) or made by this agent: encoded once, without another
+    // walk, and remembered encoded for a resend request.
+    const payload = message.payload ??
+      encodeContent(message.content ?? null, this.#engine.limits.maxPayloadBytes);
     // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
     // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
     const { earlier, leave } = this.#sendOrder.enter(peer);
     let sealed, published;
     try {
       try {
-        sealed = await this.#engine.sealSpore(peer, message);
+        sealed = await this.#engine.sealSpore(peer, { ...message, payload });
       } catch (e) {
         // Sending, the unknown agent is the recipient: say so.
         if (e instanceof UnknownSenderError) {
@@ -1093,7 +1102,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (this.#sent && (!message.type.startsWith(RESERVED) || message.type === REPLY)) {
       this.#sent.add(peer, info.id, {
         type: message.type,
-        content: structuredClone(message.content),
+        payload,
         priority: info.priority,
         expiresAt: info.expiresAt,
         size: sealed.bytes.length,
@@ -1159,7 +1168,10 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     const { earlier, leave } = this.#sendOrder.enter(`#${channel}`);
     let sealed, published;
     try {
-      sealed = await this.#engine.sealBroadcastSpore(channel, message);
+      sealed = await this.#engine.sealBroadcastSpore(channel, {
+        ...message,
+        payload: encodeContent(message.content ?? null, this.#engine.limits.maxPayloadBytes),
+      });
       await earlier;
       published = this.#publish({ channel }, sealed.bytes, sealed.info);
     } finally {
@@ -1666,7 +1678,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       try {
         await this.#send(peer, {
           type: m.type,
-          content: m.content,
+          payload: m.payload,
           priority: m.priority,
           id,
           ttlMs: Math.max(1, m.expiresAt - Date.now()),

@@ -13,8 +13,8 @@ import { checkReceivedId } from "./limits.ts";
 export interface SentMessage {
   /** Message type. */
   type: string;
-  /** A copy of the content. */
-  content: unknown;
+  /** The content, encoded (the bytes the spore carried, before sealing). */
+  payload: Uint8Array;
   /** Priority. */
   priority: number;
   /** Expiry of the spore that carried it (Unix ms); a copy sent again expires then too. */
@@ -39,8 +39,9 @@ export interface SentMessagesOptions {
  * ```ts
  * import { SentMessages } from "@spores/spores";
  * const sent = new SentMessages({ maxEntries: 2 });
- * sent.add("bob", "a1", { type: "chat", content: "hi", priority: 4, expiresAt: Date.now() + 1000, size: 100 });
- * console.assert(sent.take("bob", "a1")?.content === "hi");
+ * const payload = new Uint8Array([0xa2, 0x68, 0x69]); // "hi"
+ * sent.add("bob", "a1", { type: "chat", payload, priority: 4, expiresAt: Date.now() + 1000, size: 100 });
+ * console.assert(sent.take("bob", "a1")?.payload === payload);
  * console.assert(sent.take("bob", "a1") === undefined);
  * ```
  */

@@ -265,7 +265,7 @@ Deno.test("recovery: requests are parsed strictly and the sent-message memory is
   const sent = new SentMessages({ maxBytes: 1000, maxEntries: 3 });
   const m = (size: number, ttl = 10_000) => ({
     type: "t",
-    content: null,
+    payload: new Uint8Array(1),
     priority: 4,
     expiresAt: Date.now() + ttl,
     size,

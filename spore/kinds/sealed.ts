@@ -12,7 +12,7 @@ import { sha256Sync } from "../../crypto/kdf.ts";
 import { BeforeMemoryError, ConfigError, StaleKeyError } from "../../crypto/errors.ts";
 import { currentKemKey } from "../card.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, type Header, Kind } from "../envelope.ts";
-import { encodePayload } from "../payload.ts";
+import { outgoingPayload } from "../payload.ts";
 import { LABELS, sealedKey } from "../schedule.ts";
 import type { OpenResult, OutgoingSpore } from "../types.ts";
 import { aeadKey, type EngineContext, sealed, type SealedSpore } from "./context.ts";
@@ -22,7 +22,7 @@ const ZERO_NONCE = new Uint8Array(12);
 /** Seals `msg` for `to` as a one-shot spore. */
 export async function sealOneShot(ctx: EngineContext, to: string, msg: OutgoingSpore): Promise<SealedSpore> {
   const now = ctx.now();
-  const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+  const payload = outgoingPayload(msg, ctx.limits.maxPayloadBytes);
   const { card, digest } = await ctx.trusted(to);
   const kem = currentKemKey(card, now, ctx.skew);
   const header = ctx.header(Kind.SEALED, ctx.suite, to, msg, now);
