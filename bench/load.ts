@@ -9,10 +9,14 @@
 //
 // Run: deno run --allow-net=127.0.0.1,localhost --allow-read=.,/tmp --allow-write=/tmp --allow-env --allow-run
 //        bench/load.ts --transport=<memory|redis|amqp|mqtt|stomp|nats|sqs> [--agents=50] [--messages=2000]
-//        [--size=1024] [--processes=1|2] [--window=4] [--ahead=2000] [--slow=50 --prefetch=64] [--json]
+//        [--size=1024] [--processes=1|2] [--window=4] [--ahead=2000] [--slow=50 --prefetch=64]
+//        [--cut=n,...] [--stall=60] [--diag] [--json]
 // `--window`: sends in flight per agent; `--ahead`: the most messages of one process sent and not yet handled
-// (a sender that outruns its receivers only fills the broker; Mosquitto drops past 1,000 per session).
-// The last line printed is the result as JSON (`result {...}`).
+// (a sender that outruns its receivers only fills the broker; Mosquitto drops past 1,000 per session);
+// `--cut`: the agents (one process) reach the broker through a relay whose connections are all closed each time
+// n messages were handled; `--stall`: seconds without a message handled after which the run stops and counts
+// what is missing (and the sends that never settled); `--diag`: publishes, deliveries and card lookups under way
+// in the progress lines (stderr, every 10 s). The last line printed is the result as JSON (`result {...}`).
 import { Agent, openTransport } from "../mod.ts";
 import type { Delivery, Transport } from "../transports/transport.ts";
 import { loadTarget } from "./load_targets.ts";
