@@ -8,6 +8,7 @@
  * @module
  */
 import type { IStompSocket } from "@stomp/stompjs";
+import { StompFrameGate } from "./frame_gate.ts";
 
 /** TLS settings for `stomp+ssl://`. */
 export interface StompTlsOptions {
@@ -34,6 +35,16 @@ export interface TcpTarget {
 }
 
 const DEFAULT_MAX_PENDING = 16 << 20;
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
 
 function overLimit(limit: number): Error {
   return new Error(`the broker sent over ${limit} bytes without completing a frame`);
@@ -74,8 +85,7 @@ export class TcpStompSocket implements IStompSocket {
   #state = CONNECTING;
   #conn: Deno.Conn | undefined;
   #writing: Promise<void> = Promise.resolve();
-  #pending = 0;
-  readonly #maxPending: number;
+  readonly #gate: StompFrameGate;
   #queued: Uint8Array[] = [];
   #queuedBytes = 0;
   #flushing = false;
@@ -90,7 +100,7 @@ export class TcpStompSocket implements IStompSocket {
    */
   constructor(target: TcpTarget) {
     this.url = `${target.tls ? "tls" : "tcp"}://${target.hostname}:${target.port}`;
-    this.#maxPending = target.maxPendingBytes ?? DEFAULT_MAX_PENDING;
+    this.#gate = new StompFrameGate(target.maxPendingBytes ?? DEFAULT_MAX_PENDING);
     void this.#open(target);
   }
 
@@ -99,9 +109,12 @@ export class TcpStompSocket implements IStompSocket {
     return this.#state;
   }
 
-  /** A frame was completed: the bytes received so far no longer count against `maxPendingBytes`. */
-  progress(): void {
-    this.#pending = 0;
+  /** A frame was completed (frames are followed as they are read here: nothing to do). */
+  progress(): void {}
+
+  /** MESSAGE frames over `maxPendingBytes` whose body was skipped (handed on empty, to be dead-lettered). */
+  get oversized(): number {
+    return this.#gate.oversized;
   }
 
   async #open(target: TcpTarget): Promise<void> {
@@ -153,10 +166,19 @@ export class TcpStompSocket implements IStompSocket {
       for (;;) {
         const n = await conn.read(buffer);
         if (n === null) break;
-        // The frame parser keeps what it has not completed: a peer may not make it grow without bound.
-        if ((this.#pending += n) > this.#maxPending) throw overLimit(this.#maxPending);
+        // The frame parser keeps what it has not completed: a peer may not make it grow without bound, and a
+        // message over the limit is skipped (see ./frame_gate.ts).
+        const parts: Uint8Array[] = [];
+        let over: unknown;
+        try {
+          this.#gate.push(buffer.subarray(0, n), parts);
+        } catch (error) {
+          over = error; // the frames before it are still handed on
+        }
         // A copy: the parser may keep a reference while the buffer is reused.
-        this.onmessage?.({ data: buffer.slice(0, n).buffer });
+        const data = parts.length === 1 ? parts[0]!.slice() : concat(parts);
+        if (data.length > 0) this.onmessage?.({ data: data.buffer });
+        if (over) throw over;
       }
     } catch (error) {
       if (this.#state === OPEN) {

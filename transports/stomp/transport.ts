@@ -32,6 +32,7 @@ import {
   type StompMessage,
 } from "./connection.ts";
 import type { StompTlsOptions } from "./socket.ts";
+import { OVERSIZE_HEADER } from "./frame_gate.ts";
 
 /** Options of the STOMP transport. */
 export interface StompTransportOptions {
@@ -94,6 +95,11 @@ export class StompTransport implements Transport {
   readonly directory: StompDirectory;
   /** The destinations of this transport's prefix. */
   readonly destinations: StompDestinations;
+  /**
+   * Messages over `maxMessageBytes` received (over `stomp://` and `stomp+ssl://`): their bodies were not read,
+   * and they went to the agent's dead-letter queue (see `./frame_gate.ts`).
+   */
+  oversized = 0;
   readonly #endpoint: StompEndpoint;
   readonly #o: StompConnectionOptions & { maxMessageBytes: number };
   readonly #subs = new Set<SubState>();
@@ -289,6 +295,13 @@ export class StompTransport implements Transport {
           m.nack({ requeue: "false" }); // to the dead-letter queue
         }),
     };
+    if (m.headers[OVERSIZE_HEADER] !== undefined && m.binaryBody.length === 0) {
+      // Over the size limit: its body was skipped unread. Kept in the dead-letter queue, not returned (it would
+      // come back at once, every time).
+      this.oversized++;
+      void delivery.deadLetter!();
+      return;
+    }
     queueMicrotask(async () => {
       try {
         await s.handler(delivery);
