@@ -7,6 +7,7 @@
  */
 import { hex } from "../crypto/bytes.ts";
 import {
+  BeforeMemoryError,
   ConfigError,
   ProtocolError,
   ReplayError,
@@ -16,6 +17,7 @@ import {
   TransportError,
   TrustError,
   UnknownSenderError,
+  UnknownSessionError,
 } from "../crypto/errors.ts";
 import { Identity } from "../crypto/identity.ts";
 import {
@@ -33,6 +35,7 @@ import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logge
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
 import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
+import { parseResendRequest, RESEND_MAX_IDS, SentMessages, type SentMessagesOptions } from "./resend.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
 import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
@@ -205,6 +208,14 @@ export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
   /** Closes the agent when aborted. */
   signal?: AbortSignal;
   /**
+   * What this agent remembers of the messages it sent, so that a recipient
+   * that lost the state to open them (it restarted with a volatile store) can
+   * ask for them again (docs/PROTOCOL.md, "Recovery"). Default 16 MiB and
+   * 65,536 messages, each until its spore expires; `false` remembers nothing
+   * (a recipient's request then ends in a `lost` event here).
+   */
+  resend?: SentMessagesOptions | false;
+  /**
    * Message handlers by type, registered before the agent reads its queue, so
    * that no message waiting in the broker arrives before its handler.
    */
@@ -264,6 +275,23 @@ export interface AgentEventMap {
   "key-changed": CustomEvent<KeyChanged>;
   /** Broadcasts given up on: their sender key did not arrive. */
   undeliverable: CustomEvent<Undeliverable>;
+  /** Messages a recipient could not open and asked for again, which this agent no longer held. */
+  lost: CustomEvent<Lost>;
+}
+
+/**
+ * Details of a `lost` event: messages whose `send` had resolved, that their
+ * recipient could not open (it lost its session state) and asked for again,
+ * and that this agent could not send again (forgotten: past the `resend`
+ * memory bound, or expired).
+ */
+export interface Lost {
+  /** The recipient. */
+  to: string;
+  /** The spore ids it asked for. */
+  ids: string[];
+  /** Why they could not be sent again. */
+  reason: "no longer held" | "sending again failed";
 }
 
 const EVENT_NAMES: ReadonlySet<string> = new Set([
@@ -272,6 +300,7 @@ const EVENT_NAMES: ReadonlySet<string> = new Set([
   "connected",
   "key-changed",
   "undeliverable",
+  "lost",
   "disconnected",
   "reconnected",
 ]);
@@ -351,6 +380,13 @@ function checkUserType(type: string): void {
 const KEY_REQUEST = "spores.sender-key-request";
 const REPLY = "spores.reply";
 const KEY_GRANT = "spores.sender-key";
+/** A request to send spores again that this agent could not open for lack of state it lost. */
+const RESEND = "spores.resend";
+/** Requests to send again: made per peer per minute, and answered per peer per minute. */
+const RESEND_REQUESTS_PER_MINUTE = 120;
+const RESEND_ANSWERS_PER_MINUTE = 120;
+/** How long spore ids wait to be named in one request to send again. */
+const RESEND_BATCH_MS = 20;
 /** The initiator's first spore on a new session: it confirms the session to the responder. */
 const CONFIRM = "spores.confirm";
 /** How long a broadcast waits, parked, for its sender key. */
@@ -444,6 +480,16 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #requestLimit = new RateLimit(KEY_REQUESTS_PER_MINUTE);
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #sendOrder = new InOrder();
+  readonly #sent: SentMessages | undefined;
+  readonly #resendLimit = new RateLimit(RESEND_REQUESTS_PER_MINUTE);
+  readonly #resendAnswerLimit = new RateLimit(RESEND_ANSWERS_PER_MINUTE);
+  /** Requests to send again being gathered, per (sender, session). */
+  readonly #resendBatches = new Map<
+    string,
+    { from: string; session?: string; ids: string[]; done: PromiseWithResolvers<boolean> }
+  >();
+  /** Spores already asked for again (sender/id → until), so a redelivered copy is not asked for twice. */
+  readonly #askedAgain = new Map<string, number>();
   readonly #rekeying = new Map<string, Promise<void>>();
   readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
   readonly #iterators = new Set<() => void>();
@@ -475,6 +521,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     this.#ownsTransport = ownsTransport;
     this.#logger = options.logger ?? silentLogger;
     this.#maxRedeliveries = options.maxRedeliveries ?? 5;
+    this.#sent = options.resend === false ? undefined : new SentMessages(options.resend);
     this.#leaseMs = options.handlerLeaseMs ?? 60_000;
     this.#connectTimeout = options.connectTimeoutMs ?? 10_000;
     this.#prefetch = options.prefetch ?? 64;
@@ -942,8 +989,23 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
     await published;
     const { info, rekeyDue } = sealed;
-    if (rekeyDue && !this.#rekeying.has(peer)) {
-      // One re-key per peer at a time: the sends that find it due meanwhile go on the current session.
+    if (this.#sent && (!message.type.startsWith(RESERVED) || message.type === REPLY)) {
+      this.#sent.add(peer, info.id, {
+        type: message.type,
+        content: structuredClone(message.content),
+        priority: info.priority,
+        expiresAt: info.expiresAt,
+        size: sealed.bytes.length,
+      });
+    }
+    if (rekeyDue) this.#rekey(peer);
+    return info.id;
+  }
+
+  /** Starts a fresh handshake with `peer`, unless one is under way (one re-key per peer at a time). */
+  #rekey(peer: string): void {
+    if (!this.#rekeying.has(peer)) {
+      // The sends that find a re-key due meanwhile go on the current session.
       const rekey = this.connect(peer, { force: true }).then(
         () => {},
         (e) =>
@@ -954,7 +1016,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       ).finally(() => this.#rekeying.delete(peer));
       this.#rekeying.set(peer, rekey);
     }
-    return info.id;
   }
 
   async #publish(
@@ -1119,6 +1180,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       }
       if (e instanceof SessionError && !waited && await this.#awaitHandshake(d.bytes)) {
         return await this.#receive(d, true);
+      }
+      if (
+        (e instanceof UnknownSessionError || e instanceof BeforeMemoryError) && await this.#askAgain(d, e)
+      ) {
+        return;
       }
       this.#reject(e, d.bytes);
       await d.ack();
@@ -1287,6 +1353,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         return;
       }
       pending.resolve(this.#message(spore, 0, pending.type, content));
+    } else if (spore.type === RESEND) {
+      await this.#sendAgain(spore.from, spore.content);
     } else if (spore.type === KEY_GRANT) {
       this.#engine.installSenderKey(spore.from, spore.content);
       const keyId = (spore.content as { keyId: Uint8Array }).keyId;
@@ -1400,6 +1468,148 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await this.#pause(Math.min(2000, 100 * 2 ** d.redeliveries));
     }
     await this.#redeliverOrDrop(d, message, error);
+  }
+
+  /**
+   * A spore this agent cannot open because it lacks state it lost (a session,
+   * or the replay memory of before a restart with a volatile store): its
+   * sender is asked, in an authenticated request, to send the message again;
+   * once that request is published the spore is acknowledged (its content
+   * comes again, on a new session). A copy whose twin was handled already is
+   * a duplicate. False when no request can be made (the spore is then refused).
+   */
+  async #askAgain(d: Delivery, error: unknown): Promise<boolean> {
+    let info: SporeInfo;
+    try {
+      info = inspect(d.bytes, this.#engine.limits);
+    } catch {
+      return false;
+    }
+    // Only messages a sender remembers: not handshakes, not internal messages (replies aside).
+    if (info.kind !== "session" && info.kind !== "sealed") return false;
+    if (info.type.startsWith(RESERVED) && info.type !== REPLY) return false;
+    const key = `${info.from}/${info.id}`;
+    const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    if (receipt === "claimed") await this.#store.releaseReceipt(key);
+    if (receipt === "done" || (this.#askedAgain.get(key) ?? 0) > Date.now()) {
+      // Its copy sent again was handled already (or is asked for): this one is a duplicate.
+      this.#metrics.duplicates++;
+      this.#log("debug", "duplicate", { from: info.from, id: info.id });
+      await d.ack();
+      return true;
+    }
+    if (receipt === "busy") {
+      await this.#pause(250);
+      await d.nack();
+      return true;
+    }
+    const asked = await this.#gatherResend(info.from, info.sessionId, info.id);
+    if (!asked) {
+      // No request went out (rate limit, or the sender cannot be reached): the broker keeps the spore.
+      await this.#pause(Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5)));
+      await this.#redeliverOrDrop(d, undefined, error);
+      return true;
+    }
+    this.#askedAgain.set(key, info.expiresAt);
+    if (this.#askedAgain.size > 100_000) this.#askedAgain.delete(this.#askedAgain.keys().next().value!);
+    this.#metrics.resendRequested++;
+    this.#log("info", "resend-requested", {
+      from: info.from,
+      id: info.id,
+      code: error instanceof SporeError ? error.code : undefined,
+    });
+    await d.ack();
+    return true;
+  }
+
+  /** Names `id` in the next request to `from` to send again; resolves once that request was published. */
+  #gatherResend(from: string, session: string | undefined, id: string): Promise<boolean> {
+    const key = `${from}\n${session ?? ""}`;
+    let batch = this.#resendBatches.get(key);
+    if (!batch) {
+      batch = { from, session, ids: [], done: Promise.withResolvers<boolean>() };
+      this.#resendBatches.set(key, batch);
+      const timer = setTimeout(() => void this.#flushResend(key), RESEND_BATCH_MS);
+      Deno.unrefTimer(timer);
+    }
+    if (!batch.ids.includes(id)) batch.ids.push(id);
+    const done = batch.done.promise;
+    if (batch.ids.length >= RESEND_MAX_IDS) void this.#flushResend(key);
+    return done;
+  }
+
+  async #flushResend(key: string): Promise<void> {
+    const batch = this.#resendBatches.get(key);
+    if (!batch) return;
+    this.#resendBatches.delete(key);
+    if (this.#closed || !this.#resendLimit.allow(batch.from, Date.now())) {
+      if (!this.#closed) this.#log("warn", "resend-request-limited", { from: batch.from });
+      batch.done.resolve(false);
+      return;
+    }
+    const content = batch.session === undefined
+      ? { ids: batch.ids }
+      : { session: batch.session, ids: batch.ids };
+    try {
+      await this.#send(batch.from, { type: RESEND, content, priority: 9 });
+      batch.done.resolve(true);
+    } catch (e) {
+      this.#log("warn", "resend-request-failed", {
+        from: batch.from,
+        code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+      });
+      batch.done.resolve(false);
+    }
+  }
+
+  /**
+   * Answers `peer`'s authenticated request to send again: the session it
+   * lost is forgotten here (a new one is set up), and each message it names
+   * that this agent still holds goes again with its spore id; the others are
+   * reported in a `lost` event.
+   */
+  async #sendAgain(peer: string, content: unknown): Promise<void> {
+    const request = parseResendRequest(content);
+    if (!this.#resendAnswerLimit.allow(peer, Date.now())) {
+      this.#log("warn", "resend-answer-limited", { peer });
+      return;
+    }
+    if (request.session !== undefined && await this.#engine.forgetSession(peer, request.session)) {
+      this.#log("info", "session-lost-by-peer", { peer, session: request.session });
+      this.#rekey(peer);
+    }
+    const forgotten: string[] = [];
+    const failed: string[] = [];
+    for (const id of request.ids) {
+      const m = this.#sent?.take(peer, id);
+      if (!m) {
+        forgotten.push(id);
+        continue;
+      }
+      try {
+        await this.#send(peer, {
+          type: m.type,
+          content: m.content,
+          priority: m.priority,
+          id,
+          ttlMs: Math.max(1, m.expiresAt - Date.now()),
+        });
+        this.#metrics.resent++;
+      } catch (e) {
+        this.#log("warn", "resend-failed", {
+          peer,
+          id,
+          code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+        });
+        failed.push(id);
+      }
+    }
+    for (const [ids, reason] of [[forgotten, "no longer held"], [failed, "sending again failed"]] as const) {
+      if (ids.length === 0) continue;
+      this.#metrics.lost += ids.length;
+      this.#log("error", "lost", { to: peer, count: ids.length, reason });
+      this.dispatchEvent(new CustomEvent<Lost>("lost", { detail: { to: peer, ids: [...ids], reason } }));
+    }
   }
 
   /**

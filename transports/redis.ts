@@ -21,6 +21,7 @@ import { RedisTransport, type RedisTransportOptions } from "./redis/transport.ts
 
 export * from "./redis/connection.ts";
 export * from "./redis/directory.ts";
+export * from "./redis/pins.ts";
 export * from "./redis/store.ts";
 export {
   keysOf,

@@ -1,0 +1,113 @@
+// A receiver process with the default (volatile) store SIGKILLed mid-stream on a real broker and started again:
+// spores of the session it lost are asked for again and sent again, so every message whose send resolved is
+// handled; only messages handled and not yet acknowledged when it died can run twice (at most prefetch).
+// (Before recovery, 3,568 of 6,000 were lost on Redis and 3,574 on RabbitMQ in this scenario.)
+import assert from "node:assert/strict";
+import { Agent, Identity } from "../mod.ts";
+import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
+import { requireBroker } from "./_env.ts";
+import { type FixtureProcess, spawnFixture } from "./_process.ts";
+
+const COUNT = Number(Deno.env.get("SPORES_RECOVERY_COUNT") ?? 2000);
+const FAST = { logN: 10, r: 8, p: 1 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async (cond: () => boolean, ms: number, what: string) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await sleep(10);
+  }
+};
+
+async function crashAndRecover(
+  name: string,
+  url: string,
+  transportOptions: Record<string, unknown>,
+): Promise<void> {
+  const identity = await Identity.generate({ extractable: true });
+  const file = await Deno.makeTempFile({ suffix: ".key" });
+  const passphrase = "recovery test";
+  await Deno.writeFile(file, await identity.seal(passphrase, FAST));
+  const spawn = () =>
+    spawnFixture("volatile_bob.ts", [url, file, passphrase, JSON.stringify(transportOptions)]);
+  let first: FixtureProcess | undefined;
+  let second: FixtureProcess | undefined;
+  const alice = await Agent.start({ id: "alice", transport: url, transportOptions, refusals: "silent" });
+  const lostIds: string[] = [];
+  alice.addEventListener("lost", (e) => lostIds.push(...e.detail.ids));
+  try {
+    first = spawn();
+    await until(() => first!.lines.includes("ready"), 30_000, "first bob ready");
+    await alice.connect("bob");
+    const resolved: number[] = [];
+    let next = 0;
+    let killed = false;
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < COUNT) {
+        const n = next++;
+        await alice.send("bob", { type: "n", content: n });
+        resolved.push(n);
+        if (!killed && first!.got().length >= COUNT / 4) {
+          killed = true;
+          first!.child.kill("SIGKILL");
+        }
+      }
+    }));
+    await first.child.status;
+    second = spawn();
+    const handled = () => [...first!.got(), ...second!.got()];
+    await until(() => new Set(handled()).size >= COUNT, 120_000, `all ${COUNT} handled`);
+    await sleep(1000); // late copies would show now
+    const counts = new Map<number, number>();
+    for (const n of handled()) counts.set(n, (counts.get(n) ?? 0) + 1);
+    const lost = resolved.filter((n) => !counts.has(n)).length;
+    const twice = [...counts.values()].filter((c) => c > 1).length;
+    const refused = [...first.lines, ...second.lines].filter((l) => l.startsWith("rejected")).length;
+    console.log(
+      `${name}: ${resolved.length} sends resolved, ${counts.size} handled, ${lost} lost, ${twice} handled twice, ` +
+        `${alice.metrics().resent} sent again, ${refused} refused, ${lostIds.length} lost events, ` +
+        `${Math.round(performance.now() - started)} ms`,
+    );
+    assert.equal(resolved.length, COUNT);
+    assert.equal(lost, 0, "every message whose send resolved was handled");
+    assert.deepEqual(lostIds, []);
+    assert.ok(twice <= 64, `at most prefetch handled twice (${twice})`);
+    assert.ok(alice.metrics().resent > 0, "the lost session's spores were sent again");
+  } finally {
+    for (const p of [first, second]) {
+      try {
+        p?.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await p?.child.status.catch(() => {});
+      await p?.reading.catch(() => {});
+    }
+    await alice.close();
+    await Deno.remove(file);
+  }
+}
+
+Deno.test("recovery on Redis: a volatile receiver SIGKILLed and restarted loses nothing", async () => {
+  if (!(await requireBroker("Redis", 6379))) return;
+  const prefix = `spores-recovery-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await crashAndRecover("redis", "redis://127.0.0.1:6379", {
+      prefix,
+      visibilityTimeoutMs: 1500,
+      claimIntervalMs: 300,
+      blockMs: 200,
+    });
+  } finally {
+    await cleanRedis(prefix);
+  }
+});
+
+Deno.test("recovery on RabbitMQ: a volatile receiver SIGKILLed and restarted loses nothing", async () => {
+  if (!(await requireBroker("RabbitMQ", 5672))) return;
+  const exchange = `spores-recovery-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await crashAndRecover("amqp", "amqp://guest:guest@127.0.0.1:5672", { exchange });
+  } finally {
+    await cleanRabbit(exchange);
+  }
+});
