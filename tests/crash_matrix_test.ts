@@ -21,11 +21,11 @@ import { jetstream } from "@nats-io/jetstream";
 import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import {
   Agent,
+  FileSessionStore,
   Identity,
   MemoryDirectory,
   MemorySessionStore,
   type SessionPolicy,
-  type SessionStore,
   SporeEngine,
   TofuTrust,
   type Transport,
@@ -359,7 +359,23 @@ interface FixtureConfig {
   count?: number;
   window?: number;
   redisStore?: string;
+  fileStore?: string;
   session?: Partial<SessionPolicy>;
+}
+
+/** A persistent store for a receiver: Redis's own on redis://, a file elsewhere. */
+async function persistentStore(
+  kind: Kind,
+): Promise<{ config: Partial<FixtureConfig>; clean(): Promise<void> }> {
+  if (kind.name === "redis") {
+    const prefix = `spores-crash-store-${rand()}`;
+    return { config: { redisStore: prefix }, clean: () => cleanRedis(prefix) };
+  }
+  const dir = await Deno.makeTempDir({ prefix: "spores-crash-" });
+  return {
+    config: { fileStore: `${dir}/bob.db` },
+    clean: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
+  };
 }
 
 function spawnAgent(
@@ -387,7 +403,12 @@ function spawnAgent(
 
 const numbered = (p: FixtureProcess, word: string) =>
   p.lines.filter((l) => l.startsWith(`${word} `)).map((l) => Number(l.slice(word.length + 1)));
-const refusals = (p: FixtureProcess) => p.lines.filter((l) => l.startsWith("rej ")).map((l) => l.slice(4));
+/** The codes of the refusals a fixture printed ("rej <code> <message>"). */
+const refusals = (p: FixtureProcess) =>
+  p.lines.filter((l) => l.startsWith("rej ")).map((l) => l.split(" ")[1]!);
+/** The refusals a fixture printed, with their messages. */
+const refusalLines = (p: FixtureProcess) =>
+  p.lines.filter((l) => l.startsWith("rej ")).map((l) => l.slice(4));
 
 async function end(p: FixtureProcess | undefined): Promise<void> {
   if (!p) return;
@@ -512,15 +533,15 @@ for (const kind of KINDS) {
         `crash matrix: ${kind.name}: a receiver SIGKILLed mid-stream and restarted with its key file and store loses nothing`,
       ...noSanitize,
       fn: async () => {
-        if (!(await available(kind, true))) return;
+        if (!(await available(kind))) return;
         const bed = await kind.open();
         const bobKey = await keyFile();
-        const storePrefix = `spores-crash-store-${rand()}`;
+        const store = await persistentStore(kind);
         const procs: FixtureProcess[] = [];
         let alice: Agent | undefined;
         try {
           const spawnBob = () => {
-            const p = spawnAgent(bed, bobKey, { role: "recv", id: "bob", redisStore: storePrefix });
+            const p = spawnAgent(bed, bobKey, { role: "recv", id: "bob", ...store.config });
             procs.push(p);
             return p;
           };
@@ -569,7 +590,7 @@ for (const kind of KINDS) {
           await alice?.close();
           await Deno.remove(bobKey.file).catch(() => {});
           await bed.close();
-          await cleanRedis(storePrefix);
+          await store.clean();
         }
       },
     });
@@ -714,20 +735,20 @@ for (const kind of KINDS) {
       `crash matrix: ${kind.name}: KEM key rotation, a receiver restart, then epoch rotations under load; every spore opens`,
     ...noSanitize,
     fn: async () => {
-      if (!(await available(kind, kind.processes))) return;
+      if (!(await available(kind))) return;
       const bed = await kind.open();
       const bobKey = await keyFile();
-      const storePrefix = `spores-crash-store-${rand()}`;
+      const store = await persistentStore(kind);
       const session: Partial<SessionPolicy> = { rotateAfterMessages: 25, rehandshakeAfterEpochs: 3 };
       const procs: FixtureProcess[] = [];
       const local: { agent: Agent; handled: number[]; rejected: string[] }[] = [];
       let alice: Agent | undefined;
-      const memoryStore: SessionStore = new MemorySessionStore();
+      let fileStore: FileSessionStore | undefined;
       try {
         // A receiver: a process of its own, or (memory://) an agent in this one.
         const startBob = async () => {
           if (kind.processes) {
-            const p = spawnAgent(bed, bobKey, { role: "recv", id: "bob", redisStore: storePrefix, session });
+            const p = spawnAgent(bed, bobKey, { role: "recv", id: "bob", ...store.config, session });
             procs.push(p);
             await until(() => p.lines.includes("ready"), 60_000, () => "bob start");
             return;
@@ -738,7 +759,7 @@ for (const kind of KINDS) {
             id: "bob",
             transport: bed.url,
             identity: await Identity.open(await Deno.readFile(bobKey.file), bobKey.passphrase),
-            store: memoryStore,
+            store: fileStore = await FileSessionStore.open(store.config.fileStore!),
             session,
             prefetch: PREFETCH,
             refusals: "silent",
@@ -779,6 +800,7 @@ for (const kind of KINDS) {
           await p.reading;
         } else {
           await local.at(-1)!.agent.close();
+          fileStore!.close(); // the next start opens the file again
         }
         await startBob();
         const resolved = await sending;
@@ -805,16 +827,19 @@ for (const kind of KINDS) {
           note: `${rotations} sender epoch rotations`,
         });
         assert.equal(unique.size, N);
-        assert.deepEqual(rejected, [], `refusals: ${rejected.join(", ")}`);
+        assert.deepEqual(rejected, [], `refusals: ${procs.flatMap(refusalLines).join("; ")} ${rejected}`);
         assert.ok(rotations >= N / 25 - 2, `only ${rotations} epoch rotations`);
         assert.ok(duplicated <= PREFETCH, `${duplicated} handled twice`);
       } finally {
         for (const p of procs) await end(p);
         for (const l of local) await l.agent.close();
+        try {
+          fileStore?.close();
+        } catch { /* closed already */ }
         await alice?.close();
         await Deno.remove(bobKey.file).catch(() => {});
         await bed.close();
-        if (kind.processes) await cleanRedis(storePrefix);
+        await store.clean();
       }
     },
   });
