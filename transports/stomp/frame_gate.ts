@@ -124,19 +124,17 @@ export class StompFrameGate {
 
   /** A frame's complete headers: passes them on (or the oversize stand-in) and sets how its body is read. */
   #frame(head: Uint8Array, out: Uint8Array[]): void {
-    const lines = new TextDecoder().decode(head).split("\n").map((l) => l.replace(/\r$/, ""));
-    const command = lines[0]!;
+    // Header values cannot hold a raw line feed, so a header is found by "\n<name>:"; the first one counts.
+    const text = new TextDecoder().decode(head);
+    const command = text.slice(0, text.indexOf("\n")).replace(/\r$/, "");
     let length: number | undefined;
-    let ack = false;
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(":");
-      if (colon < 0) continue;
-      const name = line.slice(0, colon);
-      if (name === "content-length" && length === undefined) {
-        const v = line.slice(colon + 1);
-        length = /^\d{1,15}$/.test(v) ? Number(v) : undefined;
-      } else if (name === "ack") ack = true;
+    const at = text.indexOf("\ncontent-length:");
+    if (at >= 0) {
+      const from = at + 16;
+      const v = text.slice(from, text.indexOf("\n", from)).replace(/\r$/, "");
+      length = /^\d{1,15}$/.test(v) ? Number(v) : undefined;
     }
+    const ack = text.includes("\nack:");
     if (length === undefined) {
       out.push(head);
       this.#state = UNTIL_NUL;
@@ -151,6 +149,7 @@ export class StompFrameGate {
       this.#body = 0;
       return;
     }
+    const lines = text.split("\n").map((l) => l.replace(/\r$/, ""));
     const kept = lines.slice(1).filter((l) =>
       l !== "" && !l.startsWith("content-length:") && !l.startsWith(`${OVERSIZE_HEADER}:`)
     );
