@@ -42,6 +42,8 @@ import { cleanNats } from "./_nats.ts";
 import { type FixtureProcess, spawnDeno } from "./_process.ts";
 
 const N = Number(Deno.env.get("SPORES_CRASH_COUNT") ?? 300);
+/** Waits grow with the count. */
+const SCALE = Math.max(1, N / 300);
 const FAST = { logN: 10, r: 8, p: 1 };
 const PREFETCH = 32;
 const BLOB = 10 << 20;
@@ -488,14 +490,14 @@ for (const kind of KINDS) {
           });
           await until(() => alice!.lines.includes("ready"), 60_000, () => "alice start");
           const started = Date.now();
-          await until(() => numbered(alice!, "sent").length >= N, 120_000, () => `${N} sends`);
+          await until(() => numbered(alice!, "sent").length >= N, 120_000 * SCALE, () => `${N} sends`);
           alice.child.kill("SIGKILL");
           await alice.child.status;
           await alice.reading;
           const resolved = numbered(alice, "sent");
           await until(
             () => resolved.every((n) => handled.includes(n)),
-            60_000,
+            60_000 * SCALE,
             () =>
               `every resolved send handled (${resolved.filter((n) => !handled.includes(n)).length} missing)`,
           );
@@ -551,7 +553,7 @@ for (const kind of KINDS) {
           await alice.connect("bob", { timeoutMs: 30_000 });
           const started = Date.now();
           const sending = pump(alice, "bob", N, 4);
-          await until(() => numbered(first, "got").length >= N / 3, 60_000, () => "first deliveries");
+          await until(() => numbered(first, "got").length >= N / 3, 60_000 * SCALE, () => "first deliveries");
           first.child.kill("SIGKILL");
           await first.child.status;
           await first.reading;
@@ -560,7 +562,7 @@ for (const kind of KINDS) {
           const all = () => procs.flatMap((p) => numbered(p, "got"));
           await until(
             () => new Set(all()).size >= N,
-            90_000,
+            90_000 * SCALE,
             () => `all ${N} handled (${new Set(all()).size})`,
           );
           const seconds = (Date.now() - started) / 1000;
@@ -680,7 +682,7 @@ for (const kind of KINDS) {
             new Set(handled).size >= N &&
             Object.entries(expected).every(([code, n]) => (counted()[code] ?? 0) >= n) &&
             (!blobArrived || skipped() + (counted().ERR_TOO_LARGE ?? 0) >= 1),
-          120_000,
+          120_000 * SCALE,
           () => `${N} handled (${new Set(handled).size}), refusals ${JSON.stringify(counted())}`,
         );
         const seconds = (Date.now() - started) / 1000;
@@ -780,7 +782,7 @@ for (const kind of KINDS) {
         await alice.connect("bob", { timeoutMs: 30_000 });
         const started = Date.now();
         const sending = pump(alice, "bob", N, 2, 5);
-        await until(() => got().length >= N / 4, 60_000, () => "a quarter handled");
+        await until(() => got().length >= N / 4, 60_000 * SCALE, () => "a quarter handled");
         // KEM key rotation (the key file is rewritten with the new key).
         if (kind.processes) {
           const p = procs.at(-1)!;
@@ -791,7 +793,7 @@ for (const kind of KINDS) {
           await agent.rotateKemKey();
           await Deno.writeFile(bobKey.file, await agent.identity.seal(bobKey.passphrase, FAST));
         }
-        await until(() => got().length >= N / 2, 60_000, () => "half handled");
+        await until(() => got().length >= N / 2, 60_000 * SCALE, () => "half handled");
         // The receiver dies and comes back with the rotated key file and its store.
         if (kind.processes) {
           const p = procs.at(-1)!;
@@ -806,7 +808,7 @@ for (const kind of KINDS) {
         const resolved = await sending;
         await until(
           () => new Set(got()).size >= N,
-          90_000,
+          90_000 * SCALE,
           () => `all ${N} handled (${new Set(got()).size})`,
         );
         const seconds = (Date.now() - started) / 1000;
