@@ -76,6 +76,11 @@ interface Kind {
   /** Whether agents can run in other processes (false for memory://). */
   processes: boolean;
   brokers: [string, number][];
+  /**
+   * Most messages the broker keeps for a receiver that is away (Mosquitto's max_queued_messages, 1,000 by
+   * default: past it, it drops them; docs/TRANSPORTS.md, MQTT). The receiver check sends no further ahead.
+   */
+  queueLimit?: number;
   open(): Promise<Bed>;
 }
 
@@ -160,6 +165,7 @@ const KINDS: Kind[] = [
     name: "mqtt",
     processes: true,
     brokers: [["Mosquitto", 1883]],
+    queueLimit: 1000,
     async open() {
       const prefix = `spores-crash-${rand()}`;
       const client = await mqttConnect("mqtt://127.0.0.1:1883", { clientId: `raw-${rand()}` });
@@ -434,11 +440,13 @@ async function pump(
   count: number,
   window: number,
   pauseMs = 0,
+  ahead?: (started: number) => boolean,
 ): Promise<number[]> {
   const ok: number[] = [];
   let next = 0;
   const worker = async () => {
     while (next < count) {
+      while (ahead?.(next)) await sleep(20); // too far ahead of the receiver
       const n = next++;
       await alice.send(peer, { type: "n", content: n });
       ok.push(n);
@@ -552,7 +560,16 @@ for (const kind of KINDS) {
           await until(() => first.lines.includes("ready"), 60_000, () => "bob start");
           await alice.connect("bob", { timeoutMs: 30_000 });
           const started = Date.now();
-          const sending = pump(alice, "bob", N, 4);
+          const all = () => procs.flatMap((p) => numbered(p, "got"));
+          const limit = kind.queueLimit;
+          const sending = pump(
+            alice,
+            "bob",
+            N,
+            4,
+            0,
+            limit ? (started) => started - new Set(all()).size >= limit / 2 : undefined,
+          );
           await until(() => numbered(first, "got").length >= N / 3, 60_000 * SCALE, () => "first deliveries");
           first.child.kill("SIGKILL");
           await first.child.status;
@@ -561,7 +578,6 @@ for (const kind of KINDS) {
           // by default, for a session that is away, and drops the rest: docs/TRANSPORTS.md, MQTT.)
           spawnBob();
           const resolved = await sending;
-          const all = () => procs.flatMap((p) => numbered(p, "got"));
           await until(
             () => new Set(all()).size >= N,
             90_000 * SCALE,
