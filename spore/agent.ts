@@ -32,6 +32,7 @@ import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
 import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
+import { unrefTimer } from "./timer.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
@@ -335,9 +336,15 @@ export async function openTransport(url: string, options?: Record<string, unknow
   // client) is ever loaded. Loading one from local files needs --allow-read for it.
   const module: { createTransport: TransportFactory } = name === "memory"
     ? await import("../transports/memory.ts")
-    : await import(new URL(`../transports/${name}.ts`, import.meta.url).href);
+    : await import(new URL(`../transports/${name}${MODULE_EXTENSION}`, import.meta.url).href);
   return await module.createTransport(url, options);
 }
+
+/**
+ * The extension of this module's own file: `.ts` from source, `.js` once
+ * compiled (as JSR's npm packages are), so the transport modules are found beside it.
+ */
+const MODULE_EXTENSION = /\.[cm]?js$/.test(new URL(import.meta.url).pathname) ? ".js" : ".ts";
 
 const RESERVED = "spores.";
 
@@ -536,7 +543,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           );
         }
       }, 3_600_000);
-      Deno.unrefTimer(renewal);
+      unrefTimer(renewal);
       agent.#renewal = renewal;
       options.signal?.addEventListener("abort", () => void agent.close(), { once: true });
       agent.#log("info", "started", {
@@ -1200,7 +1207,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           gone.spores.length,
         );
       }, KEY_WAIT_MS);
-      Deno.unrefTimer(timer);
+      unrefTimer(timer);
       lot = { from, channel, keyId, spores: [], timer };
       this.#parked.set(key, lot);
     }
@@ -1256,7 +1263,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
             () => void this.#track(this.#receive(this.#parkedDelivery(bytes, redeliveries + 1, priority))),
             100,
           );
-          Deno.unrefTimer(t);
+          unrefTimer(t);
         }
         return Promise.resolve();
       },

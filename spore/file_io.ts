@@ -1,0 +1,137 @@
+/**
+ * The file operations of the file-backed stores (`FileDirectory`,
+ * `TrustFile`), on Deno and on Node alike: bounded reads, atomic writes by
+ * rename, and an exclusive lock beside a file. `node:fs/promises` is loaded
+ * only when a store touches its file, so `mod.ts` loads no file system code.
+ *
+ * @module
+ */
+import type * as NodeFs from "node:fs/promises";
+
+let fsModule: Promise<typeof NodeFs> | undefined;
+function fs(): Promise<typeof NodeFs> {
+  return fsModule ??= import("node:fs/promises");
+}
+
+/** Whether `e` says that a file does not exist (on Deno and on Node). */
+function notFound(e: unknown): boolean {
+  return (e as { code?: unknown })?.code === "ENOENT";
+}
+
+/** A file that is larger than the reader allows. */
+export class FileTooLargeError extends Error {
+  /** @param limit The most bytes allowed. */
+  constructor(readonly limit: number) {
+    super(`larger than ${limit} bytes`);
+  }
+}
+
+/**
+ * The bytes of the file at `path`, or `undefined` when it does not exist.
+ * A file larger than `maxBytes` is refused (`FileTooLargeError`) before it is read.
+ */
+export async function readFileIfExists(
+  path: string | URL,
+  maxBytes = Number.MAX_SAFE_INTEGER,
+): Promise<Uint8Array | undefined> {
+  const { open } = await fs();
+  let file: NodeFs.FileHandle;
+  try {
+    file = await open(path, "r");
+  } catch (e) {
+    if (notFound(e)) return undefined;
+    throw e;
+  }
+  try {
+    const { size } = await file.stat();
+    if (size > maxBytes) throw new FileTooLargeError(maxBytes);
+    const bytes = new Uint8Array(size);
+    let n = 0;
+    while (n < size) {
+      const { bytesRead } = await file.read(bytes, n, size - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return bytes.subarray(0, n);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Writes `text` to `path` atomically: into a new temporary file beside it
+ * (created with `mode`), then renamed over it. The temporary file is removed
+ * if anything fails.
+ */
+export async function writeFileAtomic(path: string | URL, text: string, mode = 0o600): Promise<void> {
+  const { writeFile, rename, rm } = await fs();
+  const target = path instanceof URL ? (await import("node:url")).fileURLToPath(path) : path;
+  const temp = `${target}.${crypto.randomUUID()}.tmp`;
+  try {
+    await writeFile(temp, text, { mode, flag: "wx" });
+    await rename(temp, target);
+  } catch (e) {
+    await rm(temp, { force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/** How old a Node lock file must be to be taken for the remains of a process that died holding it. */
+const STALE_LOCK_MS = 10_000;
+/** How long a Node process waits for a lock before giving up. */
+const LOCK_WAIT_MS = 30_000;
+
+interface DenoLockable {
+  open(path: string, options: { create: boolean; write: boolean; mode: number }): Promise<{
+    lock(exclusive: boolean): Promise<void>;
+    close(): void;
+  }>;
+}
+
+/**
+ * Runs `task` while holding an exclusive lock beside `path`, between
+ * processes. On Deno, the operating system's lock on `<path>.lock` (released
+ * when the process dies). Node has no such lock: there it is the exclusive
+ * creation of `<path>.node-lock`, removed when `task` ends; a lock file older
+ * than 10 s is taken for the remains of a process that died holding it.
+ * Processes of one runtime exclude each other; a Deno and a Node process do
+ * not, so one file is not shared between the two at once.
+ */
+export async function withFileLock<T>(path: string, task: () => Promise<T>): Promise<T> {
+  const deno = (globalThis as { Deno?: DenoLockable }).Deno;
+  if (deno) {
+    const lock = await deno.open(`${path}.lock`, { create: true, write: true, mode: 0o600 });
+    try {
+      await lock.lock(true);
+      return await task();
+    } finally {
+      lock.close();
+    }
+  }
+  const { open, stat, rm } = await fs();
+  const lockPath = `${path}.node-lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let wait = 5;
+  for (;;) {
+    try {
+      const file = await open(lockPath, "wx", 0o600);
+      await file.close();
+      break;
+    } catch (e) {
+      if ((e as { code?: unknown })?.code !== "EEXIST") throw e;
+    }
+    const held = await stat(lockPath).catch(() => undefined);
+    if (held && Date.now() - held.mtimeMs > STALE_LOCK_MS) {
+      await rm(lockPath, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`${lockPath} is held by another process`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(wait * 2, 100);
+  }
+  try {
+    return await task();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
