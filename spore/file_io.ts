@@ -32,7 +32,7 @@ export class FileTooLargeError extends Error {
  */
 export async function readFileIfExists(
   path: string | URL,
-  maxBytes = Number.MAX_SAFE_INTEGER,
+  maxBytes: number = Number.MAX_SAFE_INTEGER,
 ): Promise<Uint8Array | undefined> {
   const { open } = await fs();
   let file: NodeFs.FileHandle;
@@ -63,7 +63,7 @@ export async function readFileIfExists(
  * (created with `mode`), then renamed over it. The temporary file is removed
  * if anything fails.
  */
-export async function writeFileAtomic(path: string | URL, text: string, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(path: string | URL, text: string, mode: number = 0o600): Promise<void> {
   const { writeFile, rename, rm } = await fs();
   const target = path instanceof URL ? (await import("node:url")).fileURLToPath(path) : path;
   const temp = `${target}.${crypto.randomUUID()}.tmp`;

@@ -1,0 +1,193 @@
+// Spores on Node's LTS lines (22 and 24), installed the way a Node user installs it: tests/_jsr_npm.ts builds
+// the package as JSR's npm compatibility layer serves it and installs it with npm; the programs in tests/node/
+// import it by its name and run on Node binaries from the npm registry's `node` package. They use the public
+// API on the in-process broker, the file-backed stores, every entry point, each broker transport chosen by URL
+// against the machine's brokers (SQS against fauxqs started here), and talk to a Deno agent.
+// Under CI (CI=true or SPORES_REQUIRE_BROKERS=1), npm, Node and the brokers are required: the tests fail if
+// any cannot be had.
+import assert from "node:assert/strict";
+import { Agent } from "../mod.ts";
+import { MqttTransport } from "../transports/mqtt.ts";
+import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
+import { requireBroker, requireTool } from "./_env.ts";
+import { startSqs } from "./_fauxqs.ts";
+import { NODE_VERSIONS, nodeBinary, nodeProject } from "./_jsr_npm.ts";
+import { cleanNats } from "./_nats.ts";
+
+const PROGRAMS = ["scenario.mjs", "api.mjs", "api_using.mjs", "transport.mjs", "interop.mjs"];
+
+let ready: Promise<{ dir: string; nodes: Record<string, string> }> | undefined;
+
+/** The installed project with the programs copied in, and the Node binaries by major version. */
+function setUp(): Promise<{ dir: string; nodes: Record<string, string> }> {
+  return ready ??= (async () => {
+    const project = await nodeProject();
+    for (const p of PROGRAMS) await Deno.copyFile(new URL(`node/${p}`, import.meta.url), `${project.dir}/${p}`);
+    const nodes: Record<string, string> = {};
+    for (const [major, version] of Object.entries(NODE_VERSIONS)) nodes[major] = await nodeBinary(version);
+    return { dir: project.dir, nodes };
+  })();
+}
+
+async function available(): Promise<boolean> {
+  return (await requireTool("npm", ["npm", "--version"])) && (await requireTool("npx", ["npx", "--version"]));
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `program` on Node `major` in the project; its output. */
+async function node(major: string, program: string, args: string[] = []): Promise<Run> {
+  const { dir, nodes } = await setUp();
+  const out = await new Deno.Command(nodes[major]!, {
+    args: ["--no-warnings=ExperimentalWarning", program, ...args],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NODE_ENV: "test" },
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+/** The JSON line a program printed; fails with its output when it did not succeed. */
+function result(run: Run, what: string): Record<string, unknown> {
+  assert.equal(run.code, 0, `${what} failed:\n${run.stdout}\n${run.stderr}`);
+  const line = run.stdout.trim().split("\n").pop()!;
+  return JSON.parse(line);
+}
+
+/** What scenario.mjs must report for any transport. */
+function assertScenario(got: Record<string, unknown>, transport: string): void {
+  assert.equal(got.transport, transport);
+  assert.deepEqual(got.chat, { from: "alice", text: "hello", bytes: [0, 1, 255] }, transport);
+  assert.equal(got.answer, 6, transport);
+  assert.deepEqual(got.alerts, [
+    { from: "alice", channel: "ops", level: 2 },
+    { from: "alice", channel: "ops", level: 2 },
+  ], transport);
+}
+
+for (const major of Object.keys(NODE_VERSIONS)) {
+  Deno.test(`node ${major}: the package from JSR's npm layer runs the public API by its name`, async () => {
+    if (!(await available())) return;
+    const got = result(await node(major, "api.mjs"), "api.mjs");
+    assert.equal(got.node, `v${NODE_VERSIONS[major as keyof typeof NODE_VERSIONS]}`);
+    assertScenario(got.memory as Record<string, unknown>, "memory");
+    const entryPoints = got.entryPoints as Record<string, number>;
+    assert.equal(Object.keys(entryPoints).length, 10);
+    for (const [name, count] of Object.entries(entryPoints)) assert.ok(count > 0, `${name} exports nothing`);
+    assert.deepEqual(got.files, { pins: ["bob", "carol"], card: true });
+    // Every primitive has a backend; where Node's Web Crypto lacks one, @noble (or libsodium) stands in.
+    const backends = got.backends as Record<string, string>;
+    assert.deepEqual(Object.keys(backends).sort(), [
+      "ChaCha20-Poly1305",
+      "Ed25519",
+      "HKDF-SHA-256",
+      "ML-DSA-65",
+      "ML-KEM-768",
+      "X25519",
+    ]);
+
+    const using = await node(major, "api_using.mjs");
+    if (major === "22") {
+      // Node 22 has no explicit resource management: the README shows try/finally for it.
+      assert.notEqual(using.code, 0);
+      assert.match(using.stderr, /SyntaxError/);
+    } else {
+      assert.deepEqual(result(using, "api_using.mjs"), {
+        node: `v${NODE_VERSIONS[major as keyof typeof NODE_VERSIONS]}`,
+        answer: 42,
+        refusedAfterClose: true,
+      });
+    }
+  });
+
+  Deno.test(`node ${major}: each broker transport, chosen by URL, carries messages`, async () => {
+    if (!(await available())) return;
+    for (const [name, port] of [["Redis", 6379], ["RabbitMQ", 5672], ["Mosquitto", 1883], ["NATS", 4222]]) {
+      if (!(await requireBroker(name as string, port as number))) return;
+    }
+    if (!(await requireBroker("RabbitMQ STOMP", 61613))) return;
+    await setUp();
+    const prefix = `spores-node${major}-${crypto.randomUUID().slice(0, 8)}`;
+    const sqs = await startSqs();
+    // A prefix of each transport's own: the AMQP and STOMP transports share RabbitMQ.
+    const brokers: [string, string, Record<string, unknown>][] = [
+      ["redis", "redis://127.0.0.1:6379", { prefix: `${prefix}-redis` }],
+      ["amqp", "amqp://guest:guest@127.0.0.1:5672", { exchange: `${prefix}-amqp` }],
+      ["mqtt", "mqtt://127.0.0.1:1883", { prefix: `${prefix}-mqtt` }],
+      ["stomp", "stomp://guest:guest@127.0.0.1:61613", { prefix: `${prefix}-stomp` }],
+      ["nats", "nats://127.0.0.1:4222", { prefix: `${prefix}-nats` }],
+      ["sqs", sqs.url, {
+        prefix: `${prefix}-sqs`,
+        credentials: { accessKeyId: "spores-test", secretAccessKey: "spores-test" },
+        waitTimeSeconds: 1,
+      }],
+    ];
+    try {
+      const runs = await Promise.all(
+        brokers.map(([, url, options]) => node(major, "transport.mjs", [url, JSON.stringify(options)])),
+      );
+      brokers.forEach(([name], i) => assertScenario(result(runs[i]!, `transport.mjs on ${name}`), name));
+    } finally {
+      await sqs.stop();
+      await cleanUp(prefix);
+    }
+  });
+}
+
+Deno.test("node 24 and Deno: agents of either runtime talk to each other over Redis", async () => {
+  if (!(await available()) || !(await requireBroker("Redis", 6379))) return;
+  await setUp();
+  const prefix = `spores-node-interop-${crypto.randomUUID().slice(0, 8)}`;
+  const products: unknown[] = [];
+  const deno = await Agent.start({
+    id: "deno",
+    transport: "redis://127.0.0.1:6379",
+    transportOptions: { prefix },
+    handlers: {
+      add: async (m) => {
+        await m.reply((m.content as number[]).reduce((a, b) => a + b, 0));
+        const product = await deno.request(m.from, { type: "mul", content: [6, 7] }, { timeoutMs: 30_000 });
+        products.push(product.content);
+      },
+    },
+  });
+  try {
+    const got = result(
+      await node("24", "interop.mjs", ["redis://127.0.0.1:6379", JSON.stringify({ prefix })]),
+      "interop.mjs",
+    );
+    assert.equal(got.sum, 42);
+    assert.equal(got.askedBy, "deno");
+    const end = Date.now() + 10_000;
+    while (products.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(products, [42]);
+  } finally {
+    await deno.close();
+    await cleanRedis(prefix);
+  }
+});
+
+/** Removes what the programs created on the shared brokers under `prefix`. */
+async function cleanUp(prefix: string): Promise<void> {
+  await cleanRedis(prefix);
+  await cleanRabbit(prefix); // AMQP's exchange and queues, STOMP's queues
+  await cleanNats(`${prefix}-nats`);
+  const mqtt = await MqttTransport.connect("mqtt://127.0.0.1:1883", { prefix: `${prefix}-mqtt` });
+  try {
+    for (const id of ["alice", "bob", "carol"]) {
+      await mqtt.removeSession(`${prefix}-mqtt/agent/${id}`);
+      await mqtt.directory.remove(id);
+    }
+  } finally {
+    await mqtt.close();
+  }
+}
