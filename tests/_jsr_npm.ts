@@ -44,7 +44,9 @@ async function run(cmd: string, args: string[], cwd: string, env?: Record<string
   const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped", env }).output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}):\n${text}\n${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed (${out.code}):\n${text}\n${new TextDecoder().decode(out.stderr)}`,
+    );
   }
   return text;
 }
@@ -85,7 +87,9 @@ function npmDependencies(imports: Record<string, string>): Map<string, { name: s
 
 /** The package a bare specifier names (`@scope/name` or `name`), or undefined for relative and `node:` ones. */
 function packageOf(specifier: string): string | undefined {
-  if (specifier.startsWith(".") || specifier.startsWith("/") || specifier.startsWith("node:")) return undefined;
+  if (specifier.startsWith(".") || specifier.startsWith("/") || specifier.startsWith("node:")) {
+    return undefined;
+  }
   const parts = specifier.split("/");
   return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
 }
@@ -186,7 +190,11 @@ export async function nodeProject(): Promise<NodeProject> {
     if (await done()) return { ...project, built: false };
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.mkdir(`${dir}/src`, { recursive: true });
-    const npmEnv = { npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
+    const npmEnv = {
+      npm_config_update_notifier: "false",
+      npm_config_fund: "false",
+      npm_config_audit: "false",
+    };
 
     // The compiler's own install, shared by every build.
     const tools = `${CACHE}/tools-${TYPESCRIPT.replace("@", "-")}`;
@@ -207,7 +215,11 @@ export async function nodeProject(): Promise<NodeProject> {
     await Deno.remove(`${dir}/package/deno.json`).catch(() => {});
     await Deno.writeTextFile(`${dir}/sources.json`, JSON.stringify(sources));
     const compiled = JSON.parse(
-      await run("node", [`${tools}/compile.mjs`, `${dir}/src`, `${dir}/package`, `${dir}/sources.json`], tools),
+      await run(
+        "node",
+        [`${tools}/compile.mjs`, `${dir}/src`, `${dir}/package`, `${dir}/sources.json`],
+        tools,
+      ),
     ) as { imports: string[] };
 
     // Dependencies: the npm packages the modules import (statically or by a literal dynamic import), at
@@ -242,14 +254,19 @@ export async function nodeProject(): Promise<NodeProject> {
         2,
       ) + "\n",
     );
-    const tarball = (await run("npm", ["pack", "--silent", "--pack-destination", dir], `${dir}/package`, npmEnv))
-      .trim().split("\n").pop()!;
+    const tarball =
+      (await run("npm", ["pack", "--silent", "--pack-destination", dir], `${dir}/package`, npmEnv))
+        .trim().split("\n").pop()!;
 
     // A Node user's project: `npx jsr add @spores/spores` makes it an alias of the JSR package.
     await Deno.mkdir(project.dir);
     await Deno.writeTextFile(
       `${project.dir}/package.json`,
-      JSON.stringify({ private: true, type: "module", dependencies: { "@spores/spores": `file:../${tarball}` } }),
+      JSON.stringify({
+        private: true,
+        type: "module",
+        dependencies: { "@spores/spores": `file:../${tarball}` },
+      }),
     );
     await run("npm", ["install", "--silent", "--no-package-lock"], project.dir, npmEnv);
     await Deno.writeTextFile(`${dir}/done`, new Date().toISOString());
@@ -273,5 +290,9 @@ export async function nodeBinary(version: string): Promise<string> {
 if (import.meta.main) {
   const started = performance.now();
   const project = await nodeProject();
-  console.log(project.dir, project.built ? "built" : "cached", `${Math.round(performance.now() - started)} ms`);
+  console.log(
+    project.dir,
+    project.built ? "built" : "cached",
+    `${Math.round(performance.now() - started)} ms`,
+  );
 }

@@ -22,7 +22,9 @@ let ready: Promise<{ dir: string; nodes: Record<string, string> }> | undefined;
 function setUp(): Promise<{ dir: string; nodes: Record<string, string> }> {
   return ready ??= (async () => {
     const project = await nodeProject();
-    for (const p of PROGRAMS) await Deno.copyFile(new URL(`node/${p}`, import.meta.url), `${project.dir}/${p}`);
+    for (const p of PROGRAMS) {
+      await Deno.copyFile(new URL(`node/${p}`, import.meta.url), `${project.dir}/${p}`);
+    }
     const nodes: Record<string, string> = {};
     for (const [major, version] of Object.entries(NODE_VERSIONS)) nodes[major] = await nodeBinary(version);
     return { dir: project.dir, nodes };
@@ -74,6 +76,29 @@ function assertScenario(got: Record<string, unknown>, transport: string): void {
   ], transport);
 }
 
+/**
+ * Where Node's Web Crypto lacks a primitive, @noble (or libsodium's WebAssembly build) stands in: on Node 22
+ * every primitive falls back; Node 24 has ML-KEM-768, ML-DSA-65, Ed25519 and X25519 natively.
+ */
+function assertBackends(major: string, backends: Record<string, string>): void {
+  const { "ChaCha20-Poly1305": aead, ...others } = backends;
+  assert.deepEqual(Object.keys(others).sort(), [
+    "Ed25519",
+    "HKDF-SHA-256",
+    "ML-DSA-65",
+    "ML-KEM-768",
+    "X25519",
+  ]);
+  if (major === "22") {
+    assert.ok(Object.values(others).every((b) => b === "noble"), JSON.stringify(backends));
+    assert.ok(aead === "sodium" || aead === "noble", JSON.stringify(backends));
+  } else {
+    for (const a of ["Ed25519", "X25519", "ML-KEM-768", "ML-DSA-65"]) {
+      assert.equal(others[a], "native", JSON.stringify(backends));
+    }
+  }
+}
+
 for (const major of Object.keys(NODE_VERSIONS)) {
   Deno.test(`node ${major}: the package from JSR's npm layer runs the public API by its name`, async () => {
     if (!(await available())) return;
@@ -84,16 +109,7 @@ for (const major of Object.keys(NODE_VERSIONS)) {
     assert.equal(Object.keys(entryPoints).length, 10);
     for (const [name, count] of Object.entries(entryPoints)) assert.ok(count > 0, `${name} exports nothing`);
     assert.deepEqual(got.files, { pins: ["bob", "carol"], card: true });
-    // Every primitive has a backend; where Node's Web Crypto lacks one, @noble (or libsodium) stands in.
-    const backends = got.backends as Record<string, string>;
-    assert.deepEqual(Object.keys(backends).sort(), [
-      "ChaCha20-Poly1305",
-      "Ed25519",
-      "HKDF-SHA-256",
-      "ML-DSA-65",
-      "ML-KEM-768",
-      "X25519",
-    ]);
+    assertBackends(major, got.backends as Record<string, string>);
 
     const using = await node(major, "api_using.mjs");
     if (major === "22") {
@@ -143,38 +159,45 @@ for (const major of Object.keys(NODE_VERSIONS)) {
   });
 }
 
-Deno.test("node 24 and Deno: agents of either runtime talk to each other over Redis", async () => {
-  if (!(await available()) || !(await requireBroker("Redis", 6379))) return;
-  await setUp();
-  const prefix = `spores-node-interop-${crypto.randomUUID().slice(0, 8)}`;
-  const products: unknown[] = [];
-  const deno = await Agent.start({
-    id: "deno",
-    transport: "redis://127.0.0.1:6379",
-    transportOptions: { prefix },
-    handlers: {
-      add: async (m) => {
-        await m.reply((m.content as number[]).reduce((a, b) => a + b, 0));
-        const product = await deno.request(m.from, { type: "mul", content: [6, 7] }, { timeoutMs: 30_000 });
-        products.push(product.content);
+for (const major of Object.keys(NODE_VERSIONS)) {
+  Deno.test(`node ${major} and Deno: agents of either runtime talk to each other over Redis`, async () => {
+    if (!(await available()) || !(await requireBroker("Redis", 6379))) return;
+    await setUp();
+    const prefix = `spores-node-interop-${crypto.randomUUID().slice(0, 8)}`;
+    const products: unknown[] = [];
+    const suites: string[] = [];
+    const deno = await Agent.start({
+      id: "deno",
+      transport: "redis://127.0.0.1:6379",
+      transportOptions: { prefix },
+      handlers: {
+        add: async (m) => {
+          await m.reply((m.content as number[]).reduce((a, b) => a + b, 0));
+          const product = await deno.request(m.from, { type: "mul", content: [6, 7] }, { timeoutMs: 30_000 });
+          products.push(product.content);
+          suites.push(product.suite, m.suite);
+        },
       },
-    },
+    });
+    try {
+      const got = result(
+        await node(major, "interop.mjs", ["redis://127.0.0.1:6379", JSON.stringify({ prefix })]),
+        "interop.mjs",
+      );
+      assert.equal(got.sum, 42);
+      assert.equal(got.askedBy, "deno");
+      const end = Date.now() + 10_000;
+      while (products.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(products, [42]);
+      // What Node sealed and signed (X-Wing, ChaCha20-Poly1305, Ed25519 + ML-DSA-65) opened here, and back.
+      assert.deepEqual(suites, Array(2).fill("xwing-chacha20poly1305-ed25519+mldsa65"));
+      assertBackends(major, got.backends as Record<string, string>);
+    } finally {
+      await deno.close();
+      await cleanRedis(prefix);
+    }
   });
-  try {
-    const got = result(
-      await node("24", "interop.mjs", ["redis://127.0.0.1:6379", JSON.stringify({ prefix })]),
-      "interop.mjs",
-    );
-    assert.equal(got.sum, 42);
-    assert.equal(got.askedBy, "deno");
-    const end = Date.now() + 10_000;
-    while (products.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(products, [42]);
-  } finally {
-    await deno.close();
-    await cleanRedis(prefix);
-  }
-});
+}
 
 /** Removes what the programs created on the shared brokers under `prefix`. */
 async function cleanUp(prefix: string): Promise<void> {

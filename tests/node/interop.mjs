@@ -1,12 +1,14 @@
 // A Node agent and a Deno agent on one broker: node interop.mjs <url> <transport options as JSON>.
 // The Node agent asks the Deno agent ("deno") to add; the Deno agent, in turn, asks it to multiply.
-import { Agent } from "@spores/spores";
+import { Agent, Identity, provider } from "@spores/spores";
 import { within } from "./scenario.mjs";
 
 const [url, options] = process.argv.slice(2);
 const asked = Promise.withResolvers();
 const agent = await Agent.start({
   id: "node",
+  // Hybrid signatures (Ed25519 + ML-DSA-65): on Node 22 both come from @noble, on 24 from Web Crypto.
+  identity: await Identity.generate({ postQuantumSignatures: true }),
   transport: url,
   transportOptions: JSON.parse(options ?? "{}"),
   handlers: {
@@ -21,7 +23,12 @@ try {
   const from = await within(asked.promise, 30_000, "the Deno agent's request");
   // Let the reply leave before closing.
   await new Promise((r) => setTimeout(r, 200));
-  console.log(JSON.stringify({ node: process.version, sum: sum.content, askedBy: from }));
+  console.log(JSON.stringify({
+    node: process.version,
+    sum: sum.content,
+    askedBy: from,
+    backends: (await provider()).backends,
+  }));
 } finally {
   await agent.close();
 }
