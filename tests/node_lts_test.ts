@@ -25,6 +25,7 @@ function setUp(): Promise<{ dir: string; nodes: Record<string, string> }> {
     for (const p of PROGRAMS) {
       await Deno.copyFile(new URL(`node/${p}`, import.meta.url), `${project.dir}/${p}`);
     }
+    await Deno.writeTextFile(`${project.dir}/readme.mjs`, await readmeExample());
     const nodes: Record<string, string> = {};
     for (const [major, version] of Object.entries(NODE_VERSIONS)) nodes[major] = await nodeBinary(version);
     return { dir: project.dir, nodes };
@@ -41,6 +42,15 @@ interface Run {
   stderr: string;
 }
 
+/** The Node example of the README (the JavaScript block of its "On Node.js" section). */
+async function readmeExample(): Promise<string> {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.slice(readme.indexOf("## On Node.js"));
+  const block = /```js ignore\n([\s\S]*?)```/.exec(section.slice(0, section.indexOf("\n## ", 3)));
+  assert.ok(block, "the README's Node section has no JavaScript example");
+  return block[1]!;
+}
+
 /** Runs `program` on Node `major` in the project; its output. */
 async function node(major: string, program: string, args: string[] = []): Promise<Run> {
   const { dir, nodes } = await setUp();
@@ -49,7 +59,7 @@ async function node(major: string, program: string, args: string[] = []): Promis
     cwd: dir,
     stdout: "piped",
     stderr: "piped",
-    env: { NODE_ENV: "test" },
+    env: { SPORES_URL: "memory://" },
   }).output();
   return {
     code: out.code,
@@ -100,7 +110,7 @@ function assertBackends(major: string, backends: Record<string, string>): void {
 }
 
 for (const major of Object.keys(NODE_VERSIONS)) {
-  Deno.test(`node ${major}: the package from JSR's npm layer runs the public API by its name`, async () => {
+  Deno.test(`node ${major}: the package from JSR's npm layer runs the public API and the README's example`, async () => {
     if (!(await available())) return;
     const got = result(await node(major, "api.mjs"), "api.mjs");
     assert.equal(got.node, `v${NODE_VERSIONS[major as keyof typeof NODE_VERSIONS]}`);
@@ -110,6 +120,10 @@ for (const major of Object.keys(NODE_VERSIONS)) {
     for (const [name, count] of Object.entries(entryPoints)) assert.ok(count > 0, `${name} exports nothing`);
     assert.deepEqual(got.files, { pins: ["bob", "carol"], card: true });
     assertBackends(major, got.backends as Record<string, string>);
+
+    const readme = await node(major, "readme.mjs");
+    assert.equal(readme.code, 0, readme.stderr);
+    assert.equal(readme.stdout, "1 + 2 = 3\n");
 
     const using = await node(major, "api_using.mjs");
     if (major === "22") {
@@ -199,18 +213,25 @@ for (const major of Object.keys(NODE_VERSIONS)) {
   });
 }
 
-/** Removes what the programs created on the shared brokers under `prefix`. */
+/** Removes what the programs created on the shared brokers under `prefix` (every step, even if one fails). */
 async function cleanUp(prefix: string): Promise<void> {
-  await cleanRedis(prefix);
-  await cleanRabbit(prefix); // AMQP's exchange and queues, STOMP's queues
-  await cleanNats(`${prefix}-nats`);
-  const mqtt = await MqttTransport.connect("mqtt://127.0.0.1:1883", { prefix: `${prefix}-mqtt` });
-  try {
-    for (const id of ["alice", "bob", "carol"]) {
-      await mqtt.removeSession(`${prefix}-mqtt/agent/${id}`);
-      await mqtt.directory.remove(id);
+  const removeMqtt = async () => {
+    const mqtt = await MqttTransport.connect("mqtt://127.0.0.1:1883", { prefix: `${prefix}-mqtt` });
+    try {
+      for (const id of ["alice", "bob", "carol"]) {
+        await mqtt.removeSession(`${prefix}-mqtt/agent/${id}`);
+        await mqtt.directory.remove(id);
+      }
+    } finally {
+      await mqtt.close();
     }
-  } finally {
-    await mqtt.close();
-  }
+  };
+  const steps = await Promise.allSettled([
+    cleanRedis(prefix),
+    cleanRabbit(prefix), // AMQP's exchange and queues, STOMP's queues
+    cleanNats(`${prefix}-nats`),
+    removeMqtt(),
+  ]);
+  const failed = steps.find((s) => s.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 }
