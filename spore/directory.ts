@@ -213,7 +213,7 @@ export class FileDirectory implements Directory {
     if (known) checkSuccession(known, verified);
     cards.set(verified.id, verified);
     const json = { cards: Object.fromEntries([...cards].map(([id, c]) => [id, base64.encode(c.bytes)])) };
-    await writeFileAtomic(this.#path, JSON.stringify(json, null, 1) + "\n", 0o644);
+    await writeFileAtomic(this.#path, JSON.stringify(json, null, 1) + "\n", 0o644, true);
     this.#cards = Promise.resolve(cards);
     for (const l of this.#listeners) l(verified);
   }

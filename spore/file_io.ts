@@ -59,16 +59,22 @@ export async function readFileIfExists(
 }
 
 /**
- * Writes `text` to `path` atomically: into a new temporary file beside it
- * (created with `mode`), then renamed over it. The temporary file is removed
- * if anything fails.
+ * Writes `text` to `path` atomically: into a temporary file beside it
+ * (created with `mode`), then renamed over it. The temporary file is
+ * `<path>.<random>.tmp`, or `<path>.tmp` when `fixedTemp` is set (for a
+ * permission granted on exactly those two paths); it is removed if anything fails.
  */
-export async function writeFileAtomic(path: string | URL, text: string, mode: number = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string | URL,
+  text: string,
+  mode: number = 0o600,
+  fixedTemp: boolean = false,
+): Promise<void> {
   const { writeFile, rename, rm } = await fs();
   const target = path instanceof URL ? (await import("node:url")).fileURLToPath(path) : path;
-  const temp = `${target}.${crypto.randomUUID()}.tmp`;
+  const temp = fixedTemp ? `${target}.tmp` : `${target}.${crypto.randomUUID()}.tmp`;
   try {
-    await writeFile(temp, text, { mode, flag: "wx" });
+    await writeFile(temp, text, { mode, flag: fixedTemp ? "w" : "wx" });
     await rename(temp, target);
   } catch (e) {
     await rm(temp, { force: true }).catch(() => {});
