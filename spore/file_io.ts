@@ -1,12 +1,16 @@
 /**
  * The file operations of the file-backed stores (`FileDirectory`,
  * `TrustFile`), on Deno and on Node alike: bounded reads, atomic writes by
- * rename, and an exclusive lock beside a file. `node:fs/promises` is loaded
- * only when a store touches its file, so `mod.ts` loads no file system code.
+ * rename, and an exclusive lock beside a file. Deno's own file API where it
+ * exists (Deno's `node:fs` costs more per call), `node:fs/promises` on Node,
+ * loaded only when a store touches its file.
  *
  * @module
  */
 import type * as NodeFs from "node:fs/promises";
+
+/** Deno's namespace, when running on Deno. */
+const deno = (globalThis as { Deno?: typeof Deno }).Deno;
 
 let fsModule: Promise<typeof NodeFs> | undefined;
 function fs(): Promise<typeof NodeFs> {
@@ -15,7 +19,8 @@ function fs(): Promise<typeof NodeFs> {
 
 /** Whether `e` says that a file does not exist (on Deno and on Node). */
 function notFound(e: unknown): boolean {
-  return (e as { code?: unknown })?.code === "ENOENT";
+  return (e as { code?: unknown })?.code === "ENOENT" ||
+    (deno !== undefined && e instanceof deno.errors.NotFound);
 }
 
 /** A file that is larger than the reader allows. */
@@ -34,7 +39,17 @@ export async function readFileIfExists(
   path: string | URL,
   maxBytes: number = Number.MAX_SAFE_INTEGER,
 ): Promise<Uint8Array | undefined> {
-  const { open } = await fs();
+  if (deno) return await denoRead(deno, path, maxBytes);
+  const { open, readFile } = await fs();
+  if (maxBytes === Number.MAX_SAFE_INTEGER) {
+    try {
+      const b = await readFile(path); // one call: what a read without a bound costs on Deno
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    } catch (e) {
+      if (notFound(e)) return undefined;
+      throw e;
+    }
+  }
   let file: NodeFs.FileHandle;
   try {
     file = await open(path, "r");
@@ -58,6 +73,35 @@ export async function readFileIfExists(
   }
 }
 
+async function denoRead(
+  d: typeof Deno,
+  path: string | URL,
+  maxBytes: number,
+): Promise<Uint8Array | undefined> {
+  let file: Deno.FsFile;
+  try {
+    if (maxBytes === Number.MAX_SAFE_INTEGER) return await d.readFile(path);
+    file = await d.open(path, { read: true });
+  } catch (e) {
+    if (notFound(e)) return undefined;
+    throw e;
+  }
+  try {
+    const { size } = await file.stat();
+    if (size > maxBytes) throw new FileTooLargeError(maxBytes);
+    const bytes = new Uint8Array(size);
+    let n = 0;
+    while (n < size) {
+      const r = await file.read(bytes.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    return bytes.subarray(0, n);
+  } finally {
+    file.close();
+  }
+}
+
 /**
  * Writes `text` to `path` atomically: into a temporary file beside it
  * (created with `mode`), then renamed over it. The temporary file is
@@ -70,9 +114,19 @@ export async function writeFileAtomic(
   mode: number = 0o600,
   fixedTemp: boolean = false,
 ): Promise<void> {
-  const { writeFile, rename, rm } = await fs();
   const target = path instanceof URL ? (await import("node:url")).fileURLToPath(path) : path;
   const temp = fixedTemp ? `${target}.tmp` : `${target}.${crypto.randomUUID()}.tmp`;
+  if (deno) {
+    try {
+      await deno.writeTextFile(temp, text, { mode, createNew: !fixedTemp });
+      await deno.rename(temp, target);
+    } catch (e) {
+      await deno.remove(temp).catch(() => {});
+      throw e;
+    }
+    return;
+  }
+  const { writeFile, rename, rm } = await fs();
   try {
     await writeFile(temp, text, { mode, flag: fixedTemp ? "w" : "wx" });
     await rename(temp, target);
@@ -87,13 +141,6 @@ const STALE_LOCK_MS = 10_000;
 /** How long a Node process waits for a lock before giving up. */
 const LOCK_WAIT_MS = 30_000;
 
-interface DenoLockable {
-  open(path: string, options: { create: boolean; write: boolean; mode: number }): Promise<{
-    lock(exclusive: boolean): Promise<void>;
-    close(): void;
-  }>;
-}
-
 /**
  * Runs `task` while holding an exclusive lock beside `path`, between
  * processes. On Deno, the operating system's lock on `<path>.lock` (released
@@ -104,7 +151,6 @@ interface DenoLockable {
  * not, so one file is not shared between the two at once.
  */
 export async function withFileLock<T>(path: string, task: () => Promise<T>): Promise<T> {
-  const deno = (globalThis as { Deno?: DenoLockable }).Deno;
   if (deno) {
     const lock = await deno.open(`${path}.lock`, { create: true, write: true, mode: 0o600 });
     try {
