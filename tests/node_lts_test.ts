@@ -11,10 +11,11 @@ import { MqttTransport } from "../transports/mqtt.ts";
 import { cleanRabbit, cleanRedis } from "./_cleanup.ts";
 import { requireBroker, requireTool } from "./_env.ts";
 import { startSqs } from "./_fauxqs.ts";
+import { makePki, tlsProxy } from "./_tls.ts";
 import { NODE_VERSIONS, nodeBinary, nodeProject } from "./_jsr_npm.ts";
 import { cleanNats } from "./_nats.ts";
 
-const PROGRAMS = ["scenario.mjs", "api.mjs", "api_using.mjs", "transport.mjs", "interop.mjs"];
+const PROGRAMS = ["scenario.mjs", "api.mjs", "api_using.mjs", "transport.mjs", "tls.mjs", "interop.mjs"];
 
 let ready: Promise<{ dir: string; nodes: Record<string, string> }> | undefined;
 
@@ -209,6 +210,34 @@ for (const major of Object.keys(NODE_VERSIONS)) {
     } finally {
       await deno.close();
       await cleanRedis(prefix);
+    }
+  });
+}
+
+for (const major of Object.keys(NODE_VERSIONS)) {
+  Deno.test(`node ${major}: STOMP over mutual TLS (node:tls); a wrong CA is refused`, async () => {
+    if (!(await available()) || !(await requireBroker("RabbitMQ STOMP", 61613))) return;
+    if (!(await requireTool("openssl", ["openssl", "version"]))) return;
+    await setUp();
+    const prefix = `spores-node${major}-tls-${crypto.randomUUID().slice(0, 8)}`;
+    const pki = await makePki();
+    const mutual = await tlsProxy(pki, 61613, true);
+    try {
+      const tls = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
+      const got = result(
+        await node(major, "tls.mjs", [
+          `stomp+ssl://guest:guest@127.0.0.1:${mutual.port}`,
+          JSON.stringify({ prefix, tls }),
+          JSON.stringify({ prefix, tls: { ...tls, ca: pki.otherCa }, connectTimeoutMs: 3000 }),
+        ]),
+        "tls.mjs",
+      );
+      assertScenario(got, "stomp");
+      assert.equal(got.wrongCa, "ERR_TRANSPORT");
+    } finally {
+      await mutual.close();
+      await Deno.remove(pki.dir, { recursive: true });
+      await cleanRabbit(prefix);
     }
   });
 }

@@ -11,11 +11,11 @@ export function within(promise, ms, what) {
 }
 
 /** Starts alice, bob and carol on `transport` and exchanges messages; closes them in `finally`. */
-export async function exercise(Agent, transport, transportOptions = {}) {
+export async function exercise(Agent, transport, transportOptions = {}, directory = undefined) {
   const chat = Promise.withResolvers();
   const bobAlert = Promise.withResolvers();
   const carolAlert = Promise.withResolvers();
-  const start = (id, handlers) => Agent.start({ id, transport, transportOptions, handlers });
+  const start = (id, handlers) => Agent.start({ id, transport, transportOptions, handlers, directory });
   const bob = await start("bob", {
     chat: (m) => chat.resolve(m),
     add: (m) => m.reply(m.content.reduce((a, b) => a + b, 0)),
