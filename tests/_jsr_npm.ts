@@ -1,11 +1,13 @@
 // The package as a Node user gets it from JSR's npm compatibility layer, built here the way JSR builds it:
 // the files deno.json publishes (publish.include less publish.exclude), each TypeScript module compiled on its
 // own to JavaScript and a declaration file (TypeScript's transpileModule and transpileDeclaration, which need
-// no type check, as JSR's "no slow types" rule allows), relative `.ts` specifiers rewritten to `.js`, a
+// no type check, as JSR's "no slow types" rule allows; tests/_jsr_compile.mjs), relative `.ts` specifiers
+// rewritten to `.js`, a
 // package.json whose `exports` mirror deno.json's and whose dependencies are the npm packages the modules
 // import, at the exact versions deno.json's `imports` pin. It is packed with `npm pack` and installed with
 // `npm install` into a project that depends on it as `@spores/spores` (what `npx jsr add @spores/spores`
-// writes: an alias of `@jsr/spores__spores`), so programs import it by name as a Node user's do.
+// writes: an alias of `@jsr/spores__spores`), so programs import it by name as a Node user's do, and
+// tests/node/types_check.ts is type-checked with tsc against its declarations.
 //
 // Everything is cached under /tmp/spores-jsr-npm, keyed by a hash of the inputs (the published files, the
 // tool versions and this file), so a second run with nothing changed costs a directory check.
@@ -94,52 +96,6 @@ function packageOf(specifier: string): string | undefined {
   return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
 }
 
-// The compiler, run on Node with the TypeScript package: one module at a time, as JSR does.
-const COMPILER = `
-import ts from "typescript";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-const [src, out, list] = process.argv.slice(2);
-const options = {
-  target: ts.ScriptTarget.ES2022,
-  module: ts.ModuleKind.ESNext,
-  moduleResolution: ts.ModuleResolutionKind.Bundler,
-  rewriteRelativeImportExtensions: true,
-  allowImportingTsExtensions: true,
-  verbatimModuleSyntax: false,
-  isolatedModules: true,
-  strict: true,
-  useDefineForClassFields: true,
-  removeComments: false,
-};
-const declarations = { ...options, declaration: true, isolatedDeclarations: true };
-const relative = /((?:from|import)\\s*\\(?\\s*["'])(\\.{1,2}\\/[^"']+)\\.ts(["'])/g;
-const failures = [];
-const imports = new Set();
-let loose = 0;
-for (const file of JSON.parse(readFileSync(list, "utf8"))) {
-  const text = readFileSync(join(src, file), "utf8");
-  const base = join(out, file.replace(/\\.ts$/, ""));
-  mkdirSync(dirname(base), { recursive: true });
-  const js = ts.transpileModule(text, { compilerOptions: options, fileName: file, reportDiagnostics: true });
-  const dts = ts.transpileDeclaration(text, { compilerOptions: declarations, fileName: file, reportDiagnostics: true });
-  for (const d of js.diagnostics ?? []) {
-    failures.push(file + ": " + ts.flattenDiagnosticMessageText(d.messageText, "\\n"));
-  }
-  // Declarations of what is not reachable from an export may infer types (JSR's fast check asks for
-  // explicit types on the public API only, which \`deno publish\` enforces): those are counted, not fatal.
-  loose += dts.diagnostics?.length ?? 0;
-  for (const i of ts.preProcessFile(text, true, true).importedFiles) imports.add(i.fileName);
-  writeFileSync(base + ".js", js.outputText.replace(relative, "$1$2.js$3"));
-  writeFileSync(base + ".d.ts", dts.outputText.replace(relative, "$1$2.js$3"));
-}
-console.log(JSON.stringify({ modules: JSON.parse(readFileSync(list, "utf8")).length, loose, imports: [...imports] }));
-if (failures.length > 0) {
-  console.error(failures.join("\\n"));
-  process.exit(1);
-}
-`;
-
 /** Exclusive use of `dir` between test processes (mkdir is atomic); a lock older than 10 minutes is stale. */
 async function withDirLock<T>(dir: string, task: () => Promise<T>): Promise<T> {
   const lock = `${dir}.lock`;
@@ -161,6 +117,17 @@ async function withDirLock<T>(dir: string, task: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Removes builds (about 50 MB each) of other inputs made over a day ago: other checkouts may use newer ones. */
+async function prune(keep: string): Promise<void> {
+  for await (const entry of Deno.readDir(CACHE)) {
+    if (!/^[0-9a-f]{16}$/.test(entry.name) || entry.name === keep) continue;
+    const done = await Deno.stat(`${CACHE}/${entry.name}/done`).catch(() => undefined);
+    if (done?.mtime && Date.now() - done.mtime.getTime() > 86_400_000) {
+      await Deno.remove(`${CACHE}/${entry.name}`, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
 /**
  * Builds (or takes from the cache) the package as JSR's npm layer would serve it, and a project that has
  * installed it with npm under the name `@spores/spores`.
@@ -175,6 +142,8 @@ export async function nodeProject(): Promise<NodeProject> {
         JSON.stringify([
           TYPESCRIPT,
           await Deno.readTextFile(new URL(import.meta.url)),
+          await Deno.readTextFile(new URL("node/types_check.ts", import.meta.url)),
+          await Deno.readTextFile(new URL("_jsr_compile.mjs", import.meta.url)),
           ...await Promise.all(files.map(async (f) => [f, await Deno.readTextFile(new URL(f, ROOT))])),
         ]),
       ),
@@ -203,7 +172,7 @@ export async function nodeProject(): Promise<NodeProject> {
       await Deno.writeTextFile(`${tools}/package.json`, JSON.stringify({ private: true, type: "module" }));
       await run("npm", ["install", "--no-save", "--silent", TYPESCRIPT], tools, npmEnv);
     }
-    await Deno.writeTextFile(`${tools}/compile.mjs`, COMPILER);
+    await Deno.copyFile(new URL("_jsr_compile.mjs", import.meta.url), `${tools}/compile.mjs`);
 
     // Sources, compiled module by module.
     const sources = files.filter((f) => f.endsWith(".ts"));
@@ -269,7 +238,22 @@ export async function nodeProject(): Promise<NodeProject> {
       }),
     );
     await run("npm", ["install", "--silent", "--no-package-lock"], project.dir, npmEnv);
+
+    // A TypeScript program of a Node user's checks against the package's declarations.
+    await Deno.copyFile(new URL("node/types_check.ts", import.meta.url), `${project.dir}/types_check.ts`);
+    await run("node", [
+      `${tools}/node_modules/typescript/bin/tsc`,
+      "--noEmit",
+      "--strict",
+      "--skipLibCheck",
+      "--module",
+      "nodenext",
+      "--target",
+      "es2022",
+      "types_check.ts",
+    ], project.dir);
     await Deno.writeTextFile(`${dir}/done`, new Date().toISOString());
+    await prune(key);
     return { ...project, built: true };
   });
 }
