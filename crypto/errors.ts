@@ -297,6 +297,34 @@ export class SessionError extends SecurityError {
 }
 
 /**
+ * A session spore for a session this agent does not hold: it lost it (a
+ * restart with a volatile store) or never had it. The spore cannot be opened
+ * here; an agent asks its sender to send the message again (on a new
+ * session), see `docs/PROTOCOL.md`, "Recovery".
+ *
+ * @example
+ * ```ts
+ * import { SessionError, UnknownSessionError } from "@spores/spores";
+ * const e = new UnknownSessionError("no such session");
+ * console.assert(e instanceof SessionError && e.code === "ERR_SESSION");
+ * ```
+ */
+export class UnknownSessionError extends SessionError {}
+
+/**
+ * A one-shot spore or hello created before this agent's replay memory begins
+ * (it restarted with a volatile store, so it cannot tell the spore from a
+ * replay). An agent asks its sender to send the message again.
+ *
+ * @example
+ * ```ts
+ * import { BeforeMemoryError, ReplayError } from "@spores/spores";
+ * console.assert(new BeforeMemoryError("too old") instanceof ReplayError);
+ * ```
+ */
+export class BeforeMemoryError extends ReplayError {}
+
+/**
  * A well-formed key file did not open with the given passphrase.
  *
  * @example

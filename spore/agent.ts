@@ -7,6 +7,7 @@
  */
 import { hex } from "../crypto/bytes.ts";
 import {
+  BeforeMemoryError,
   ConfigError,
   ProtocolError,
   ReplayError,
@@ -16,15 +17,19 @@ import {
   TransportError,
   TrustError,
   UnknownSenderError,
+  UnknownSessionError,
 } from "../crypto/errors.ts";
 import { Identity } from "../crypto/identity.ts";
 import {
   checkMessageSize,
   type Delivery,
+  type PurgeReport,
   type Transport,
   type TransportFactory,
 } from "../transports/transport.ts";
+import type { AnyTransportOptions, TransportOptionsFor } from "../transports/options.ts";
 import { checkContent } from "./content.ts";
+import { encodeContent } from "./payload.ts";
 import type { Directory } from "./directory.ts";
 import { type ChannelMembers, newSporeId, SporeEngine } from "./engine.ts";
 import { inspect, type SporeInfo, Suite, SUITE_NAMES } from "./envelope.ts";
@@ -34,6 +39,7 @@ import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts
 import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
 import { unrefTimer } from "./timer.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
+import { parseResendRequest, ResendRequests, SentMessages, type SentMessagesOptions } from "./resend.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
 import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
@@ -113,6 +119,16 @@ export interface RequestOptions extends SendControl {
   timeoutMs?: number;
 }
 
+/** Options of {@linkcode Agent.destroy}. */
+export interface DestroyOptions extends CloseOptions {
+  /**
+   * Further channels whose membership of this agent to remove (joined by an
+   * earlier run, and not joined in this one). The channels joined in this
+   * run are always included.
+   */
+  channels?: readonly string[];
+}
+
 /** Options of {@linkcode Agent.close}. */
 export interface CloseOptions {
   /**
@@ -150,13 +166,19 @@ export interface SendOptions<K extends string = string, T = unknown> {
 }
 
 /** Options of {@linkcode Agent.start}. */
-export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
+export interface AgentOptions<Types extends MessageTypes = MessageTypes, Url extends string = string> {
   /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
   id: string;
   /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
-  transport: string | Transport;
-  /** Options passed to the transport module for a URL. */
-  transportOptions?: Record<string, unknown>;
+  transport: Url | Transport;
+  /**
+   * Options of the transport a URL names, typed by its scheme
+   * ({@linkcode TransportOptionsFor}): with the URL written out, a misspelt
+   * option is a type error; at run time the transport refuses an unknown one
+   * with a `ConfigError`. The options of each scheme are listed in
+   * `docs/TRANSPORTS.md`.
+   */
+  transportOptions?: TransportOptionsFor<Url>;
   /** Keys; default a fresh, non-extractable identity. */
   identity?: Identity;
   /** Card directory; default the transport's. */
@@ -205,6 +227,14 @@ export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
   praval?: PravalProfileOptions;
   /** Closes the agent when aborted. */
   signal?: AbortSignal;
+  /**
+   * What this agent remembers of the messages it sent, so that a recipient
+   * that lost the state to open them (it restarted with a volatile store) can
+   * ask for them again (docs/PROTOCOL.md, "Recovery"). Default 16 MiB and
+   * 65,536 messages, each until its spore expires; `false` remembers nothing
+   * (a recipient's request then ends in a `lost` event here).
+   */
+  resend?: SentMessagesOptions | false;
   /**
    * Message handlers by type, registered before the agent reads its queue, so
    * that no message waiting in the broker arrives before its handler.
@@ -265,6 +295,23 @@ export interface AgentEventMap {
   "key-changed": CustomEvent<KeyChanged>;
   /** Broadcasts given up on: their sender key did not arrive. */
   undeliverable: CustomEvent<Undeliverable>;
+  /** Messages a recipient could not open and asked for again, which this agent no longer held. */
+  lost: CustomEvent<Lost>;
+}
+
+/**
+ * Details of a `lost` event: messages whose `send` had resolved, that their
+ * recipient could not open (it lost its session state) and asked for again,
+ * and that this agent could not send again (forgotten: past the `resend`
+ * memory bound, or expired).
+ */
+export interface Lost {
+  /** The recipient. */
+  to: string;
+  /** The spore ids it asked for. */
+  ids: string[];
+  /** Why they could not be sent again. */
+  reason: "no longer held" | "sending again failed";
 }
 
 const EVENT_NAMES: ReadonlySet<string> = new Set([
@@ -273,6 +320,7 @@ const EVENT_NAMES: ReadonlySet<string> = new Set([
   "connected",
   "key-changed",
   "undeliverable",
+  "lost",
   "disconnected",
   "reconnected",
 ]);
@@ -316,7 +364,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
  * await t.close();
  * ```
  */
-export async function openTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+export async function openTransport<Url extends string>(
+  url: Url,
+  options?: TransportOptionsFor<Url>,
+): Promise<Transport> {
   let scheme: string;
   try {
     scheme = new URL(url).protocol;
@@ -337,7 +388,7 @@ export async function openTransport(url: string, options?: Record<string, unknow
   const module: { createTransport: TransportFactory } = name === "memory"
     ? await import("../transports/memory.ts")
     : await import(new URL(`../transports/${name}${MODULE_EXTENSION}`, import.meta.url).href);
-  return await module.createTransport(url, options);
+  return await module.createTransport(url, options as Record<string, unknown> | undefined);
 }
 
 /**
@@ -358,6 +409,10 @@ function checkUserType(type: string): void {
 const KEY_REQUEST = "spores.sender-key-request";
 const REPLY = "spores.reply";
 const KEY_GRANT = "spores.sender-key";
+/** A request to send spores again that this agent could not open for lack of state it lost. */
+const RESEND = "spores.resend";
+/** Requests to send again answered per peer per minute. */
+const RESEND_ANSWERS_PER_MINUTE = 600;
 /** The initiator's first spore on a new session: it confirms the session to the responder. */
 const CONFIRM = "spores.confirm";
 /** How long a broadcast waits, parked, for its sender key. */
@@ -451,10 +506,21 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #requestLimit = new RateLimit(KEY_REQUESTS_PER_MINUTE);
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #sendOrder = new InOrder();
+  readonly #sent: SentMessages | undefined;
+  readonly #resendAnswerLimit = new RateLimit(RESEND_ANSWERS_PER_MINUTE);
+  readonly #resendRequests = new ResendRequests(async (to, content) => {
+    await this.#send(to, { type: RESEND, content, priority: 9 });
+  });
+  /** Sessions peers said they lost (peer, session → until), whose later requests are still answered. */
+  readonly #lostSessions = new Map<string, number>();
+  /** Spores already asked for again (sender/id → until), so a redelivered copy is not asked for twice. */
+  readonly #askedAgain = new Map<string, number>();
   readonly #rekeying = new Map<string, Promise<void>>();
   readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
   readonly #iterators = new Set<() => void>();
   readonly #noEcho = new Set<string>();
+  /** Every channel joined in this run, left since or not: its membership stays on the broker until a purge. */
+  readonly #joined = new Set<string>();
   readonly #warnOnce: boolean;
   readonly #warned = new Set<string>();
   readonly #metrics: AgentMetrics = emptyMetrics();
@@ -482,6 +548,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     this.#ownsTransport = ownsTransport;
     this.#logger = options.logger ?? silentLogger;
     this.#maxRedeliveries = options.maxRedeliveries ?? 5;
+    this.#sent = options.resend === false ? undefined : new SentMessages(options.resend);
     this.#leaseMs = options.handlerLeaseMs ?? 60_000;
     this.#connectTimeout = options.connectTimeoutMs ?? 10_000;
     this.#prefetch = options.prefetch ?? 64;
@@ -493,7 +560,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
-  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions<T>): Promise<Agent<T>> {
+  static async start<T extends MessageTypes = MessageTypes, Url extends string = string>(
+    options: AgentOptions<T, Url>,
+  ): Promise<Agent<T>> {
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
@@ -504,7 +573,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       })
       : undefined;
     const transport = typeof options.transport === "string"
-      ? await openTransport(options.transport, pravalTransportOptions(options, praval))
+      ? await openTransport<string>(options.transport, pravalTransportOptions(options, praval))
       : options.transport;
     try {
       const directory = options.directory ?? transport.directory;
@@ -925,14 +994,27 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     );
   }
 
-  async #send(peer: string, message: SendOptions): Promise<string> {
+  /**
+   * Seals and publishes `message` to `peer`. `again`: it is a message sent
+   * before, asked for again, and keeps its spore id; brokers that drop
+   * publications by id (NATS, SQS FIFO) must not take it for the first.
+   */
+  async #send(
+    peer: string,
+    message: SendOptions & { payload?: Uint8Array },
+    again = false,
+  ): Promise<string> {
+    // Content reaches here checked (send, request, reply) or made by this agent: encoded once, without another
+    // walk, and remembered encoded for a resend request.
+    const payload = message.payload ??
+      encodeContent(message.content ?? null, this.#engine.limits.maxPayloadBytes);
     // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
     // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
     const { earlier, leave } = this.#sendOrder.enter(peer);
     let sealed, published;
     try {
       try {
-        sealed = await this.#engine.sealSpore(peer, message);
+        sealed = await this.#engine.sealSpore(peer, { ...message, payload });
       } catch (e) {
         // Sending, the unknown agent is the recipient: say so.
         if (e instanceof UnknownSenderError) {
@@ -943,14 +1025,29 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         throw e;
       }
       await earlier;
-      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info);
+      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info, again ? "again" : undefined);
     } finally {
       leave();
     }
     await published;
     const { info, rekeyDue } = sealed;
-    if (rekeyDue && !this.#rekeying.has(peer)) {
-      // One re-key per peer at a time: the sends that find it due meanwhile go on the current session.
+    if (this.#sent && (!message.type.startsWith(RESERVED) || message.type === REPLY)) {
+      this.#sent.add(peer, info.id, {
+        type: message.type,
+        payload,
+        priority: info.priority,
+        expiresAt: info.expiresAt,
+        size: sealed.bytes.length,
+      });
+    }
+    if (rekeyDue) this.#rekey(peer);
+    return info.id;
+  }
+
+  /** Starts a fresh handshake with `peer`, unless one is under way (one re-key per peer at a time). */
+  #rekey(peer: string): void {
+    if (!this.#rekeying.has(peer)) {
+      // The sends that find a re-key due meanwhile go on the current session.
       const rekey = this.connect(peer, { force: true }).then(
         () => {},
         (e) =>
@@ -961,19 +1058,19 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       ).finally(() => this.#rekeying.delete(peer));
       this.#rekeying.set(peer, rekey);
     }
-    return info.id;
   }
 
   async #publish(
     to: { agent: string } | { channel: string },
     bytes: Uint8Array,
     info: Pick<SporeInfo, "id" | "type" | "to" | "expiresAt" | "priority"> & { kind: string },
+    dedupSuffix?: string,
   ): Promise<void> {
     checkMessageSize(bytes, this.transport.capabilities.maxMessageBytes);
     await this.transport.publish(to, bytes, {
       priority: info.priority,
       ttlMs: Math.max(1, info.expiresAt - Date.now()),
-      dedupId: info.id,
+      dedupId: dedupSuffix === undefined ? info.id : `${info.id}.${dedupSuffix}`,
       type: info.type,
     });
     this.#metrics.sent++;
@@ -1003,7 +1100,10 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     const { earlier, leave } = this.#sendOrder.enter(`#${channel}`);
     let sealed, published;
     try {
-      sealed = await this.#engine.sealBroadcastSpore(channel, message);
+      sealed = await this.#engine.sealBroadcastSpore(channel, {
+        ...message,
+        payload: encodeContent(message.content ?? null, this.#engine.limits.maxPayloadBytes),
+      });
       await earlier;
       published = this.#publish({ channel }, sealed.bytes, sealed.info);
     } finally {
@@ -1040,6 +1140,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (options.echo === false) this.#noEcho.add(channel);
     else this.#noEcho.delete(channel);
     if (this.#subscriptions.has(channel)) return;
+    this.#joined.add(channel);
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
       member: this.id,
@@ -1126,6 +1227,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       }
       if (e instanceof SessionError && !waited && await this.#awaitHandshake(d.bytes)) {
         return await this.#receive(d, true);
+      }
+      if (
+        (e instanceof UnknownSessionError || e instanceof BeforeMemoryError) && await this.#askAgain(d, e)
+      ) {
+        return;
       }
       this.#reject(e, d.bytes);
       await d.ack();
@@ -1294,6 +1400,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         return;
       }
       pending.resolve(this.#message(spore, 0, pending.type, content));
+    } else if (spore.type === RESEND) {
+      await this.#sendAgain(spore.from, spore.content);
     } else if (spore.type === KEY_GRANT) {
       this.#engine.installSenderKey(spore.from, spore.content);
       const keyId = (spore.content as { keyId: Uint8Array }).keyId;
@@ -1407,6 +1515,122 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await this.#pause(Math.min(2000, 100 * 2 ** d.redeliveries));
     }
     await this.#redeliverOrDrop(d, message, error);
+  }
+
+  /**
+   * A spore this agent cannot open because it lacks state it lost (a session,
+   * or the replay memory of before a restart with a volatile store): its
+   * sender is asked, in an authenticated request, to send the message again;
+   * once that request is published the spore is acknowledged (its content
+   * comes again, on a new session). A copy whose twin was handled already is
+   * a duplicate. False when no request can be made (the spore is then refused).
+   */
+  async #askAgain(d: Delivery, error: unknown): Promise<boolean> {
+    let info: SporeInfo;
+    try {
+      info = inspect(d.bytes, this.#engine.limits);
+    } catch {
+      return false;
+    }
+    // Only messages a sender remembers: not handshakes, not internal messages (replies aside).
+    if (info.kind !== "session" && info.kind !== "sealed") return false;
+    if (info.type.startsWith(RESERVED) && info.type !== REPLY) return false;
+    const key = `${info.from}/${info.id}`;
+    const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
+    if (receipt === "claimed") await this.#store.releaseReceipt(key);
+    if (receipt === "done" || (this.#askedAgain.get(key) ?? 0) > Date.now()) {
+      // Its copy sent again was handled already (or is asked for): this one is a duplicate.
+      this.#metrics.duplicates++;
+      this.#log("debug", "duplicate", { from: info.from, id: info.id });
+      await d.ack();
+      return true;
+    }
+    if (receipt === "busy") {
+      await this.#pause(250);
+      await d.nack();
+      return true;
+    }
+    const outcome = await this.#resendRequests.ask(info.from, info.sessionId, info.id);
+    if (outcome === "refused") return false; // a sender claimed by many unknown sessions: forged
+    if (outcome === "later") {
+      // Over this sender's budget, or the request could not be published: the broker keeps the spore.
+      await this.#pause(250);
+      await this.#redeliverOrDrop(d, undefined, error);
+      return true;
+    }
+    this.#askedAgain.set(key, info.expiresAt);
+    if (this.#askedAgain.size > 100_000) this.#askedAgain.delete(this.#askedAgain.keys().next().value!);
+    this.#metrics.resendRequested++;
+    this.#log("info", "resend-requested", {
+      from: info.from,
+      id: info.id,
+      code: error instanceof SporeError ? error.code : undefined,
+    });
+    await d.ack();
+    return true;
+  }
+
+  /**
+   * Answers `peer`'s authenticated request to send again: the session it
+   * lost is forgotten here (a new one is set up), and each message it names
+   * that this agent still holds goes again with its spore id; the others are
+   * reported in a `lost` event.
+   */
+  async #sendAgain(peer: string, content: unknown): Promise<void> {
+    const request = parseResendRequest(content);
+    if (!this.#resendAnswerLimit.allow(peer, Date.now())) {
+      this.#log("warn", "resend-answer-limited", { peer });
+      return;
+    }
+    if (request.session !== undefined) {
+      // Only for a session this agent has, or had until the same peer said it lost it: a request naming any
+      // other session (made up, or another pair's) is ignored, so nobody can make this agent report losses.
+      const pair = `${peer}\n${request.session}`;
+      if (await this.#engine.forgetSession(peer, request.session)) {
+        this.#log("info", "session-lost-by-peer", { peer, session: request.session });
+        this.#lostSessions.delete(pair);
+        this.#lostSessions.set(pair, Date.now() + 600_000);
+        if (this.#lostSessions.size > 10_000) {
+          this.#lostSessions.delete(this.#lostSessions.keys().next().value!);
+        }
+        this.#rekey(peer);
+      } else if ((this.#lostSessions.get(pair) ?? 0) < Date.now()) {
+        this.#log("warn", "resend-request-ignored", { peer, session: request.session });
+        return;
+      }
+    }
+    const forgotten: string[] = [];
+    const failed: string[] = [];
+    for (const id of request.ids) {
+      const m = this.#sent?.take(peer, id);
+      if (!m) {
+        forgotten.push(id);
+        continue;
+      }
+      try {
+        await this.#send(peer, {
+          type: m.type,
+          payload: m.payload,
+          priority: m.priority,
+          id,
+          ttlMs: Math.max(1, m.expiresAt - Date.now()),
+        }, true);
+        this.#metrics.resent++;
+      } catch (e) {
+        this.#log("warn", "resend-failed", {
+          peer,
+          id,
+          code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
+        });
+        failed.push(id);
+      }
+    }
+    for (const [ids, reason] of [[forgotten, "no longer held"], [failed, "sending again failed"]] as const) {
+      if (ids.length === 0) continue;
+      this.#metrics.lost += ids.length;
+      this.#log("error", "lost", { to: peer, count: ids.length, reason });
+      this.dispatchEvent(new CustomEvent<Lost>("lost", { detail: { to: peer, ids: [...ids], reason } }));
+    }
   }
 
   /**
@@ -1543,8 +1767,62 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * transport if the agent opened it.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    return this.#shutdown(options, undefined);
+  }
+
+  /**
+   * Closes the agent for good and removes from the broker what it created
+   * there, so that its id can start afresh (with new keys, and none of the
+   * spores sent to it before): first as `close` does (handlers finish, the
+   * transport stays open for the purge), then `transport.purge(id)`, then
+   * the transport closes if the agent opened it.
+   *
+   * Removed: this agent's queue (stream, consumer, session) and the spores
+   * waiting there, its dead letters, its card in the transport's directory,
+   * its session state where the transport keeps it (the Redis transport:
+   * `{prefix}:state:{<id>}…` and `{prefix}:pins:{<id>}:…`, the keys of a
+   * `RedisSessionStore` and a `RedisPinStore` with the same prefix), and its
+   * membership of every channel joined in this run (left since or not) and
+   * of `options.channels`. Not touched: any other agent's queues, cards and
+   * state; a channel's own stream or topic; spores already delivered to
+   * other agents; a trust file, a file directory, or a session store kept
+   * elsewhere. What each transport removes, and what it keeps and why, is in
+   * the report (and in `docs/TRANSPORTS.md`).
+   *
+   * Only this agent's own names are removed, and only when called here: no
+   * spore can trigger it. Close the agent's other processes first (a running
+   * one re-creates its queue). A transport without `purge` is a
+   * `ConfigError`, before anything is closed.
+   *
+   * @example
+   * ```ts
+   * import { Agent } from "@spores/spores";
+   * const worker = await Agent.start({ id: "worker", transport: "memory://destroy-example" });
+   * await worker.join("jobs", { members: ["worker"] });
+   * const report = await worker.destroy();
+   * console.log(report.removed); // [ "agent/worker", "channel/jobs/worker", "card/worker" ]
+   * ```
+   */
+  async destroy(options: DestroyOptions = {}): Promise<PurgeReport> {
+    const purge = this.transport.purge;
+    if (!purge) throw new ConfigError(`transport ${this.transport.name} cannot purge what an agent created`);
+    if (this.#closing) {
+      throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
+    }
+    const channels = new Set(this.#joined);
+    for (const c of options.channels ?? []) channels.add(checkId(c, "channel"));
+    let report: PurgeReport | undefined;
+    await this.#shutdown(options, async () => {
+      report = await purge.call(this.transport, this.id, { channels: [...channels] });
+      this.#log("info", "destroyed", { removed: report.removed.length, kept: report.kept.length });
+    });
+    return report!;
+  }
+
+  #shutdown(options: CloseOptions, purge: (() => Promise<void>) | undefined): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#resendRequests.close();
       clearInterval(this.#renewal);
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
@@ -1575,7 +1853,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         ]);
         clearTimeout(timer);
       }
-      if (this.#ownsTransport) await this.transport.close();
+      try {
+        await purge?.();
+      } finally {
+        if (this.#ownsTransport) await this.transport.close();
+      }
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
     })();
     return this.#closing;
@@ -1594,17 +1876,18 @@ const PRAVAL_MQTT_PREFIX = "praval/spores";
 function pravalTransportOptions(
   options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
-): Record<string, unknown> | undefined {
+): AnyTransportOptions | undefined {
   const url = options.transport;
+  const given = options.transportOptions as Record<string, unknown> | undefined;
   if (!praval || typeof url !== "string") return options.transportOptions;
   if (/^mqtt(s|\+wss?)?:/i.test(url)) {
     // Praval's MQTT topics: praval/spores/agent/{to}/{type}, which the MQTT transport makes from this prefix.
-    if (options.transportOptions?.prefix !== undefined) return options.transportOptions;
-    return { ...options.transportOptions, prefix: PRAVAL_MQTT_PREFIX };
+    if (given?.prefix !== undefined) return options.transportOptions;
+    return { ...given, prefix: PRAVAL_MQTT_PREFIX };
   }
   if (!/^amqps?:/i.test(url)) return options.transportOptions;
-  if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
-  return { ...options.transportOptions, exchange: praval.exchange };
+  if (given?.exchange !== undefined) return options.transportOptions;
+  return { ...given, exchange: praval.exchange };
 }
 
 /** `work`, or the signal's reason as soon as `signal` aborts (the work itself goes on). */

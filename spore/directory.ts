@@ -45,6 +45,11 @@ export class CardLedger {
     return this.#cards.get(id);
   }
 
+  /** Forgets the card of `id`; whether there was one. */
+  forget(id: string): boolean {
+    return this.#cards.delete(id);
+  }
+
   #remember(card: AgentCard): void {
     this.#cards.delete(card.id);
     this.#cards.set(card.id, card);
@@ -133,6 +138,21 @@ export class MemoryDirectory implements Directory {
   watch(listener: CardListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Removes the card of `id` (an agent retired for good: its id may then be
+   * started again with new keys); whether there was one.
+   *
+   * @example
+   * ```ts
+   * import { MemoryDirectory } from "@spores/spores";
+   * const directory = new MemoryDirectory();
+   * console.assert(directory.remove("nobody") === false);
+   * ```
+   */
+  remove(id: string): boolean {
+    return this.#cards.forget(id);
   }
 }
 

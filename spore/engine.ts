@@ -366,6 +366,18 @@ export class SporeEngine {
     return s !== undefined && s.retireAt === undefined;
   }
 
+  /**
+   * Removes session `id` with `peer` (its peer told this agent, authenticated,
+   * that it no longer holds it): spores to `peer` go as one-shots until a new
+   * handshake. False if there is no such session with `peer`.
+   */
+  async forgetSession(peer: string, id: string): Promise<boolean> {
+    const s = await this.#ctx.store.get(id);
+    if (!s || s.peer !== peer) return false;
+    await this.#ctx.closeSession(id);
+    return true;
+  }
+
   /** Whether the session to `peer` has run long enough that a fresh handshake is due. */
   async rekeyDue(peer: string): Promise<boolean> {
     const s = await this.#ctx.store.current(peer);

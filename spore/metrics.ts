@@ -38,6 +38,12 @@ export interface AgentMetrics {
   deadLetters: number;
   /** Spores with no handler for their type (acknowledged). */
   unhandled: number;
+  /** Spores this agent could not open for lack of state it lost, whose senders it asked to send them again. */
+  resendRequested: number;
+  /** Messages sent again because their recipient asked (it had lost the state to open them). */
+  resent: number;
+  /** Messages a recipient asked for again that this agent no longer held (each also a `lost` event). */
+  lost: number;
   /** Time from a spore's creation to its handler's completion. */
   deliveryLatency: Histogram;
   /** Time a handler took. */
@@ -72,6 +78,9 @@ export function emptyMetrics(): AgentMetrics {
     redeliveries: 0,
     deadLetters: 0,
     unhandled: 0,
+    resendRequested: 0,
+    resent: 0,
+    lost: 0,
     deliveryLatency: histogram(),
     handlerLatency: histogram(),
   };

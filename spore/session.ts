@@ -22,7 +22,12 @@ export interface SessionPolicy {
   rotateAfterMessages: number;
   /** Move to the next epoch after this many ms. Default 1 hour. */
   rotateAfterMs: number;
-  /** Keep a superseded epoch (or session) open for receiving this long. Default 60 s. */
+  /**
+   * Keep a superseded epoch (or session) open for receiving at least this
+   * long. Default 60 s. It stays open longer when spores sealed before the
+   * switch can still be valid: until the longest lifetime seen on the session,
+   * plus the clock skew tolerated, has passed (see `receiveGrace`).
+   */
   graceMs: number;
   /** Run a fresh handshake after this many epochs. Default 24. */
   rehandshakeAfterEpochs: number;
@@ -83,7 +88,13 @@ export interface SessionState {
   /** Sending side. */
   send: { epoch: number; counter: number; startedAt: number; chain: Uint8Array; key: Uint8Array };
   /** Receiving side. */
-  recv: { epochs: EpochKey[]; chain: Uint8Array; nextEpoch: number };
+  recv: {
+    epochs: EpochKey[];
+    chain: Uint8Array;
+    nextEpoch: number;
+    /** The longest lifetime (expiry − creation, ms) of a spore that opened on this session. */
+    lifetime?: number;
+  };
   /** Set when a newer session replaced this one: receive only, until then. */
   retireAt?: number;
 }
@@ -110,6 +121,24 @@ export function createSession(
     send: { epoch: 0, counter: 0, startedAt: now, chain: nextChain(sendChain), key: epochKey(sendChain) },
     recv: { epochs: [{ epoch: 0, key: epochKey(recvChain) }], chain: nextChain(recvChain), nextEpoch: 1 },
   };
+}
+
+/**
+ * How long a superseded epoch or session of `state` keeps its receive keys:
+ * the policy's grace, or longer if a spore sealed before the switch could
+ * still be valid then. A spore sealed before the switch was created at most
+ * `skewMs` later by this agent's clock and lives at most the longest lifetime
+ * seen on the session, so its keys go only once every such spore expired.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SESSION_POLICY, receiveGrace, type SessionState } from "@spores/spores";
+ * const state = { recv: { lifetime: 300_000 } } as SessionState;
+ * console.assert(receiveGrace(state, DEFAULT_SESSION_POLICY, 60_000) === 360_000);
+ * ```
+ */
+export function receiveGrace(state: SessionState, policy: SessionPolicy, skewMs: number): number {
+  return Math.max(policy.graceMs, (state.recv.lifetime ?? 0) + skewMs);
 }
 
 /** The next (epoch, counter, key) to send with, rotating the epoch when due. Mutates `state`. */
@@ -207,6 +236,7 @@ export function receiveKey(
   epoch: number,
   policy: SessionPolicy,
   now: number,
+  graceMs: number = policy.graceMs,
 ): { key: Uint8Array; commit: () => boolean } {
   pruneEpochs(state, now);
   const r = state.recv;
@@ -225,8 +255,8 @@ export function receiveKey(
       if (epoch < r.nextEpoch) return false;
       const fresh = d.derived.filter((e) => e.epoch >= r.nextEpoch);
       for (const e of d.derived) if (e.epoch < r.nextEpoch) e.key.fill(0);
-      for (const e of r.epochs) e.retireAt ??= now + policy.graceMs;
-      for (const e of fresh.slice(0, -1)) e.retireAt = now + policy.graceMs;
+      for (const e of r.epochs) e.retireAt ??= now + graceMs;
+      for (const e of fresh.slice(0, -1)) e.retireAt = now + graceMs;
       r.chain.fill(0);
       r.chain = d.chain;
       r.nextEpoch = epoch + 1;

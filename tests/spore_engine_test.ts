@@ -19,6 +19,7 @@ import {
   TooLargeError,
   TrustError,
   UnknownSenderError,
+  UnknownSessionError,
   UnsupportedError,
 } from "../mod.ts";
 import { contentOf, handshake, shuffle, World } from "./_agents.ts";
@@ -180,26 +181,60 @@ Deno.test("replay and reorder: 1,000 session spores, shuffled and delivered twic
   assert.equal(duplicates, 1000);
 });
 
-Deno.test("epoch rotation with spores in flight; dead epochs are refused after the grace window", async () => {
+Deno.test("epoch rotation with spores in flight: old epochs receive until their last spore expired", async () => {
   const w = new World();
   const alice = await w.agent("alice", { session: { rotateAfterMessages: 10 } });
-  const bob = await w.agent("bob", { session: { graceMs: 1000 } });
+  const bob = await w.agent("bob", { session: { graceMs: 1000 }, skewMs: 5000 });
   await handshake(alice, bob);
   const epoch0 = [];
-  for (let i = 0; i < 10; i++) epoch0.push(await alice.seal("bob", { type: "n", content: i }));
-  const epoch1 = await alice.seal("bob", { type: "n", content: 10 });
+  for (let i = 0; i < 10; i++) epoch0.push(await alice.seal("bob", { type: "n", content: i, ttlMs: 60_000 }));
+  const epoch1 = await alice.seal("bob", { type: "n", content: 10, ttlMs: 60_000 });
   assert.equal(inspect(epoch1).epoch, 1);
-  // Epoch 1 arrives first; epoch 0 spores are still in flight and open within the grace window.
+  // Epoch 1 arrives first (a higher priority overtook a backlog); epoch 0 spores are still queued.
   assert.equal(contentOf(await bob.open(epoch1)), 10);
   for (const s of epoch0.slice(0, 5)) assert.equal(typeof contentOf(await bob.open(s)), "number");
-  w.clock.advance(1001);
-  await assert.rejects(bob.open(epoch0[5]!), ReplayError);
+  // Past the policy's 1 s grace, epoch 0's spores are still valid, so its key still opens them (it was erased
+  // after graceMs, and these were refused: lost).
+  w.clock.advance(30_000);
+  for (const s of epoch0.slice(5, 8)) assert.equal(typeof contentOf(await bob.open(s)), "number");
+  // Once every spore that could use it expired (lifetime + skew), the key is gone; the spores are expired too.
+  w.clock.advance(60_000 + 5000);
+  await assert.rejects(bob.open(epoch0[8]!), (e) => e instanceof ExpiredError || e instanceof ReplayError);
   // Time-based rotation too.
   const timeRotated = await World.prototype.agent.call(w, "carol", { session: { rotateAfterMs: 500 } });
   await handshake(timeRotated, bob);
   await timeRotated.seal("bob", { type: "n" });
   w.clock.advance(600);
   assert.equal(inspect(await timeRotated.seal("bob", { type: "n" })).epoch, 1);
+});
+
+Deno.test("a re-key that overtakes a backlog: the old session receives until its spores expired, then is closed", async () => {
+  const w = new World();
+  const alice = await w.agent("alice");
+  const bob = await w.agent("bob", { skewMs: 5000 });
+  await handshake(alice, bob);
+  const backlog = [];
+  for (let i = 0; i < 5; i++) {
+    backlog.push(await alice.seal("bob", { type: "n", content: i, ttlMs: 120_000 }));
+  }
+  const longLived = await alice.seal("bob", { type: "n", content: "long", ttlMs: 900_000 });
+  assert.equal(contentOf(await bob.open(backlog[0]!)), 0);
+  const { bytes, established } = await alice.hello("bob", { force: true });
+  const answer = await bob.open(bytes);
+  assert.ok(answer.status === "handshake" && answer.reply);
+  await alice.open(answer.reply);
+  await established;
+  // alice's first spore on the new session confirms it: bob switches, and the old session starts retiring.
+  assert.equal(contentOf(await bob.open(await alice.seal("bob", { type: "n", content: "new" }))), "new");
+  w.clock.advance(90_000); // past the 60 s grace of the policy; the backlog is still valid
+  for (const s of backlog.slice(1)) assert.equal(typeof contentOf(await bob.open(s)), "number");
+  w.clock.advance(40_000); // past the longest lifetime seen (120 s) plus the skew: closed
+  // A spore of the closed session (one with a lifetime longer than any seen) is refused as such: it is not taken
+  // for a session lost in a restart, so it is never asked for again.
+  await assert.rejects(
+    bob.open(longLived),
+    (e) => e instanceof SessionError && !(e instanceof UnknownSessionError),
+  );
 });
 
 Deno.test("re-handshake mid-stream keeps in-flight spores of the old session", async () => {
@@ -222,8 +257,9 @@ Deno.test("re-handshake mid-stream keeps in-flight spores of the old session", a
   assert.equal(contentOf(await bob.open(fresh)), 7);
   for (const s of inFlight) assert.equal(inspect(s).sessionId, first);
   for (const [i, s] of inFlight.entries()) assert.equal(contentOf(await bob.open(s)), i);
+  // Past the policy's 60 s grace the old session still receives (its spores live 300 s): a copy is a duplicate.
   w.clock.advance(61_000);
-  await assert.rejects(bob.open(inFlight[0]!), SessionError);
+  assert.equal((await bob.open(inFlight[0]!)).status, "duplicate");
 });
 
 Deno.test("refusals: wrong recipient, expired, future-dated, unknown sender, foreign session", async () => {

@@ -58,6 +58,8 @@ export function newSporeId(): string {
 
 /** Most retiring sessions kept per peer. */
 const RETIRED_MAX = 4;
+/** Closed session ids remembered (16 bytes each, as hex). */
+const CLOSED_REMEMBERED = 65_536;
 /** Most trusted cards cached (least recently looked up first out). */
 const CARDS_CACHED = 10_000;
 /** Most recently accepted one-shot spores whose keys are kept for cheap replay detection. */
@@ -279,17 +281,20 @@ export class EngineContext {
    * The cheap replay checks of a one-shot spore or hello, before any
    * signature or KEM work: its lifetime is within `maxLifetime`, and with a
    * volatile store (whose replay memory a restart erased) it was created
-   * after this engine started.
+   * after this engine started. With `authenticateFirst`, a spore created
+   * before is not refused here: the caller checks its signature, then refuses
+   * it with a `BeforeMemoryError` (true is returned), so that its sender can
+   * be asked for it again on good grounds.
    */
-  checkOneShot(h: Header, maxLifetime: number): void {
+  checkOneShot(h: Header, maxLifetime: number, authenticateFirst = false): boolean {
     if (h.expiresAt - h.createdAt > maxLifetime) {
       throw new ProtocolError(`a one-shot spore or hello lives at most ${maxLifetime} ms`);
     }
-    if (h.createdAt < this.replayMemorySince) {
-      throw new ReplayError(
-        "spore created before this agent's replay memory begins (a restart with a volatile store)",
-      );
-    }
+    if (h.createdAt >= this.replayMemorySince) return false;
+    if (authenticateFirst) return true;
+    throw new ReplayError(
+      "spore created before this agent's replay memory begins (a restart with a volatile store)",
+    );
   }
 
   /** Records a one-shot spore (`prefix`: its kind) in the replay cache; whether it was seen before. */
@@ -304,6 +309,20 @@ export class EngineContext {
     return verdict === "duplicate";
   }
 
+  /**
+   * Sessions this engine closed (most recent `CLOSED_REMEMBERED`): a spore for one of them is refused as for a
+   * closed session, while a spore for a session never seen here may be one this agent lost in a restart.
+   */
+  readonly closed = new Set<string>();
+
+  /** Deletes session `id` and remembers that it was closed. */
+  async closeSession(id: string): Promise<void> {
+    await this.store.delete(id);
+    this.closed.delete(id);
+    this.closed.add(id);
+    if (this.closed.size > CLOSED_REMEMBERED) this.closed.delete(this.closed.values().next().value!);
+  }
+
   /** Retired sessions per peer, deleted once their grace window has passed (at most `RETIRED_MAX` kept). */
   readonly #retired = new Map<string, { id: string; until: number }[]>();
 
@@ -315,10 +334,10 @@ export class EngineContext {
     list.push({ id, until });
     const keep: { id: string; until: number }[] = [];
     for (const r of list) {
-      if (r.until < now) await this.store.delete(r.id);
+      if (r.until < now) await this.closeSession(r.id);
       else keep.push(r);
     }
-    while (keep.length > RETIRED_MAX) await this.store.delete(keep.shift()!.id);
+    while (keep.length > RETIRED_MAX) await this.closeSession(keep.shift()!.id);
     this.#retired.set(peer, keep);
     if (this.#retired.size > CARDS_CACHED) this.#retired.delete(this.#retired.keys().next().value!);
   }

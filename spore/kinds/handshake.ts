@@ -145,7 +145,7 @@ export class Handshakes {
       await switchTo(ctx, state);
     } else {
       book.unconfirmed.push(state.id);
-      while (book.unconfirmed.length > UNCONFIRMED_MAX) await ctx.store.delete(book.unconfirmed.shift()!);
+      while (book.unconfirmed.length > UNCONFIRMED_MAX) await ctx.closeSession(book.unconfirmed.shift()!);
     }
   }
 

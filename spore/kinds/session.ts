@@ -6,11 +6,11 @@
  * @module
  */
 import { hex } from "../../crypto/bytes.ts";
-import { KeyChangedError, ReplayError, SessionError } from "../../crypto/errors.ts";
+import { KeyChangedError, ReplayError, SessionError, UnknownSessionError } from "../../crypto/errors.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, Kind } from "../envelope.ts";
-import { encodePayload } from "../payload.ts";
+import { outgoingPayload } from "../payload.ts";
 import { counterNonce } from "../schedule.ts";
-import { receiveKey, type SessionState } from "../session.ts";
+import { receiveGrace, receiveKey, type SessionState } from "../session.ts";
 import type { OpenResult, OutgoingSpore } from "../types.ts";
 import { AeadKey } from "../../crypto/aead.ts";
 import { aeadKey, type EngineContext, sealed, type SealedSpore } from "./context.ts";
@@ -22,7 +22,7 @@ export async function sealSession(
   msg: OutgoingSpore,
 ): Promise<SealedSpore> {
   const now = ctx.now();
-  const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+  const payload = outgoingPayload(msg, ctx.limits.maxPayloadBytes);
   const header = ctx.header(Kind.SESSION, state.suite, state.peer, msg, now);
   const { epoch, counter, key, rotated } = await ctx.store.allocateSend(state, ctx.policy, now);
   if (rotated) ctx.stats.rotations++;
@@ -55,9 +55,12 @@ export async function openSession(
   const h = env.header;
   const id = hex.encode(h.sessionId!);
   const state = await ctx.store.get(id);
-  if (!state || state.peer !== h.from) {
-    throw new SessionError("spore for a session this agent does not have");
+  if (!state) {
+    throw ctx.closed.has(id)
+      ? new SessionError("spore for a closed session")
+      : new UnknownSessionError("spore for a session this agent does not have");
   }
+  if (state.peer !== h.from) throw new SessionError("spore for a session with another agent");
   if (state.retireAt !== undefined && now > state.retireAt) {
     throw new SessionError("spore for a closed session");
   }
@@ -66,16 +69,41 @@ export async function openSession(
   if (card.fingerprint !== state.peerFingerprint) {
     throw new KeyChangedError(`identity of ${h.from} changed since the session began`);
   }
-  const { key, commit } = receiveKey(state, h.epoch!, ctx.policy, now);
+  const { key, commit } = receiveKey(
+    state,
+    h.epoch!,
+    ctx.policy,
+    now,
+    receiveGrace(state, ctx.policy, ctx.skew),
+  );
   const payload = await ctx.crypto.aead.open(
     aeadKey(key),
     counterNonce(h.epoch!, h.counter!),
     env.sections[0]!,
     env.headerBytes,
   );
-  // Write the session back only when it changed: a new epoch, or the peer's first proof of its keys.
+  // Keys live until the last spore that could use them has expired: an authenticated spore with a longer
+  // lifetime lengthens the grace of this session's superseded epochs, and of the session if it is retiring.
+  let changed = false;
+  const lifetime = h.expiresAt - h.createdAt;
+  if (lifetime > (state.recv.lifetime ?? 0)) {
+    state.recv.lifetime = lifetime;
+    changed = true;
+  }
+  const held = state.recv.epochs.find((e) => e.epoch === h.epoch);
+  if (held?.retireAt !== undefined && h.expiresAt > held.retireAt) {
+    held.retireAt = h.expiresAt;
+    changed = true;
+  }
+  if (state.retireAt !== undefined && h.expiresAt > state.retireAt) {
+    state.retireAt = h.expiresAt;
+    await ctx.retire(state.peer, state.id, state.retireAt);
+    changed = true;
+  }
+  // Write the session back only when it changed: a new epoch, a longer lifetime or grace, or the peer's first
+  // proof of its keys.
   const confirming = !state.confirmed;
-  if (commit() || confirming) {
+  if (commit() || confirming || changed) {
     state.confirmed = true;
     await ctx.store.put(state);
   }
@@ -92,7 +120,7 @@ export async function switchTo(ctx: EngineContext, state: SessionState): Promise
   const old = await ctx.store.current(state.peer);
   if (old && old.id === state.id) return;
   if (old) {
-    old.retireAt = ctx.now() + ctx.policy.graceMs;
+    old.retireAt = ctx.now() + receiveGrace(old, ctx.policy, ctx.skew);
     await ctx.store.put(old);
     await ctx.retire(old.peer, old.id, old.retireAt);
   }

@@ -26,6 +26,8 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -33,47 +35,8 @@ import {
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
-
-/** TLS settings for `amqps://`. */
-export interface AmqpTlsOptions {
-  /** PEM CA certificate(s) to trust. */
-  ca?: string | string[];
-  /** PEM client certificate, for mutual TLS. */
-  cert?: string;
-  /** PEM client key, for mutual TLS. */
-  key?: string;
-  /** Server name to verify. */
-  servername?: string;
-}
-
-/** Options of the AMQP transport. */
-export interface AmqpTransportOptions {
-  /** Exchange name (and prefix of every queue). Default `"spores"`. */
-  exchange?: string;
-  /** Queue type of agent queues: `"classic"` (with priorities) or `"quorum"`. Default `"classic"`. */
-  queueType?: "classic" | "quorum";
-  /** TLS for `amqps://`. */
-  tls?: AmqpTlsOptions;
-  /** Heartbeat interval, s. Default 15. */
-  heartbeatSeconds?: number;
-  /** Socket connect timeout, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /** How long a publish waits for a connection during an outage, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Longest pause between reconnection attempts, ms. Default 5,000. */
-  maxBackoffMs?: number;
-  /** Largest message, bytes. Default 16 MiB. */
-  maxMessageBytes?: number;
-  /**
-   * Publisher confirms. Default `true`: `publish` resolves once RabbitMQ has
-   * taken the message (the broker acknowledges many at once when many are in
-   * flight), and a direct message no queue takes is a `TransportError`.
-   * `false` publishes on a plain channel: `publish` resolves once the message
-   * is written to the socket, and an unroutable message is dropped by the
-   * broker unnoticed.
-   */
-  confirms?: boolean;
-}
+import type { AmqpTlsOptions, AmqpTransportOptions } from "./options.ts";
+export type { AmqpTlsOptions, AmqpTransportOptions } from "./options.ts";
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -537,6 +500,54 @@ export class AmqpTransport implements Transport {
     const ch = confirm ? await conn.createConfirmChannel() : await conn.createChannel();
     ch.on("error", () => {});
     return ch;
+  }
+
+  /**
+   * Deletes the queues `agent` created (see {@linkcode Transport.purge}):
+   * `{exchange}.agent.<id>` with the spores waiting there,
+   * `{exchange}.dead.<id>`, its card queue `{exchange}.card.<id>`, and its
+   * member queue `{exchange}.channel.<channel>.<id>` on each of
+   * `options.channels`. A member queue name is kept (and reported) when the
+   * channel or the id holds a `.`: the same name then also stands for another
+   * (channel, member) pair, whose queue it may be. Exchanges are shared and
+   * stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    if (this.#closed) throw new TransportError("amqp transport is closed");
+    const id = checkId(agent, "agent");
+    const x = this.#o.exchange;
+    const report: PurgeReport = { removed: [], kept: [] };
+    const queues = [`${x}.agent.${id}`, `${x}.dead.${id}`];
+    for (const c of options.channels ?? []) {
+      const channel = checkId(c, "channel");
+      const queue = `${x}.channel.${channel}.${id}`;
+      if (channel.includes(".") || id.includes(".")) {
+        report.kept.push({ name: queue, reason: "the name may be another (channel, member) pair's queue" });
+      } else queues.push(queue);
+    }
+    try {
+      for (const queue of queues) {
+        // One channel per check: a missing queue (404) closes the channel it was checked on.
+        const ch = await this.openChannel();
+        try {
+          try {
+            await ch.checkQueue(queue);
+          } catch (e) {
+            if ((e as { code?: unknown }).code !== 404) throw e;
+            continue;
+          }
+          await ch.deleteQueue(queue);
+          this.#declared.delete(queue);
+          report.removed.push(queue);
+        } finally {
+          await ch.close().catch(() => {});
+        }
+      }
+      if (await this.directory.remove(id)) report.removed.push(`${x}.card.${id}`);
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from RabbitMQ`, { cause });
+    }
+    return report;
   }
 
   /** Closes subscriptions (their unacknowledged messages return to their queues) and the connection. */

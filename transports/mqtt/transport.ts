@@ -23,47 +23,18 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import {
-  type BrokerUrl,
-  connectClient,
-  DEFERRED,
-  type MqttConnectionOptions,
-  parseBrokerUrl,
-} from "./connection.ts";
+import { type BrokerUrl, connectClient, DEFERRED, parseBrokerUrl } from "./connection.ts";
 import { MqttDirectory } from "./directory.ts";
-import { checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
-
-/** Options of the MQTT transport. */
-export interface MqttTransportOptions extends MqttConnectionOptions {
-  /** Topic prefix: 1..8 levels of `[A-Za-z0-9._:-]`. Default `"spores"`. */
-  prefix?: string;
-  /** QoS of publications and subscriptions: 1 (default) or 2 (MQTT v5 only). */
-  qos?: 1 | 2;
-  /**
-   * The name of this process among several processes of one agent. When set,
-   * subscriptions are shared (`$share/{agent}/...`): each message reaches one
-   * process, and each process keeps its own persistent session (client id
-   * `.../{instance}`). Every process of the agent must set a distinct one.
-   */
-  instance?: string;
-  /** How long the broker keeps an away session (MQTT v5), s. Default 7 days. */
-  sessionExpirySeconds?: number;
-  /** How long a publish waits for the broker's acknowledgement, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Deliveries after which the transport itself dead-letters a message. Default 16. */
-  maxDeliveries?: number;
-  /** Largest message, bytes. Default 16 MiB (Mosquitto's `message_size_limit` may be lower). */
-  maxMessageBytes?: number;
-  /** Whether the broker keeps sessions and messages across its restarts (`persistence true`). Default false. */
-  durable?: boolean;
-  /** Watch the broker's count of dropped messages (`$SYS`), see `stats.brokerDropped`. Default true. */
-  watchDrops?: boolean;
-}
+import { cardTopic, checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
+import type { MqttTransportOptions } from "./options.ts";
+export type { MqttTransportOptions } from "./options.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -408,6 +379,51 @@ export class MqttTransport extends EventTarget implements Transport {
     const c = await connectClient(this.#url, this.#o, { clientId, persistent: false });
     await c.endAsync().catch(() => {});
     this.#sessions.delete(clientId);
+  }
+
+  /**
+   * Ends the persistent sessions `agent` created (see
+   * {@linkcode Transport.purge}), with their subscriptions and the spores
+   * queued in them: its own (`{prefix}/agent/<id>`, or
+   * `{prefix}/agent/<id>/<instance>` for this transport's `instance`), its
+   * dead letters' (`{prefix}/dlq/<id>`), and its member session on each of
+   * `options.channels`; and clears its retained card. The sessions of the
+   * agent's other instances are not known here: purge from each (their
+   * names are reported as kept). MQTT cannot tell whether a session exists
+   * without resuming it, so each session name is reported as removed. Spores
+   * published to the agent while no session holds its topic are refused
+   * (MQTT v5) or dropped (3.1.1) by the broker.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const instance = this.#o.instance;
+    const sessions = [
+      sessionOf(this.#prefix, { agent: id }, undefined, instance).clientId,
+      deadLetterTopic(this.#prefix, id),
+      ...(options.channels ?? []).map((c) =>
+        sessionOf(this.#prefix, { channel: checkId(c, "channel") }, id, instance).clientId
+      ),
+    ];
+    const report: PurgeReport = { removed: [], kept: [] };
+    try {
+      for (const clientId of sessions) {
+        await this.removeSession(clientId);
+        this.#deadLetterSessions.delete(clientId);
+        report.removed.push(`session ${clientId}`);
+      }
+      await this.directory.remove(id);
+      report.removed.push(`retained ${cardTopic(this.#prefix, id)}`);
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from the MQTT broker`, { cause });
+    }
+    if (instance !== undefined) {
+      report.kept.push({
+        name: `session ${this.#prefix}/agent/${id}/<other instances>`,
+        reason: "sessions of other instances are purged from their own transport",
+      });
+    }
+    return report;
   }
 
   /** Closes subscriptions (unacknowledged messages stay with the broker) and the connection. */

@@ -29,18 +29,21 @@ import {
 } from "@nats-io/jetstream";
 import { headers, type MsgHdrs, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { checkId } from "../../spore/limits.ts";
 import {
   type Address,
   checkMessageSize,
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { connectNats, describeNatsUrl, type NatsConnectionOptions } from "./connection.ts";
+import { connectNats, describeNatsUrl } from "./connection.ts";
 import { NatsDirectory } from "./directory.ts";
 import {
   agentSubject,
@@ -49,43 +52,10 @@ import {
   consumerNames,
   type NatsNames,
   natsNames,
+  token,
 } from "./subjects.ts";
-
-/** Options of the NATS transport. */
-export interface NatsTransportOptions extends NatsConnectionOptions {
-  /** Subject prefix: 1..4 dot-separated tokens of `[A-Za-z0-9_-]`. Default `"spores"`. */
-  prefix?: string;
-  /** Stream name. Default: the prefix with `.` replaced by `_`. */
-  stream?: string;
-  /** Stream (and card bucket) replicas, 1..5; 3 on a 3-node cluster. Default 1. */
-  replicas?: number;
-  /** Stream `max_age`: how long a message is kept at most, ms. Default 7 days. */
-  maxAgeMs?: number;
-  /** Stream `max_bytes` (oldest messages are discarded past it); -1 for no limit. Default -1. */
-  maxBytes?: number;
-  /** Stream `duplicate_window`: how long a spore id is remembered, ms. Default 120,000. */
-  duplicateWindowMs?: number;
-  /** Consumer `ack_wait`: how long a delivery may stay unacknowledged before it is redelivered, ms. Default 30,000. */
-  ackWaitMs?: number;
-  /** Redeliveries before the transport itself dead-letters a message (consumer `max_deliver` is this + 2). Default 16. */
-  maxRedeliveries?: number;
-  /** Consumer `max_ack_pending`, shared by every process reading one consumer. Default 1,000. */
-  maxAckPending?: number;
-  /** How long in-progress acks keep a running handler's message, ms. Default 600,000. */
-  maxHandlerMs?: number;
-  /** How long a publish may retry while the cluster elects a leader or the client reconnects, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /**
-   * How long one attempt waits for its PubAck before it is retried (with the same id), ms. Default 2,000. A
-   * spore held back longer than the receiver's replay window (4,096 later spores of its session) is refused
-   * there as stale: keep this times the send rate below it.
-   */
-  pubAckTimeoutMs?: number;
-  /** How long one pull request waits for messages, ms (at least 1,000). Default 5,000. */
-  fetchExpiresMs?: number;
-  /** Largest message, bytes. Default: the server's `max_payload` less 1 KiB for headers. */
-  maxMessageBytes?: number;
-}
+import type { NatsTransportOptions } from "./options.ts";
+export type { NatsTransportOptions } from "./options.ts";
 
 /**
  * Header with the message's expiry (Unix ms), checked when it is read.
@@ -367,6 +337,57 @@ export class NatsTransport implements Transport {
    * handed back (`nak`, redelivered at once to another reader), and the
    * connection drains (pending acks are flushed).
    */
+  /**
+   * Removes what `agent` created in JetStream (see
+   * {@linkcode Transport.purge}): its durable consumer (`agent_<id>`), the
+   * spores to it still in the stream (`{prefix}.agent.<id>.>`), its dead
+   * letters (`{prefix}.dead.agent.<id>`), every revision of its card in the
+   * card bucket, and, for each of `options.channels`, its member consumer
+   * and its dead letters there. The stream itself, and the broadcasts in it,
+   * are shared and stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const report: PurgeReport = { removed: [], kept: [] };
+    const consumers = [await consumerNames(this.names.prefix, { agent: id })];
+    for (const c of options.channels ?? []) {
+      consumers.push(await consumerNames(this.names.prefix, { channel: checkId(c, "channel") }, id));
+    }
+    const stream = this.names.stream;
+    try {
+      for (const [i, names] of consumers.entries()) {
+        try {
+          await this.jsm.consumers.delete(stream, names.durable);
+          report.removed.push(`consumer ${stream}/${names.durable}`);
+        } catch (e) {
+          if (apiCode(e) !== CONSUMER_NOT_FOUND) throw e;
+        }
+        // An agent's spores are its own; a channel's are read by every member and stay.
+        const subjects = i === 0 ? [names.filter, names.dead] : [names.dead];
+        for (const filter of subjects) {
+          const { purged } = await this.jsm.streams.purge(stream, { filter });
+          if (purged > 0) report.removed.push(`${purged} message(s) on ${filter}`);
+        }
+      }
+      const cards = await this.directory.remove(id);
+      if (cards > 0) report.removed.push(`card ${this.directory.bucket}/${token(id)}`);
+      // Its trust pins (natsTrust), under every identity it had.
+      const pins = `${this.names.bucket}_pins`;
+      try {
+        const { purged } = await this.jsm.streams.purge(`KV_${pins}`, {
+          filter: `$KV.${pins}.${token(id)}.>`,
+        });
+        if (purged > 0) report.removed.push(`${purged} trust pin(s) in ${pins}`);
+      } catch (e) {
+        if (apiCode(e) !== STREAM_NOT_FOUND) throw e;
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from JetStream`, { cause });
+    }
+    return report;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -8,7 +8,9 @@
  * {prefix}:agent:{<id>}       stream of an agent's spores; consumer group "<id>"
  * {prefix}:dlq:{<id>}         dead letters of an agent
  * {prefix}:channel:{<name>}   stream of a channel; one consumer group per member
+ * {prefix}:dlq:channel:{<name>}  dead letters of a channel's members
  * {prefix}:cards              hash of agent cards (see RedisDirectory)
+ * {prefix}:state:{<id>}...    an agent's session store (see RedisSessionStore)
  * ```
  * Braces are Redis Cluster hash tags: one agent's keys share a slot.
  *
@@ -23,59 +25,18 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import {
-  createClient,
-  describeUrl,
-  loose,
-  type RedisClient,
-  type RedisConnectionOptions,
-} from "./connection.ts";
+import { createClient, describeUrl, loose, type RedisClient } from "./connection.ts";
 import { RedisDirectory } from "./directory.ts";
 import { explainConnectError, hostPort } from "../connect_error.ts";
-
-/** Options of the Redis transport. */
-export interface RedisTransportOptions extends RedisConnectionOptions {
-  /** Key prefix. Default `"spores"`. */
-  prefix?: string;
-  /**
-   * Most entries a stream holds. Entries are never trimmed before every consumer group has read and
-   * acknowledged them; a publish to a stream that holds this many is refused with a `TransportError`
-   * (the receiver is away or too slow). Default 100,000.
-   */
-  maxLen?: number;
-  /** Most entries read per `XREADGROUP` (never more than the subscription's prefetch). Default 256. */
-  batch?: number;
-  /** How long one blocking read waits, ms. Default 1,000. */
-  blockMs?: number;
-  /** How long an entry may stay unacknowledged with a consumer before another takes it, ms. Default 30,000. */
-  visibilityTimeoutMs?: number;
-  /** How often a subscriber looks for such entries, ms. Default 5,000. */
-  claimIntervalMs?: number;
-  /** Deliveries after which the transport itself dead-letters an entry. Default 16. */
-  maxDeliveries?: number;
-  /** Largest message, bytes. Default 16 MiB. */
-  maxMessageBytes?: number;
-  /**
-   * Replication to wait for before `publish` resolves. Redis replicates asynchronously: without this, a
-   * primary that fails right after accepting a spore can lose it. With `{ replicas: n }`, each publish is
-   * followed by `WAIT n timeoutMs` on the same connection, and a publish that fewer than `n` replicas
-   * confirmed in time fails with a `TransportError` (the spore may still be delivered). Default: none.
-   */
-  durability?: RedisDurability;
-}
-
-/** How many replicas must hold a spore before `publish` resolves (see `RedisTransportOptions.durability`). */
-export interface RedisDurability {
-  /** Replicas that must acknowledge the write. At least 1. */
-  replicas: number;
-  /** How long to wait for them, ms. Default 1,000. */
-  timeoutMs?: number;
-}
+import type { RedisDurability, RedisTransportOptions } from "./options.ts";
+export type { RedisDurability, RedisTransportOptions } from "./options.ts";
 
 /** Bytes as a Node Buffer view (no copy), as ioredis needs for binary values. */
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -135,7 +96,8 @@ export function keysOf(
   }
   const channel = checkId(from.channel, "channel");
   const m = checkId(member, "channel member");
-  return { stream: `${prefix}:channel:{${channel}}`, group: m, dlq: `${prefix}:dlq:{${channel}}` };
+  // Not `{prefix}:dlq:{<channel>}`: that is the dead-letter stream of the agent of the same name.
+  return { stream: `${prefix}:channel:{${channel}}`, group: m, dlq: `${prefix}:dlq:channel:{${channel}}` };
 }
 
 /**
@@ -321,6 +283,60 @@ export class RedisTransport implements Transport {
     this.#subscriptions.add(sub);
     sub.onClose = () => this.#subscriptions.delete(sub);
     return sub;
+  }
+
+  /**
+   * Removes what `agent` created in Redis (see {@linkcode Transport.purge}):
+   * its stream `{prefix}:agent:{<id>}` (with its consumer group and the
+   * spores waiting there), its dead letters `{prefix}:dlq:{<id>}`, its card
+   * in `{prefix}:cards`, every key of its session store under this prefix
+   * (`{prefix}:state:{<id>}` and `{prefix}:state:{<id>}:…`), its trust pins
+   * (`{prefix}:pins:{<id>}:…`, a `RedisPinStore`), and its consumer
+   * group on the stream of each of `options.channels`. A channel's stream and
+   * its dead letters are shared by its members and stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const channels = (options.channels ?? []).map((c) => checkId(c, "channel"));
+    const report: PurgeReport = { removed: [], kept: [] };
+    const c = this.client;
+    try {
+      for (const key of [`${this.#prefix}:agent:{${id}}`, `${this.#prefix}:dlq:{${id}}`]) {
+        if (await c.del(key) > 0) report.removed.push(key);
+      }
+      for (const channel of channels) {
+        const stream = `${this.#prefix}:channel:{${channel}}`;
+        try {
+          if (Number(await c.xgroup("DESTROY", stream, id)) > 0) report.removed.push(`${stream} group ${id}`);
+        } catch (e) {
+          if (!/no such key|ERR The XGROUP subcommand requires the key to exist/i.test(String(e))) throw e;
+        }
+      }
+      if (await this.directory.remove(id)) report.removed.push(`${this.#prefix}:cards ${id}`);
+      // Every key of the session store carries the hash tag {<id>}: one slot, on one primary of a cluster.
+      const state = `${this.#prefix}:state:{${id}}`;
+      // Its trust pins too (RedisPinStore: `{prefix}:pins:{<id>}:<fingerprint>`, one hash per identity).
+      const pins = `${this.#prefix}:pins:{${id}}`;
+      for (const [base, own] of [[state, true], [pins, false]] as const) {
+        let removed = 0;
+        for (const node of "nodes" in c ? c.nodes("master") : [c]) {
+          let cursor = "0";
+          do {
+            const [next, keys] = await node.scan(cursor, "MATCH", `${base}*`, "COUNT", 1000);
+            cursor = next;
+            // The tag is the whole of `{<id>}`: a key of the agent `<id>x` does not match `{<id>}*`. All of
+            // them share its slot, so one DEL takes many.
+            const mine = keys.filter((k) => (own && k === base) || k.startsWith(`${base}:`));
+            for (let i = 0; i < mine.length; i += 500) removed += await c.del(...mine.slice(i, i + 500));
+          } while (cursor !== "0");
+        }
+        if (removed > 0) report.removed.push(`${base}${own ? " and " + base : ""}:… (${removed} keys)`);
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from Redis`, { cause });
+    }
+    return report;
   }
 
   /** Stops subscriptions (handing their unacknowledged entries back) and disconnects. */

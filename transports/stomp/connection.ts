@@ -362,6 +362,25 @@ export class StompConnection {
     await done;
   }
 
+  /**
+   * Ends the subscription `id` with `headers` on the UNSUBSCRIBE (for a
+   * durable subscription, `durable: "true"` and its `x-queue-name` make
+   * RabbitMQ delete its queue); resolves on the broker's RECEIPT.
+   */
+  async unsubscribe(id: string, headers: Headers = {}): Promise<void> {
+    await this.ready();
+    this.#subs.delete(id);
+    const receipt = `${this.#tag}-${++this.#seq}`;
+    const done = this.#expectReceipt(receipt);
+    try {
+      this.#client.unsubscribe(id, { ...headers, receipt });
+    } catch (cause) {
+      this.#dropReceipt(receipt);
+      throw new TransportError(`cannot unsubscribe ${id}`, { cause });
+    }
+    await done;
+  }
+
   /** Closes: the broker requeues every message not acknowledged. */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -8,18 +8,8 @@
  * @module
  */
 import type { IStompSocket } from "@stomp/stompjs";
-
-/** TLS settings for `stomp+ssl://`. */
-export interface StompTlsOptions {
-  /** PEM CA certificate(s) to trust instead of the system's roots. */
-  ca?: string | string[];
-  /** PEM client certificate chain, for mutual TLS. */
-  cert?: string;
-  /** PEM client private key, for mutual TLS. */
-  key?: string;
-  /** Server name to verify (default: the URL's host). */
-  servername?: string;
-}
+import type { StompTlsOptions } from "./options.ts";
+export type { StompTlsOptions } from "./options.ts";
 
 /** Where a TCP socket connects. */
 export interface TcpTarget {

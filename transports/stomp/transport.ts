@@ -16,12 +16,14 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { type Headers, StompDestinations, type StompQueueType, type StompTopology } from "./destinations.ts";
+import { type Headers, StompDestinations } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
 import {
@@ -31,40 +33,8 @@ import {
   type StompEndpoint,
   type StompMessage,
 } from "./connection.ts";
-import type { StompTlsOptions } from "./socket.ts";
-
-/** Options of the STOMP transport. */
-export interface StompTransportOptions {
-  /** Prefix of every queue and routing key (the exchange, in the `"amqp"` topology). Default `"spores"`. */
-  prefix?: string;
-  /**
-   * `"stomp"` (default): queues declared over STOMP on the broker's built-in exchanges. `"amqp"`: the
-   * AMQP transport's topology on the exchange `prefix` (declared by it), so that STOMP and AMQP agents
-   * talk to each other. See `./destinations.ts`.
-   */
-  topology?: StompTopology;
-  /**
-   * Queue type of agent, dead-letter and member queues: `"classic"` (default, with priorities and per-message
-   * TTL) or `"quorum"` (replicated; no priorities, and RabbitMQ 3.10 keeps no per-message TTL on them). In the
-   * `"amqp"` topology it must match the AMQP transport's `queueType`.
-   */
-  queueType?: StompQueueType;
-  /** TLS for `stomp+ssl://` (CA, client certificate and key for mutual TLS). */
-  tls?: StompTlsOptions;
-  /** Heartbeat interval both ways, ms (0: none). Default 10,000. */
-  heartbeatMs?: number;
-  /** How long a connection attempt may take, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /** How long a publish waits for a connection and for its RECEIPT, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Longest pause between reconnection attempts, ms. Default 5,000. */
-  maxBackoffMs?: number;
-  /**
-   * Largest message, bytes. Default 4 MiB; RabbitMQ's STOMP adapter takes frames
-   * up to `stomp.max_frame_size` (and Web-STOMP up to `web_stomp.ws_opts.max_frame_size`).
-   */
-  maxMessageBytes?: number;
-}
+import type { StompTransportOptions } from "./options.ts";
+export type { StompTransportOptions } from "./options.ts";
 
 interface SubState {
   conn: StompConnection;
@@ -351,6 +321,57 @@ export class StompTransport implements Transport {
     }
     await this.#declare(owner);
     return await this.subscribeRaw(d.destination, { ...d.headers, ...common }, handler);
+  }
+
+  /**
+   * Deletes the queues `agent` created through this transport (see
+   * {@linkcode Transport.purge}): its queue with the spores waiting there,
+   * its dead-letter queue, its card queue, and its member queue on each of
+   * `options.channels`. STOMP has no command to delete a queue; RabbitMQ
+   * deletes the queue of a durable `/topic/` subscription on an UNSUBSCRIBE
+   * with `durable: true`, by the `x-queue-name` it names: each queue is taken
+   * by its name (with the arguments it was declared with) from a `/topic/`
+   * subscription whose routing key no spore uses, then unsubscribed. A
+   * member queue name is kept (and reported) when the channel or the id
+   * holds a `.`: the name then also stands for another (channel, member)
+   * pair, whose queue it may be.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    if (this.#closed) throw new TransportError("stomp transport is closed");
+    const id = checkId(agent, "agent");
+    const d = this.destinations;
+    const report: PurgeReport = { removed: [], kept: [] };
+    const queues: [string, Headers][] = [
+      [d.agentQueue(id), d.agentSubscription(id).headers],
+      [d.deadQueue(id), d.dead(id).headers],
+      [d.cardQueue(id), d.card(id).headers],
+    ];
+    for (const c of options.channels ?? []) {
+      const channel = checkId(c, "channel");
+      const queue = d.memberQueue(channel, id);
+      if (channel.includes(".") || id.includes(".")) {
+        report.kept.push({ name: queue, reason: "the name may be another (channel, member) pair's queue" });
+      } else queues.push([queue, d.memberSubscription(channel, id).headers]);
+    }
+    const conn = await this.openConnection();
+    try {
+      for (const [queue, headers] of queues) {
+        const { id: _, ...declared } = headers;
+        await conn.subscribe(
+          `/topic/${d.prefix}.purge`,
+          { ...declared, id: queue, "x-queue-name": queue, ack: "client-individual", "prefetch-count": "1" },
+          () => {},
+        );
+        await conn.unsubscribe(queue, { durable: "true", "x-queue-name": queue });
+        report.removed.push(queue);
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} over STOMP`, { cause });
+    } finally {
+      await this.closeConnection(conn);
+    }
+    this.#declared.delete(id);
+    return report;
   }
 
   /** `await using transport = await StompTransport.connect(url)` closes it at the end of the scope. */
