@@ -1,8 +1,11 @@
 // The compiler of tests/_jsr_npm.ts, run on Node with the TypeScript package: each module on its own, as
 // JSR compiles a package for its npm layer. node _jsr_compile.mjs <sources dir> <output dir> <list of files>
-import ts from "typescript";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+// TypeScript from the tools directory this file is copied into (a path, not a bare name, which Deno would resolve).
+const { default: ts } = await import(
+  new URL("node_modules/typescript/lib/typescript.js", import.meta.url).href
+);
 const [src, out, list] = process.argv.slice(2);
 const options = {
   target: ts.ScriptTarget.ES2022,
