@@ -119,7 +119,11 @@ for (const major of Object.keys(NODE_VERSIONS)) {
     const entryPoints = got.entryPoints as Record<string, number>;
     assert.equal(Object.keys(entryPoints).length, 10);
     for (const [name, count] of Object.entries(entryPoints)) assert.ok(count > 0, `${name} exports nothing`);
-    assert.deepEqual(got.files, { pins: ["bob", "carol"], card: true });
+    assert.deepEqual(got.files, {
+      pins: ["bob", "carol"],
+      card: true,
+      restarted: { got: [0, 1, 2, 3, 4, 5], handshakes: 0 },
+    });
     assertBackends(major, got.backends as Record<string, string>);
 
     const readme = await node(major, "readme.mjs");

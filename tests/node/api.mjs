@@ -1,9 +1,10 @@
 // The public API on Node (22 and later), imported by its package name: agents on the in-process broker with
-// the try/finally form of closing (scenario.mjs; `await using` needs Node 24, see api_using.mjs), every export of the package, and the file-backed stores.
+// the try/finally form of closing (scenario.mjs; `await using` needs Node 24, see api_using.mjs), every
+// export of the package, and the file-backed stores (cards, trust pins, session state).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Agent, FileDirectory, Identity, provider, TrustFile } from "@spores/spores";
+import { Agent, FileDirectory, FileSessionStore, Identity, provider, TrustFile } from "@spores/spores";
 import { exercise } from "./scenario.mjs";
 
 const memory = await exercise(Agent, "memory://node-api");
@@ -33,7 +34,55 @@ try {
   const erin = await Agent.start({ id: "erin", transport: "memory://node-files", directory, identity });
   await erin.close();
   const card = await new FileDirectory(join(dir, "cards.json")).lookup("erin");
-  files = { pins: reopened.list().map((e) => e.id), card: card?.fingerprint === identity.fingerprint };
+  // Session state in a file (node:sqlite): a restarted receiver opens, with no new handshake, the session
+  // spores sent while it was down.
+  const keeper = await Identity.generate();
+  const state = join(dir, "state.db");
+  const got = [];
+  const chat = (m) => void got.push(m.content);
+  const until = async (cond) => {
+    for (const end = Date.now() + 10_000; !cond();) {
+      if (Date.now() > end) throw new Error(`${got.length} of 6 messages arrived`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  let store = await FileSessionStore.open(state);
+  let bob = await Agent.start({
+    id: "bob",
+    transport: "memory://node-state",
+    identity: keeper,
+    store,
+    handlers: { chat },
+  });
+  const alice = await Agent.start({ id: "alice", transport: "memory://node-state", refusals: "silent" });
+  let handshakes;
+  try {
+    await alice.connect("bob");
+    for (let i = 0; i < 3; i++) await alice.send("bob", { type: "chat", content: i });
+    await until(() => got.length === 3);
+    await bob.close();
+    store.close();
+    for (let i = 3; i < 6; i++) await alice.send("bob", { type: "chat", content: i });
+    store = await FileSessionStore.open(state);
+    bob = await Agent.start({
+      id: "bob",
+      transport: "memory://node-state",
+      identity: keeper,
+      store,
+      handlers: { chat },
+    });
+    await until(() => got.length === 6);
+    handshakes = bob.metrics().handshakes;
+  } finally {
+    await alice.close();
+    await bob.close();
+    store.close();
+  }
+  files = {
+    pins: reopened.list().map((e) => e.id),
+    card: card?.fingerprint === identity.fingerprint,
+    restarted: { got, handshakes },
+  };
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
