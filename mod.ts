@@ -20,6 +20,7 @@
 export * from "./crypto/mod.ts";
 export * from "./spore/mod.ts";
 export * from "./transports/transport.ts";
+export * from "./transports/events.ts";
 export type {
   AmqpTransportOptions,
   AnyTransportOptions,

@@ -43,6 +43,7 @@ import { parseResendRequest, ResendRequests, SentMessages, type SentMessagesOpti
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
 import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
+import type { Disconnected, Reconnected, TransportDeadLetter } from "../transports/events.ts";
 import {
   PRAVAL_SUITE,
   type PravalIncoming,
@@ -287,7 +288,12 @@ export interface KeyChanged {
 export interface AgentEventMap {
   /** A spore was refused before any handler saw it. */
   rejected: CustomEvent<Rejection>;
-  /** A message was given up on after `maxRedeliveries`, or had no handler that long. */
+  /**
+   * A message was given up on: by the agent after `maxRedeliveries` (or with no handler that long;
+   * `detail.source` is `"agent"` and `detail.message` the message), or by the transport itself after its
+   * own delivery limit, without a handler having finished (`detail.source` is `"transport"`: the
+   * queue, size and attempts; the message stays sealed in the broker's dead-letter store).
+   */
   "dead-letter": CustomEvent<DeadLetter>;
   /** A session is ready (either side). */
   connected: CustomEvent<Connected>;
@@ -295,6 +301,13 @@ export interface AgentEventMap {
   "key-changed": CustomEvent<KeyChanged>;
   /** Broadcasts given up on: their sender key did not arrive. */
   undeliverable: CustomEvent<Undeliverable>;
+  /**
+   * The transport lost its link to the broker (once per outage): sends fail or wait, and nothing is
+   * received until `reconnected`. Messages stay with the broker. The in-process broker never raises it.
+   */
+  disconnected: CustomEvent<Disconnected>;
+  /** The link lost earlier is back (after `disconnected`, once per outage), with how long it was down. */
+  reconnected: CustomEvent<Reconnected>;
   /** Messages a recipient could not open and asked for again, which this agent no longer held. */
   lost: CustomEvent<Lost>;
 }
@@ -325,8 +338,26 @@ const EVENT_NAMES: ReadonlySet<string> = new Set([
   "reconnected",
 ]);
 
-/** Details of a `dead-letter` event. */
-export interface DeadLetter {
+/**
+ * Details of a `dead-letter` event: given up on by the agent (`source: "agent"`, with the message) or by
+ * the transport on its own (`source: "transport"`, with where it was and how often it was delivered).
+ *
+ * @example
+ * ```ts
+ * import type { DeadLetter } from "@spores/spores";
+ * function describe(d: DeadLetter): string {
+ *   return d.source === "agent"
+ *     ? `${d.message.type} from ${d.message.from} after ${d.attempts} attempts`
+ *     : `${d.size} bytes moved by ${d.transport} after ${d.attempts} deliveries: ${d.reason}`;
+ * }
+ * ```
+ */
+export type DeadLetter = HandlerDeadLetter | TransportDeadLetter;
+
+/** A message the agent gave up on after `maxRedeliveries` failed (or handler-less) deliveries. */
+export interface HandlerDeadLetter {
+  /** Tells it apart from a dead letter the transport decided on. */
+  source: "agent";
   /** The message given up on. */
   message: Message;
   /** Deliveries made. */
@@ -529,6 +560,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #closingStarted = Promise.withResolvers<void>();
+  /** Ends the listeners on the transport's events. */
+  readonly #unlisten = new AbortController();
 
   private constructor(
     id: string,
@@ -594,6 +627,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       });
       const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
       agent.#praval = praval;
+      agent.#listenToTransport();
       for (const [type, handler] of Object.entries(options.handlers ?? {})) {
         if (handler) agent.on(type, handler as Handler<T[string]>);
       }
@@ -627,6 +661,46 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
   }
 
+  /** Re-emits the transport's link and dead-letter events as the agent's own, counting them. */
+  #listenToTransport(): void {
+    const events = this.transport.events;
+    if (!events) return;
+    const signal = this.#unlisten.signal;
+    events.addEventListener("disconnected", (e) => {
+      this.#metrics.disconnections++;
+      this.#log("warn", "disconnected", {
+        transport: e.detail.transport,
+        broker: e.detail.broker,
+        reason: e.detail.reason,
+      });
+      this.dispatchEvent(new CustomEvent<Disconnected>("disconnected", { detail: e.detail }));
+    }, { signal });
+    events.addEventListener("reconnected", (e) => {
+      this.#log("info", "reconnected", {
+        transport: e.detail.transport,
+        broker: e.detail.broker,
+        downMs: e.detail.downMs,
+      });
+      this.dispatchEvent(new CustomEvent<Reconnected>("reconnected", { detail: e.detail }));
+    }, { signal });
+    events.addEventListener("dead-letter", (e) => {
+      const d = e.detail;
+      // A transport shared by several agents reports every queue it reads: count this agent's own.
+      const mine = "agent" in d.address ? d.address.agent === this.id : d.member === this.id;
+      if (!mine) return;
+      this.#metrics.deadLetters++;
+      this.#metrics.transportDeadLetters++;
+      this.#log("error", "dead-letter", {
+        source: "transport",
+        transport: d.transport,
+        size: d.size,
+        attempts: d.attempts,
+        reason: d.reason,
+      });
+      this.dispatchEvent(new CustomEvent<DeadLetter>("dead-letter", { detail: d }));
+    }, { signal });
+  }
+
   #log(
     level: LogLevel,
     event: string,
@@ -652,7 +726,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
   /**
    * Listens for a lifecycle event (`rejected`, `dead-letter`, `connected`,
-   * `key-changed`); message handlers are registered with `on`.
+   * `key-changed`, `undeliverable`, `lost`, `disconnected`, `reconnected`); message
+   * handlers are registered with `on`.
    */
   override addEventListener<K extends keyof AgentEventMap>(
     type: K,
@@ -1754,7 +1829,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     });
     if (message) {
       this.dispatchEvent(
-        new CustomEvent<DeadLetter>("dead-letter", { detail: { message, attempts, error } }),
+        new CustomEvent<DeadLetter>("dead-letter", { detail: { source: "agent", message, attempts, error } }),
       );
     }
     if (d.deadLetter) await d.deadLetter();
@@ -1857,6 +1932,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         await purge?.();
       } finally {
         if (this.#ownsTransport) await this.transport.close();
+        this.#unlisten.abort();
       }
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
     })();

@@ -9,6 +9,7 @@
  */
 import { TransportError } from "../crypto/errors.ts";
 import type { Directory } from "../spore/directory.ts";
+import type { TransportEvents } from "./events.ts";
 
 /** Where bytes go: one agent's queue, or a channel that fans out to its members. */
 export type Address = { readonly agent: string } | { readonly channel: string };
@@ -118,6 +119,11 @@ export interface Transport {
   readonly capabilities: TransportCapabilities;
   /** A directory of agent cards kept by this broker, if it offers one. */
   readonly directory?: Directory;
+  /**
+   * Where the transport reports its broker link lost (`disconnected`) and back (`reconnected`), and messages
+   * it dead-lettered by itself (`dead-letter`); see {@linkcode TransportEvents}. The agent re-emits them.
+   */
+  readonly events?: TransportEvents;
   /** Publishes `bytes`; resolves when the broker has accepted them. */
   publish(to: Address, bytes: Uint8Array, options?: PublishOptions): Promise<void>;
   /** Delivers messages for `from` to `handler` until the subscription is closed. */

@@ -30,8 +30,18 @@ export interface AmqpTransportOptions {
   heartbeatSeconds?: number;
   /** Socket connect timeout, ms. Default 10,000. */
   connectTimeoutMs?: number;
-  /** How long a publish waits for a connection during an outage, ms. Default 30,000. */
+  /**
+   * How long a publish waits for a connection during an outage, ms, and how long it goes on re-publishing
+   * a message whose confirm was lost with its connection. Default 30,000.
+   */
   publishTimeoutMs?: number;
+  /**
+   * Attempts of one publish whose confirm is lost because its channel or connection closed before the
+   * broker answered (the message may or may not be in the queue): it is published again, the same bytes
+   * with the same message id, on the next channel. A receiving agent drops the copy it has already handled
+   * (replay defence and receipts), so a duplicate is harmless. Default 5; 1 publishes once.
+   */
+  publishAttempts?: number;
   /** Longest pause between reconnection attempts, ms. Default 5,000. */
   maxBackoffMs?: number;
   /** Largest message, bytes. Default 16 MiB. */
@@ -55,6 +65,7 @@ export const AMQP_OPTION_KEYS = optionKeys<AmqpTransportOptions>()([
   "heartbeatSeconds",
   "connectTimeoutMs",
   "publishTimeoutMs",
+  "publishAttempts",
   "maxBackoffMs",
   "maxMessageBytes",
   "confirms",

@@ -30,7 +30,8 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { type BrokerUrl, connectClient, DEFERRED, parseBrokerUrl } from "./connection.ts";
+import { type BrokerUrl, connectClient, DEFERRED, describeUrl, parseBrokerUrl } from "./connection.ts";
+import { TransportEvents } from "../events.ts";
 import { MqttDirectory } from "./directory.ts";
 import { cardTopic, checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
 import type { MqttTransportOptions } from "./options.ts";
@@ -99,6 +100,8 @@ export class MqttTransport extends EventTarget implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards as retained messages. */
   readonly directory: MqttDirectory;
+  /** Link lost and back (the publishing connection's), and messages dead-lettered after `maxDeliveries`. */
+  readonly events: TransportEvents;
   /** What the transport did on its own. */
   readonly stats: MqttTransportStats = {
     expired: 0,
@@ -129,6 +132,23 @@ export class MqttTransport extends EventTarget implements Transport {
     this.#prefix = prefix;
     this.#qos = options.qos ?? 1;
     this.directory = new MqttDirectory(client, prefix);
+    const where = new URL(url.href);
+    this.events = new TransportEvents(
+      "mqtt",
+      describeUrl(url.href),
+      `${where.hostname}:${where.port || (url.tls ? 443 : 80)}`,
+    );
+    // mqtt.js reconnects by itself: "close" (again after each failed attempt: one outage) is the link lost,
+    // "connect" the link back.
+    let lastError: unknown;
+    client.on("error", (e: unknown) => {
+      if (e !== DEFERRED) lastError = e;
+    });
+    client.on("close", () => {
+      this.events.linkDown(lastError);
+      lastError = undefined;
+    });
+    client.on("connect", () => this.events.linkUp());
     client.on("packetreceive", (packet) => {
       if (
         (packet.cmd === "puback" || packet.cmd === "pubrec") &&
@@ -258,7 +278,10 @@ export class MqttTransport extends EventTarget implements Transport {
   ): Promise<Subscription> {
     this.#check();
     const topics = sessionOf(this.#prefix, from, options.member, this.#o.instance);
-    return await this.#open(topics, handler, options.prefetch ?? 64);
+    return await this.#open(topics, handler, options.prefetch ?? 64, false, {
+      address: from,
+      member: options.member,
+    });
   }
 
   /**
@@ -285,11 +308,12 @@ export class MqttTransport extends EventTarget implements Transport {
     handler: DeliveryHandler,
     prefetch: number,
     deadLetters = false,
+    source?: { address: Address; member?: string },
   ): Promise<Subscription> {
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) {
       throw new ConfigError("prefetch must be an integer in 1..65535");
     }
-    const sub = new MqttSubscription(this, topics, handler, prefetch, deadLetters);
+    const sub = new MqttSubscription(this, topics, handler, prefetch, deadLetters, source);
     this.#sessions.add(topics.clientId);
     this.#subs.add(sub);
     sub.onClose = () => this.#subs.delete(sub);
@@ -430,6 +454,7 @@ export class MqttTransport extends EventTarget implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subs].map((s) => s.close()));
     await Promise.race([this.client.endAsync(), sleep(2000)]).catch(() => {});
     this.client.end(true);
@@ -455,6 +480,7 @@ class MqttSubscription implements Subscription {
   readonly #handler: DeliveryHandler;
   readonly #prefetch: number;
   readonly #deadLetters: boolean;
+  readonly #source: { address: Address; member?: string } | undefined;
   readonly #closing = Promise.withResolvers<"closed">();
   /** Messages received and not yet acknowledged, in the order they came (acknowledgements keep it). */
   readonly #window: Inbound[] = [];
@@ -468,7 +494,9 @@ class MqttSubscription implements Subscription {
     handler: DeliveryHandler,
     prefetch: number,
     deadLetters: boolean,
+    source?: { address: Address; member?: string },
   ) {
+    this.#source = source;
     this.#t = t;
     this.#topics = topics;
     this.#handler = handler;
@@ -605,7 +633,19 @@ class MqttSubscription implements Subscription {
     for (;;) {
       if (this.#closed) return false;
       if (!this.#deadLetters && redeliveries >= maxDeliveries) {
-        if (await this.#moveToDeadLetters(bytes, redeliveries)) return true;
+        if (await this.#moveToDeadLetters(bytes, redeliveries)) {
+          // Moved by the transport on its own (no handler settled it in that many deliveries): reported.
+          if (this.#source) {
+            this.#t.events.deadLettered({
+              ...this.#source,
+              size: bytes.length,
+              attempts: redeliveries,
+              reason: `delivered ${redeliveries} times (limit ${maxDeliveries}) without an acknowledgement`,
+              store: deadLetterTopic(this.#t.prefix, this.#topics.owner),
+            });
+          }
+          return true;
+        }
       } else {
         const outcome = await this.#attempt(bytes, redeliveries, priority, dedupId);
         if (outcome === "ack") return true;

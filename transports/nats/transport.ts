@@ -43,7 +43,8 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { connectNats, describeNatsUrl } from "./connection.ts";
+import { connectNats, describeNatsUrl, parseNatsUrl } from "./connection.ts";
+import { TransportEvents } from "../events.ts";
 import { NatsDirectory } from "./directory.ts";
 import {
   agentSubject,
@@ -111,6 +112,8 @@ export class NatsTransport implements Transport {
   readonly directory: NatsDirectory;
   /** The NATS connection. */
   readonly connection: NatsConnection;
+  /** Link lost and back, and messages dead-lettered after `maxRedeliveries`. */
+  readonly events: TransportEvents;
   /** The JetStream client. */
   readonly js: JetStreamClient;
   /** The JetStream manager. */
@@ -140,8 +143,14 @@ export class NatsTransport implements Transport {
     names: NatsNames,
     stream: StreamSettings,
     options: NatsTransportOptions,
+    url: string,
   ) {
     this.#stream = stream;
+    this.events = new TransportEvents(
+      "nats",
+      describeNatsUrl(url),
+      parseNatsUrl(url).servers.join(",") || "the NATS servers",
+    );
     this.connection = nc;
     this.jsm = jsm;
     this.js = jetstream(nc, { timeout: 5000 });
@@ -157,10 +166,19 @@ export class NatsTransport implements Transport {
       broadcast: true,
     });
     this.directory = new NatsDirectory(nc, names.bucket, { replicas: options.replicas ?? 1 });
+    const events = this.events;
     this.#watching = (async () => {
+      let lastError: unknown;
       for await (const s of nc.status()) {
-        if (s.type === "reconnect") this.reconnections++;
+        if (s.type === "error") lastError = (s as { error?: unknown }).error;
+        if (s.type === "reconnect") {
+          this.reconnections++;
+          events.linkUp();
+        }
         if (s.type === "disconnect") {
+          // nats.js reconnects by itself, to any server of the cluster: one outage until "reconnect".
+          events.linkDown(lastError);
+          lastError = undefined;
           // Publications waiting for a PubAck on the lost connection are retried now, not after their timeout.
           this.#lost.resolve();
           this.#lost = Promise.withResolvers<void>();
@@ -197,7 +215,7 @@ export class NatsTransport implements Transport {
         duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
       };
       await ensureStream(jsm, stream);
-      return new NatsTransport(nc, jsm, names, stream, options);
+      return new NatsTransport(nc, jsm, names, stream, options, url);
     } catch (cause) {
       await nc.close().catch(() => {});
       if (cause instanceof ConfigError) throw cause;
@@ -320,6 +338,8 @@ export class NatsTransport implements Transport {
       throw new TransportError(`cannot create the JetStream consumer ${names.durable}`, { cause });
     }
     const sub = new NatsSubscription(this, consumer, open, names, handler, {
+      address: from,
+      member: options.member,
       prefetch: Math.max(1, options.prefetch ?? 64),
       maxRedeliveries: maxRe,
       ackWaitMs,
@@ -391,6 +411,7 @@ export class NatsTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subs].map((s) => s.close(true)));
     await this.directory.close();
     try {
@@ -509,6 +530,8 @@ async function ensureConsumer(
 }
 
 interface SubscriptionSettings {
+  address: Address;
+  member: string | undefined;
   prefetch: number;
   maxRedeliveries: number;
   ackWaitMs: number;
@@ -618,7 +641,7 @@ class NatsSubscription implements Subscription {
       return;
     }
     if (deliveries > this.#s.maxRedeliveries + 1) {
-      void this.#deadLetterOrNak(m).catch(() => {});
+      void this.#deadLetterOrNak(m, true).catch(() => {});
       return;
     }
     let settled = false;
@@ -653,7 +676,7 @@ class NatsSubscription implements Subscription {
         if (settled) return Promise.resolve();
         done();
         // The last allowed delivery failed: dead-letter now rather than after one more round trip.
-        if (deliveries >= this.#s.maxRedeliveries + 1) return this.#deadLetterOrNak(m);
+        if (deliveries >= this.#s.maxRedeliveries + 1) return this.#deadLetterOrNak(m, true);
         return settle(() => m.nak());
       },
       deadLetter: async () => {
@@ -710,13 +733,29 @@ class NatsSubscription implements Subscription {
     m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" (the reason came with 2.10)
   }
 
-  /** Dead-letters `m`; if JetStream cannot take the copy, `m` goes back (`nak`) and the failure is thrown. */
-  async #deadLetterOrNak(m: JsMsg): Promise<void> {
+  /**
+   * Dead-letters `m`; if JetStream cannot take the copy, `m` goes back (`nak`) and the failure is thrown.
+   * `own`: the transport decided it (its redelivery limit), not the agent: reported as a transport event.
+   */
+  async #deadLetterOrNak(m: JsMsg, own = false): Promise<void> {
     try {
       await this.#deadLetter(m);
     } catch (e) {
       await settle(() => m.nak()).catch(() => {});
       throw e;
+    }
+    if (own) {
+      const deliveries = m.info.deliveryCount;
+      this.#t.events.deadLettered({
+        address: this.#s.address,
+        member: this.#s.member,
+        size: m.data.length,
+        attempts: deliveries,
+        reason: `delivered ${deliveries} times (limit ${
+          this.#s.maxRedeliveries + 1
+        }) without an acknowledgement`,
+        store: this.#names.dead,
+      });
     }
   }
 

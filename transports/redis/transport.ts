@@ -32,9 +32,11 @@ import {
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
+import { Cluster } from "ioredis";
 import { createClient, describeUrl, loose, type RedisClient } from "./connection.ts";
 import { RedisDirectory } from "./directory.ts";
 import { explainConnectError, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
 import type { RedisDurability, RedisTransportOptions } from "./options.ts";
 export type { RedisDurability, RedisTransportOptions } from "./options.ts";
 
@@ -118,6 +120,8 @@ export class RedisTransport implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards in Redis. */
   readonly directory: RedisDirectory;
+  /** Link lost and back (the command connection's), and entries dead-lettered after `maxDeliveries`. */
+  readonly events: TransportEvents;
   /** The command connection. */
   readonly client: RedisClient;
   /** Entries dropped at read time because their TTL had passed. */
@@ -128,6 +132,8 @@ export class RedisTransport implements Transport {
   readonly #options: RedisTransportOptions;
   readonly #prefix: string;
   readonly #subscriptions = new Set<RedisSubscription>();
+  readonly #cluster: boolean;
+  #nodeErrorAt = -Infinity;
   #closed = false;
 
   private constructor(url: string, client: RedisClient, options: RedisTransportOptions, durable: boolean) {
@@ -136,6 +142,23 @@ export class RedisTransport implements Transport {
     this.#options = options;
     this.#prefix = options.prefix ?? "spores";
     this.directory = new RedisDirectory(client, this.#prefix);
+    this.events = new TransportEvents("redis", describeUrl(url), hostPort(url, 6379));
+    // ioredis reconnects by itself; "close" is the link lost (each attempt that fails closes again: one
+    // outage), "ready" the link back with its commands replayed.
+    let lastError: unknown;
+    client.on("error", (e: unknown) => lastError = e);
+    client.on("close", () => {
+      this.events.linkDown(lastError);
+      lastError = undefined;
+    });
+    client.on("ready", () => this.events.linkUp());
+    // A cluster client stays "ready" when one node fails: the node's errors are the link lost (for the keys of
+    // its slots), and reads that answer again, once the node errors have stopped, are the link back.
+    this.#cluster = client instanceof Cluster;
+    client.on("node error", (e: unknown) => {
+      this.#nodeErrorAt = performance.now();
+      this.events.linkDown(e);
+    });
     this.capabilities = Object.freeze({
       durable,
       ordered: true,
@@ -193,6 +216,19 @@ export class RedisTransport implements Transport {
     const c = createClient(this.#url, this.#options);
     c.on("error", () => {});
     return c;
+  }
+
+  /**
+   * @internal A blocking read answered: the link is back (on a cluster, once node errors have stopped for 1 s).
+   */
+  readAnswered(): void {
+    if (this.events.connected) return;
+    if (!this.#cluster || performance.now() - this.#nodeErrorAt > 1000) this.events.linkUp();
+  }
+
+  /** @internal A blocking read did not answer in time: a silent link (the socket stays open), lost. */
+  readStalled(): void {
+    this.events.linkDown(READ_STALLED);
   }
 
   /** Key prefix. */
@@ -271,6 +307,8 @@ export class RedisTransport implements Transport {
     this.#check();
     const keys = keysOf(this.#prefix, from, options.member);
     const sub = new RedisSubscription(this, keys, handler, {
+      address: from,
+      member: options.member,
       prefetch: options.prefetch ?? 64,
       batch: this.#options.batch ?? 256,
       blockMs: this.#options.blockMs ?? 1000,
@@ -343,6 +381,7 @@ export class RedisTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subscriptions].map((s) => s.close()));
     await this.directory.close();
     try {
@@ -354,6 +393,8 @@ export class RedisTransport implements Transport {
 }
 
 interface SubscriptionSettings {
+  address: Address;
+  member: string | undefined;
   prefetch: number;
   batch: number;
   blockMs: number;
@@ -364,7 +405,7 @@ interface SubscriptionSettings {
 }
 
 /** A blocking read that did not answer in time. */
-const READ_STALLED = new Error("a blocking read did not answer in time");
+const READ_STALLED = new Error("a blocking read did not answer in time (a silent link)");
 
 type XRead = [Uint8Array, [Uint8Array, unknown[]][]][] | null;
 
@@ -474,13 +515,17 @@ class RedisSubscription implements Subscription {
           this.#keys.stream,
           ">",
         );
+        this.#t.readAnswered();
         for (const [, entries] of res ?? []) {
           for (const [id, fields] of entries) this.#dispatch(text(id), fieldsOf(fields), 1);
         }
       } catch (e) {
         if (this.#closed) break;
         this.#recover = true;
-        if (e === READ_STALLED) await this.#connectReader().catch(() => {});
+        if (e === READ_STALLED) {
+          this.#t.readStalled();
+          await this.#connectReader().catch(() => {});
+        }
         // A replica promoted before it had the stream or its group (asynchronous replication): make the group
         // again, from the start for an agent (what was handled is a duplicate, caught by receipts).
         if (String((e as Error)?.message).includes("NOGROUP")) await this.#createGroup().catch(() => {});
@@ -582,7 +627,18 @@ class RedisSubscription implements Subscription {
       return;
     }
     if (deliveries > this.#s.maxDeliveries) {
-      void this.#deadLetter(id, data, deliveries).catch(() => {});
+      // Delivered that often and never acknowledged (its handler's process died each time, say): moved by
+      // the transport itself, and reported so that the agent counts it.
+      void this.#deadLetter(id, data, deliveries).then(() =>
+        this.#t.events.deadLettered({
+          address: this.#s.address,
+          member: this.#s.member,
+          size: data.length,
+          attempts: deliveries,
+          reason: `delivered ${deliveries} times (limit ${this.#s.maxDeliveries}) without an acknowledgement`,
+          store: this.#keys.dlq,
+        })
+      ).catch(() => {});
       return;
     }
     this.#inFlight.add(id);

@@ -63,6 +63,8 @@ import type {
   TransportCapabilities,
 } from "../transport.ts";
 import { Batcher } from "./batching.ts";
+import { describeUrl, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
 import { SqsDirectory } from "./directory.ts";
 import { checkPrefix, type NameKind, sqsName } from "./names.ts";
 import type { SqsTransportOptions } from "./options.ts";
@@ -169,6 +171,11 @@ export class SqsTransport implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards as tags of agent queues. */
   readonly directory: SqsDirectory;
+  /**
+   * Link lost (SQS requests fail without an answer from the service, or with a 5xx, after the SDK's own
+   * retries) and back (a request answered), and messages moved to the dead-letter queue at the receive limit.
+   */
+  readonly events: TransportEvents;
   /** The SQS client. */
   readonly sqs: SQSClient;
   /** The SNS client. */
@@ -228,6 +235,14 @@ export class SqsTransport implements Transport {
       defaultUserAgentProvider: () => Promise.resolve([["spores-sqs"], ["lang/js"]] as [string, string?][]),
     };
     this.sqs = new SQSClient({ ...common, endpoint });
+    this.events = new TransportEvents(
+      "sqs",
+      endpoint ? `sqs://${resolvedRegion} at ${describeUrl(endpoint)}` : `sqs://${resolvedRegion}`,
+      endpoint
+        ? hostPort(endpoint, endpoint.startsWith("https:") ? 443 : 80)
+        : `sqs.${resolvedRegion}.amazonaws.com:443`,
+    );
+    watchLink(this.sqs, this.events);
     this.sns = new SNSClient({ ...common, endpoint: snsEndpoint });
     this.directory = new SqsDirectory(this);
     this.capabilities = Object.freeze({
@@ -587,6 +602,9 @@ export class SqsTransport implements Transport {
       for (const n of names) this.forget(n);
     };
     const sub = new SqsSubscription(this, queue, dead, forget, handler, {
+      address: from,
+      member: options.member,
+      maxReceiveCount: this.#maxReceiveCount,
       prefetch,
       loops: Math.max(1, Math.min(this.#loops ?? Math.ceil(prefetch / 10), 8, prefetch)),
       visibility: this.#visibility,
@@ -672,6 +690,7 @@ export class SqsTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subs].map((s) => s.close()));
     await this.directory.close();
     await Promise.all([...this.#senders.values(), ...this.#publishers.values()].map((b) => b.drained()));
@@ -680,7 +699,36 @@ export class SqsTransport implements Transport {
   }
 }
 
+/**
+ * Reports every request's outcome to `events`: answered (any HTTP status below 500) is the link up; no answer
+ * (a refused or reset connection, a time-out) or a 5xx, after the SDK's retries, is the link down. A request
+ * this transport aborted itself (a long poll at close) says nothing.
+ */
+function watchLink(client: SQSClient, events: TransportEvents): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        const out = await next(args);
+        events.linkUp();
+        return out;
+      } catch (e) {
+        const status = (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+        const aborted = (e as Error)?.name === "AbortError";
+        if (!aborted) {
+          if (status === undefined || status >= 500) events.linkDown(e);
+          else events.linkUp();
+        }
+        throw e;
+      }
+    },
+    { step: "initialize", name: "sporesLinkWatch" },
+  );
+}
+
 interface SubscriptionSettings {
+  address: Address;
+  member: string | undefined;
+  maxReceiveCount: number;
   prefetch: number;
   loops: number;
   visibility: number;
@@ -859,6 +907,29 @@ class SqsSubscription implements Subscription {
     }
     const received = Number(m.Attributes?.ApproximateReceiveCount ?? 1);
     const current = () => !this.#closed && this.#deleter === deleter;
+    // Received at or past the redrive limit: the next receive would be SQS's to dead-letter, unseen. The
+    // transport moves it itself, and says so, when this delivery is not acknowledged.
+    const last = received >= this.#s.maxReceiveCount;
+    const byTransport = async () => {
+      await this.#toDeadLetter(m, handle, deleter);
+      this.#t.events.deadLettered({
+        address: this.#s.address,
+        member: this.#s.member,
+        size: data.length,
+        attempts: received,
+        reason: `received ${received} times (limit ${this.#s.maxReceiveCount}) without an acknowledgement`,
+        store: this.#t.queueName(
+          "d",
+          this.#s.member ?? ("agent" in this.#s.address ? this.#s.address.agent : ""),
+        ),
+      });
+    };
+    if (received > this.#s.maxReceiveCount) {
+      // Past the limit (a queue without the redrive policy): not handed to the handler again.
+      settle();
+      void byTransport().catch(() => {});
+      return;
+    }
     const delivery: Delivery = {
       bytes: new Uint8Array(data),
       redeliveries: Math.max(0, (Number.isFinite(received) ? received : 1) - 1),
@@ -874,6 +945,13 @@ class SqsSubscription implements Subscription {
       },
       nack: async () => {
         if (!settle() || !current()) return;
+        if (last) {
+          try {
+            return await byTransport();
+          } catch {
+            // SQS's redrive policy moves it at its next receive
+          }
+        }
         await visibility.add({ handle, seconds: 0 }).catch(() => {});
       },
       deadLetter: async () => {

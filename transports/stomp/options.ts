@@ -44,6 +44,12 @@ export interface StompTransportOptions {
   connectTimeoutMs?: number;
   /** How long a publish waits for a connection and for its RECEIPT, ms. Default 30,000. */
   publishTimeoutMs?: number;
+  /**
+   * Attempts of one publish whose RECEIPT is lost because the connection closed before it came (the broker
+   * may have the message or not): the same SEND, with the same message id, goes again on the next
+   * connection. A receiving agent drops the copy it has already handled. Default 5; 1 sends once.
+   */
+  publishAttempts?: number;
   /** Longest pause between reconnection attempts, ms. Default 5,000. */
   maxBackoffMs?: number;
   /**
@@ -62,6 +68,7 @@ export const STOMP_OPTION_KEYS = optionKeys<StompTransportOptions>()([
   "heartbeatMs",
   "connectTimeoutMs",
   "publishTimeoutMs",
+  "publishAttempts",
   "maxBackoffMs",
   "maxMessageBytes",
 ]);

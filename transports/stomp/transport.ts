@@ -26,6 +26,16 @@ import {
 import { type Headers, StompDestinations } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
+
+/** A SEND whose RECEIPT was lost because its connection closed first (see `StompConnection`). */
+function receiptLost(cause: unknown): boolean {
+  return cause instanceof Error &&
+    cause.message.startsWith("the connection closed before RabbitMQ confirmed");
+}
+
+/** `host:port` of a STOMP URL (Web-STOMP's port for `stomp+ws(s)://`). */
+const stompHostPort = (url: string): string => hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
 import {
   parseStompUrl,
   StompConnection,
@@ -64,6 +74,8 @@ export class StompTransport implements Transport {
   readonly directory: StompDirectory;
   /** The destinations of this transport's prefix. */
   readonly destinations: StompDestinations;
+  /** Link lost and back (the publishing connection's). */
+  readonly events: TransportEvents;
   readonly #endpoint: StompEndpoint;
   readonly #o: StompConnectionOptions & { maxMessageBytes: number };
   readonly #subs = new Set<SubState>();
@@ -73,9 +85,13 @@ export class StompTransport implements Transport {
   #pub!: StompConnection;
   #closed = false;
   #pubSeq = 0;
+  readonly #attempts: number;
+  /** SENDs made again after their RECEIPT was lost with the connection. */
+  republished = 0;
 
-  private constructor(endpoint: StompEndpoint, options: StompTransportOptions) {
+  private constructor(endpoint: StompEndpoint, options: StompTransportOptions, url: string) {
     this.#endpoint = endpoint;
+    this.events = new TransportEvents("stomp", describeUrl(url), stompHostPort(url));
     this.#o = {
       heartbeatMs: options.heartbeatMs ?? 10_000,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -84,6 +100,10 @@ export class StompTransport implements Transport {
       maxMessageBytes: options.maxMessageBytes ?? 4 << 20,
       tls: options.tls,
     };
+    this.#attempts = options.publishAttempts ?? 5;
+    if (!Number.isSafeInteger(this.#attempts) || this.#attempts < 1) {
+      throw new ConfigError("publishAttempts must be a whole number from 1");
+    }
     this.destinations = new StompDestinations(
       options.prefix ?? "spores",
       options.topology ?? "stomp",
@@ -103,12 +123,13 @@ export class StompTransport implements Transport {
 
   /** Connects (a `TransportError` if the broker cannot be reached or refuses the login). */
   static async connect(url: string, options: StompTransportOptions = {}): Promise<StompTransport> {
-    const t = new StompTransport(parseStompUrl(url), options);
+    const t = new StompTransport(parseStompUrl(url), options, url);
     try {
       t.#pub = await t.openConnection();
+      t.#pub.events = t.events;
     } catch (cause) {
       if (cause instanceof ConfigError) throw cause;
-      const where = hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
+      const where = stompHostPort(url);
       throw new TransportError(
         `cannot reach RabbitMQ STOMP at ${describeUrl(url)}: ${explainConnectError(cause, where)}`,
         { cause },
@@ -181,12 +202,31 @@ export class StompTransport implements Transport {
     if (options.dedupId !== undefined) headers["amqp-message-id"] = checkId(options.dedupId, "dedup id");
     if (options.type !== undefined) headers["spores-type"] = checkId(options.type, "type");
     headers["spores-pub"] = `${this.#tag}.${++this.#pubSeq}`;
-    try {
-      if ("agent" in to) await this.#declare(to.agent);
-      await this.#pub.send(destination, bytes, headers);
-    } catch (cause) {
-      if (this.#closed) throw new TransportError("stomp transport is closed", { cause });
-      throw new TransportError("RabbitMQ did not confirm a STOMP publish", { cause });
+    const started = Date.now();
+    for (let attempt = 1;; attempt++) {
+      try {
+        if ("agent" in to) await this.#declare(to.agent);
+        await this.#pub.send(destination, bytes, headers);
+        return;
+      } catch (cause) {
+        if (this.#closed) throw new TransportError("stomp transport is closed", { cause });
+        if (!receiptLost(cause)) {
+          throw new TransportError("RabbitMQ did not confirm a STOMP publish", { cause });
+        }
+        // The RECEIPT was lost with the connection: RabbitMQ may have the message or not. The same SEND (same
+        // message id) goes again once the connection is back; a receiver drops a copy it has handled.
+        if (attempt >= this.#attempts || Date.now() - started >= this.#o.publishTimeoutMs) {
+          throw new TransportError(
+            `the outcome of a STOMP publish to ${destination} is unknown: its receipt was lost with the ` +
+              `connection (${attempt} attempt(s) in ${
+                Date.now() - started
+              } ms); RabbitMQ may have it or not. ` +
+              `Sending the same spore again (the same id) is safe: a receiver drops a copy it has handled`,
+            { cause },
+          );
+        }
+        this.republished++;
+      }
     }
   }
 
@@ -383,6 +423,7 @@ export class StompTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     for (const s of this.#subs) s.closed = true;
     this.#subs.clear();
     await this.directory.close();
