@@ -23,6 +23,16 @@ export interface TcpTarget {
   maxPendingBytes?: number;
 }
 
+/** The byte stream under a `TcpStompSocket`: a `Deno.Conn` on Deno, `node:net`/`node:tls` on Node. */
+export interface ByteConn {
+  /** Reads into `p`; the count read, or `null` at the end of the stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; the count written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the connection (a pending `read` ends). */
+  close(): void;
+}
+
 const DEFAULT_MAX_PENDING = 16 << 20;
 
 function overLimit(limit: number): Error {
@@ -62,7 +72,7 @@ export class TcpStompSocket implements IStompSocket {
   /** Only `"arraybuffer"` is supported. */
   binaryType = "arraybuffer";
   #state = CONNECTING;
-  #conn: Deno.Conn | undefined;
+  #conn: ByteConn | undefined;
   #writing: Promise<void> = Promise.resolve();
   #pending = 0;
   readonly #maxPending: number;
@@ -95,9 +105,14 @@ export class TcpStompSocket implements IStompSocket {
   }
 
   async #open(target: TcpTarget): Promise<void> {
-    let conn: Deno.Conn;
+    let conn: ByteConn;
     try {
-      if (target.tls) {
+      if (!("Deno" in globalThis)) {
+        const { connectNode } = await import("./node_tcp.ts");
+        const node = await connectNode(target.hostname, target.port, target.tls);
+        conn = node;
+        this.localPort = node.localPort;
+      } else if (target.tls) {
         const ca = target.tls.ca === undefined
           ? undefined
           : Array.isArray(target.tls.ca)
@@ -114,9 +129,13 @@ export class TcpStompSocket implements IStompSocket {
         }
         const tls = await Deno.connectTls(options);
         await tls.handshake(); // a wrong CA or a refused client certificate fails here, not on first write
+        this.localPort = (tls.localAddr as Deno.NetAddr).port;
         conn = tls;
       } else {
-        conn = await Deno.connect({ hostname: target.hostname, port: target.port, transport: "tcp" });
+        const tcp = await Deno.connect({ hostname: target.hostname, port: target.port, transport: "tcp" });
+        tcp.setNoDelay(true);
+        this.localPort = tcp.localAddr.port;
+        conn = tcp;
       }
     } catch (error) {
       this.#state = CLOSED;
@@ -129,14 +148,12 @@ export class TcpStompSocket implements IStompSocket {
       return;
     }
     this.#conn = conn;
-    this.localPort = (conn.localAddr as Deno.NetAddr).port;
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     this.#state = OPEN;
     this.onopen?.({ type: "open" });
     void this.#read(conn);
   }
 
-  async #read(conn: Deno.Conn): Promise<void> {
+  async #read(conn: ByteConn): Promise<void> {
     const buffer = new Uint8Array(READ_BUFFER);
     let reason = "closed by the peer";
     try {
@@ -174,7 +191,7 @@ export class TcpStompSocket implements IStompSocket {
     }
   }
 
-  async #flush(conn: Deno.Conn): Promise<void> {
+  async #flush(conn: ByteConn): Promise<void> {
     try {
       while (this.#queued.length > 0 && this.#state === OPEN) {
         const chunks = this.#queued;
