@@ -20,4 +20,17 @@
 export * from "./crypto/mod.ts";
 export * from "./spore/mod.ts";
 export * from "./transports/transport.ts";
+export * from "./transports/events.ts";
+export type {
+  AmqpTransportOptions,
+  AnyTransportOptions,
+  MemoryBrokerOptions,
+  MqttTransportOptions,
+  NatsTransportOptions,
+  RedisTransportOptions,
+  SqsTransportOptions,
+  StompTransportOptions,
+  TransportOptionsByScheme,
+  TransportOptionsFor,
+} from "./transports/options.ts";
 export * from "./transports/connect_error.ts";

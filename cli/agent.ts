@@ -82,7 +82,10 @@ export async function startAgent(
   return await Agent.start({
     id,
     transport: url,
-    transportOptions: { connectTimeoutMs: 10_000, ...transportOptions(o) },
+    // Every broker transport has connectTimeoutMs; the in-process one has no connection (and refuses the key).
+    transportOptions: /^memory:/i.test(url)
+      ? transportOptions(o)
+      : { connectTimeoutMs: 10_000, ...transportOptions(o) },
     identity: keys.identity,
     trust: keys.trust,
     logger: stderrLogger,

@@ -36,7 +36,11 @@ export async function connect(
 ): Promise<Transport> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let late = false;
-  const opening = openTransport(url, { connectTimeoutMs: Math.min(timeoutMs, 10_000), ...options });
+  // Every broker transport has connectTimeoutMs; the in-process one has no connection (and refuses the key).
+  const opening = openTransport(
+    url,
+    /^memory:/i.test(url) ? options : { connectTimeoutMs: Math.min(timeoutMs, 10_000), ...options },
+  );
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       late = true;

@@ -77,7 +77,9 @@ try {
 
   await dispatcher.send("worker", { type: "broken", content: {} });
   const letter = await dead.promise;
-  console.log(`worker     ✗ ${letter.message.type} dead-lettered after ${letter.attempts} attempts`);
+  // source "agent": the agent gave up on a message it opened; "transport": the transport moved sealed bytes.
+  const what = letter.source === "agent" ? letter.message.type : `${letter.size} bytes`;
+  console.log(`worker     ✗ ${what} dead-lettered after ${letter.attempts} attempts`);
 } finally {
   await server.close();
 }

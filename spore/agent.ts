@@ -23,10 +23,13 @@ import { Identity } from "../crypto/identity.ts";
 import {
   checkMessageSize,
   type Delivery,
+  type PurgeReport,
   type Transport,
   type TransportFactory,
 } from "../transports/transport.ts";
+import type { AnyTransportOptions, TransportOptionsFor } from "../transports/options.ts";
 import { checkContent } from "./content.ts";
+import { encodeContent } from "./payload.ts";
 import type { Directory } from "./directory.ts";
 import { type ChannelMembers, newSporeId, SporeEngine } from "./engine.ts";
 import { inspect, type SporeInfo, Suite, SUITE_NAMES } from "./envelope.ts";
@@ -34,11 +37,13 @@ import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
 import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
+import { unrefTimer } from "./timer.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
-import { parseResendRequest, RESEND_MAX_IDS, SentMessages, type SentMessagesOptions } from "./resend.ts";
+import { parseResendRequest, ResendRequests, SentMessages, type SentMessagesOptions } from "./resend.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
 import { decodePravalSpore, looksLikePravalSpore } from "./praval/codec.ts";
 import type { PravalPublicKeys, PravalPublicKeysInput } from "./praval/keys.ts";
+import type { Disconnected, Reconnected, TransportDeadLetter } from "../transports/events.ts";
 import {
   PRAVAL_SUITE,
   type PravalIncoming,
@@ -115,6 +120,16 @@ export interface RequestOptions extends SendControl {
   timeoutMs?: number;
 }
 
+/** Options of {@linkcode Agent.destroy}. */
+export interface DestroyOptions extends CloseOptions {
+  /**
+   * Further channels whose membership of this agent to remove (joined by an
+   * earlier run, and not joined in this one). The channels joined in this
+   * run are always included.
+   */
+  channels?: readonly string[];
+}
+
 /** Options of {@linkcode Agent.close}. */
 export interface CloseOptions {
   /**
@@ -152,13 +167,19 @@ export interface SendOptions<K extends string = string, T = unknown> {
 }
 
 /** Options of {@linkcode Agent.start}. */
-export interface AgentOptions<Types extends MessageTypes = MessageTypes> {
+export interface AgentOptions<Types extends MessageTypes = MessageTypes, Url extends string = string> {
   /** Agent id: 1..128 characters of `[A-Za-z0-9._:-]`. */
   id: string;
   /** A transport URL (`memory://`, `redis://...`) or a transport instance (not closed by the agent). */
-  transport: string | Transport;
-  /** Options passed to the transport module for a URL. */
-  transportOptions?: Record<string, unknown>;
+  transport: Url | Transport;
+  /**
+   * Options of the transport a URL names, typed by its scheme
+   * ({@linkcode TransportOptionsFor}): with the URL written out, a misspelt
+   * option is a type error; at run time the transport refuses an unknown one
+   * with a `ConfigError`. The options of each scheme are listed in
+   * `docs/TRANSPORTS.md`.
+   */
+  transportOptions?: TransportOptionsFor<Url>;
   /** Keys; default a fresh, non-extractable identity. */
   identity?: Identity;
   /** Card directory; default the transport's. */
@@ -267,7 +288,12 @@ export interface KeyChanged {
 export interface AgentEventMap {
   /** A spore was refused before any handler saw it. */
   rejected: CustomEvent<Rejection>;
-  /** A message was given up on after `maxRedeliveries`, or had no handler that long. */
+  /**
+   * A message was given up on: by the agent after `maxRedeliveries` (or with no handler that long;
+   * `detail.source` is `"agent"` and `detail.message` the message), or by the transport itself after its
+   * own delivery limit, without a handler having finished (`detail.source` is `"transport"`: the
+   * queue, size and attempts; the message stays sealed in the broker's dead-letter store).
+   */
   "dead-letter": CustomEvent<DeadLetter>;
   /** A session is ready (either side). */
   connected: CustomEvent<Connected>;
@@ -275,6 +301,13 @@ export interface AgentEventMap {
   "key-changed": CustomEvent<KeyChanged>;
   /** Broadcasts given up on: their sender key did not arrive. */
   undeliverable: CustomEvent<Undeliverable>;
+  /**
+   * The transport lost its link to the broker (once per outage): sends fail or wait, and nothing is
+   * received until `reconnected`. Messages stay with the broker. The in-process broker never raises it.
+   */
+  disconnected: CustomEvent<Disconnected>;
+  /** The link lost earlier is back (after `disconnected`, once per outage), with how long it was down. */
+  reconnected: CustomEvent<Reconnected>;
   /** Messages a recipient could not open and asked for again, which this agent no longer held. */
   lost: CustomEvent<Lost>;
 }
@@ -305,8 +338,26 @@ const EVENT_NAMES: ReadonlySet<string> = new Set([
   "reconnected",
 ]);
 
-/** Details of a `dead-letter` event. */
-export interface DeadLetter {
+/**
+ * Details of a `dead-letter` event: given up on by the agent (`source: "agent"`, with the message) or by
+ * the transport on its own (`source: "transport"`, with where it was and how often it was delivered).
+ *
+ * @example
+ * ```ts
+ * import type { DeadLetter } from "@spores/spores";
+ * function describe(d: DeadLetter): string {
+ *   return d.source === "agent"
+ *     ? `${d.message.type} from ${d.message.from} after ${d.attempts} attempts`
+ *     : `${d.size} bytes moved by ${d.transport} after ${d.attempts} deliveries: ${d.reason}`;
+ * }
+ * ```
+ */
+export type DeadLetter = HandlerDeadLetter | TransportDeadLetter;
+
+/** A message the agent gave up on after `maxRedeliveries` failed (or handler-less) deliveries. */
+export interface HandlerDeadLetter {
+  /** Tells it apart from a dead letter the transport decided on. */
+  source: "agent";
   /** The message given up on. */
   message: Message;
   /** Deliveries made. */
@@ -344,7 +395,10 @@ const TRANSPORT_MODULES: Readonly<Record<string, string>> = Object.freeze({
  * await t.close();
  * ```
  */
-export async function openTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
+export async function openTransport<Url extends string>(
+  url: Url,
+  options?: TransportOptionsFor<Url>,
+): Promise<Transport> {
   let scheme: string;
   try {
     scheme = new URL(url).protocol;
@@ -364,9 +418,15 @@ export async function openTransport(url: string, options?: Record<string, unknow
   // client) is ever loaded. Loading one from local files needs --allow-read for it.
   const module: { createTransport: TransportFactory } = name === "memory"
     ? await import("../transports/memory.ts")
-    : await import(new URL(`../transports/${name}.ts`, import.meta.url).href);
-  return await module.createTransport(url, options);
+    : await import(new URL(`../transports/${name}${MODULE_EXTENSION}`, import.meta.url).href);
+  return await module.createTransport(url, options as Record<string, unknown> | undefined);
 }
+
+/**
+ * The extension of this module's own file: `.ts` from source, `.js` once
+ * compiled (as JSR's npm packages are), so the transport modules are found beside it.
+ */
+const MODULE_EXTENSION = /\.[cm]?js$/.test(new URL(import.meta.url).pathname) ? ".js" : ".ts";
 
 const RESERVED = "spores.";
 
@@ -382,11 +442,8 @@ const REPLY = "spores.reply";
 const KEY_GRANT = "spores.sender-key";
 /** A request to send spores again that this agent could not open for lack of state it lost. */
 const RESEND = "spores.resend";
-/** Requests to send again: made per peer per minute, and answered per peer per minute. */
-const RESEND_REQUESTS_PER_MINUTE = 120;
-const RESEND_ANSWERS_PER_MINUTE = 120;
-/** How long spore ids wait to be named in one request to send again. */
-const RESEND_BATCH_MS = 20;
+/** Requests to send again answered per peer per minute. */
+const RESEND_ANSWERS_PER_MINUTE = 600;
 /** The initiator's first spore on a new session: it confirms the session to the responder. */
 const CONFIRM = "spores.confirm";
 /** How long a broadcast waits, parked, for its sender key. */
@@ -481,19 +538,20 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   readonly #answerLimit = new RateLimit(KEY_ANSWERS_PER_MINUTE);
   readonly #sendOrder = new InOrder();
   readonly #sent: SentMessages | undefined;
-  readonly #resendLimit = new RateLimit(RESEND_REQUESTS_PER_MINUTE);
   readonly #resendAnswerLimit = new RateLimit(RESEND_ANSWERS_PER_MINUTE);
-  /** Requests to send again being gathered, per (sender, session). */
-  readonly #resendBatches = new Map<
-    string,
-    { from: string; session?: string; ids: string[]; done: PromiseWithResolvers<boolean> }
-  >();
+  readonly #resendRequests = new ResendRequests(async (to, content) => {
+    await this.#send(to, { type: RESEND, content, priority: 9 });
+  });
+  /** Sessions peers said they lost (peer, session → until), whose later requests are still answered. */
+  readonly #lostSessions = new Map<string, number>();
   /** Spores already asked for again (sender/id → until), so a redelivered copy is not asked for twice. */
   readonly #askedAgain = new Map<string, number>();
   readonly #rekeying = new Map<string, Promise<void>>();
   readonly #requests = new Map<string, { peer: string; resolve(m: Message): void; type: string }>();
   readonly #iterators = new Set<() => void>();
   readonly #noEcho = new Set<string>();
+  /** Every channel joined in this run, left since or not: its membership stays on the broker until a purge. */
+  readonly #joined = new Set<string>();
   readonly #warnOnce: boolean;
   readonly #warned = new Set<string>();
   readonly #metrics: AgentMetrics = emptyMetrics();
@@ -502,6 +560,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #closingStarted = Promise.withResolvers<void>();
+  /** Ends the listeners on the transport's events. */
+  readonly #unlisten = new AbortController();
 
   private constructor(
     id: string,
@@ -533,7 +593,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
   }
 
   /** Starts an agent: opens the transport, publishes its card, subscribes to its queue. */
-  static async start<T extends MessageTypes = MessageTypes>(options: AgentOptions<T>): Promise<Agent<T>> {
+  static async start<T extends MessageTypes = MessageTypes, Url extends string = string>(
+    options: AgentOptions<T, Url>,
+  ): Promise<Agent<T>> {
     const id = checkId(options.id, "agent id");
     options.signal?.throwIfAborted();
     const owns = typeof options.transport === "string";
@@ -544,7 +606,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       })
       : undefined;
     const transport = typeof options.transport === "string"
-      ? await openTransport(options.transport, pravalTransportOptions(options, praval))
+      ? await openTransport<string>(options.transport, pravalTransportOptions(options, praval))
       : options.transport;
     try {
       const directory = options.directory ?? transport.directory;
@@ -565,6 +627,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       });
       const agent = new Agent<T>(id, identity, engine, store, transport, owns, options);
       agent.#praval = praval;
+      agent.#listenToTransport();
       for (const [type, handler] of Object.entries(options.handlers ?? {})) {
         if (handler) agent.on(type, handler as Handler<T[string]>);
       }
@@ -583,7 +646,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           );
         }
       }, 3_600_000);
-      Deno.unrefTimer(renewal);
+      unrefTimer(renewal);
       agent.#renewal = renewal;
       options.signal?.addEventListener("abort", () => void agent.close(), { once: true });
       agent.#log("info", "started", {
@@ -596,6 +659,46 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       if (owns) await transport.close();
       throw e;
     }
+  }
+
+  /** Re-emits the transport's link and dead-letter events as the agent's own, counting them. */
+  #listenToTransport(): void {
+    const events = this.transport.events;
+    if (!events) return;
+    const signal = this.#unlisten.signal;
+    events.addEventListener("disconnected", (e) => {
+      this.#metrics.disconnections++;
+      this.#log("warn", "disconnected", {
+        transport: e.detail.transport,
+        broker: e.detail.broker,
+        reason: e.detail.reason,
+      });
+      this.dispatchEvent(new CustomEvent<Disconnected>("disconnected", { detail: e.detail }));
+    }, { signal });
+    events.addEventListener("reconnected", (e) => {
+      this.#log("info", "reconnected", {
+        transport: e.detail.transport,
+        broker: e.detail.broker,
+        downMs: e.detail.downMs,
+      });
+      this.dispatchEvent(new CustomEvent<Reconnected>("reconnected", { detail: e.detail }));
+    }, { signal });
+    events.addEventListener("dead-letter", (e) => {
+      const d = e.detail;
+      // A transport shared by several agents reports every queue it reads: count this agent's own.
+      const mine = "agent" in d.address ? d.address.agent === this.id : d.member === this.id;
+      if (!mine) return;
+      this.#metrics.deadLetters++;
+      this.#metrics.transportDeadLetters++;
+      this.#log("error", "dead-letter", {
+        source: "transport",
+        transport: d.transport,
+        size: d.size,
+        attempts: d.attempts,
+        reason: d.reason,
+      });
+      this.dispatchEvent(new CustomEvent<DeadLetter>("dead-letter", { detail: d }));
+    }, { signal });
   }
 
   #log(
@@ -623,7 +726,8 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
 
   /**
    * Listens for a lifecycle event (`rejected`, `dead-letter`, `connected`,
-   * `key-changed`); message handlers are registered with `on`.
+   * `key-changed`, `undeliverable`, `lost`, `disconnected`, `reconnected`); message
+   * handlers are registered with `on`.
    */
   override addEventListener<K extends keyof AgentEventMap>(
     type: K,
@@ -965,14 +1069,27 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     );
   }
 
-  async #send(peer: string, message: SendOptions): Promise<string> {
+  /**
+   * Seals and publishes `message` to `peer`. `again`: it is a message sent
+   * before, asked for again, and keeps its spore id; brokers that drop
+   * publications by id (NATS, SQS FIFO) must not take it for the first.
+   */
+  async #send(
+    peer: string,
+    message: SendOptions & { payload?: Uint8Array },
+    again = false,
+  ): Promise<string> {
+    // Content reaches here checked (send, request, reply) or made by this agent: encoded once, without another
+    // walk, and remembered encoded for a resend request.
+    const payload = message.payload ??
+      encodeContent(message.content ?? null, this.#engine.limits.maxPayloadBytes);
     // Spores to one peer reach the transport in the order they were sent (their session counters' order), however
     // the sealing of each finished: a receiver's replay window then sees them only as far apart as the broker puts them.
     const { earlier, leave } = this.#sendOrder.enter(peer);
     let sealed, published;
     try {
       try {
-        sealed = await this.#engine.sealSpore(peer, message);
+        sealed = await this.#engine.sealSpore(peer, { ...message, payload });
       } catch (e) {
         // Sending, the unknown agent is the recipient: say so.
         if (e instanceof UnknownSenderError) {
@@ -983,7 +1100,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         throw e;
       }
       await earlier;
-      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info);
+      published = this.#publish({ agent: peer }, sealed.bytes, sealed.info, again ? "again" : undefined);
     } finally {
       leave();
     }
@@ -992,7 +1109,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (this.#sent && (!message.type.startsWith(RESERVED) || message.type === REPLY)) {
       this.#sent.add(peer, info.id, {
         type: message.type,
-        content: structuredClone(message.content),
+        payload,
         priority: info.priority,
         expiresAt: info.expiresAt,
         size: sealed.bytes.length,
@@ -1022,12 +1139,13 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     to: { agent: string } | { channel: string },
     bytes: Uint8Array,
     info: Pick<SporeInfo, "id" | "type" | "to" | "expiresAt" | "priority"> & { kind: string },
+    dedupSuffix?: string,
   ): Promise<void> {
     checkMessageSize(bytes, this.transport.capabilities.maxMessageBytes);
     await this.transport.publish(to, bytes, {
       priority: info.priority,
       ttlMs: Math.max(1, info.expiresAt - Date.now()),
-      dedupId: info.id,
+      dedupId: dedupSuffix === undefined ? info.id : `${info.id}.${dedupSuffix}`,
       type: info.type,
     });
     this.#metrics.sent++;
@@ -1057,7 +1175,10 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     const { earlier, leave } = this.#sendOrder.enter(`#${channel}`);
     let sealed, published;
     try {
-      sealed = await this.#engine.sealBroadcastSpore(channel, message);
+      sealed = await this.#engine.sealBroadcastSpore(channel, {
+        ...message,
+        payload: encodeContent(message.content ?? null, this.#engine.limits.maxPayloadBytes),
+      });
       await earlier;
       published = this.#publish({ channel }, sealed.bytes, sealed.info);
     } finally {
@@ -1094,6 +1215,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     if (options.echo === false) this.#noEcho.add(channel);
     else this.#noEcho.delete(channel);
     if (this.#subscriptions.has(channel)) return;
+    this.#joined.add(channel);
     this.#engine.join(channel);
     const sub = await this.transport.subscribe({ channel }, (d) => this.#track(this.#receive(d)), {
       member: this.id,
@@ -1266,7 +1388,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           gone.spores.length,
         );
       }, KEY_WAIT_MS);
-      Deno.unrefTimer(timer);
+      unrefTimer(timer);
       lot = { from, channel, keyId, spores: [], timer };
       this.#parked.set(key, lot);
     }
@@ -1322,7 +1444,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
             () => void this.#track(this.#receive(this.#parkedDelivery(bytes, redeliveries + 1, priority))),
             100,
           );
-          Deno.unrefTimer(t);
+          unrefTimer(t);
         }
         return Promise.resolve();
       },
@@ -1503,10 +1625,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       await d.nack();
       return true;
     }
-    const asked = await this.#gatherResend(info.from, info.sessionId, info.id);
-    if (!asked) {
-      // No request went out (rate limit, or the sender cannot be reached): the broker keeps the spore.
-      await this.#pause(Math.min(5000, 250 * 2 ** Math.min(d.redeliveries, 5)));
+    const outcome = await this.#resendRequests.ask(info.from, info.sessionId, info.id);
+    if (outcome === "refused") return false; // a sender claimed by many unknown sessions: forged
+    if (outcome === "later") {
+      // Over this sender's budget, or the request could not be published: the broker keeps the spore.
+      await this.#pause(250);
       await this.#redeliverOrDrop(d, undefined, error);
       return true;
     }
@@ -1522,46 +1645,6 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     return true;
   }
 
-  /** Names `id` in the next request to `from` to send again; resolves once that request was published. */
-  #gatherResend(from: string, session: string | undefined, id: string): Promise<boolean> {
-    const key = `${from}\n${session ?? ""}`;
-    let batch = this.#resendBatches.get(key);
-    if (!batch) {
-      batch = { from, session, ids: [], done: Promise.withResolvers<boolean>() };
-      this.#resendBatches.set(key, batch);
-      const timer = setTimeout(() => void this.#flushResend(key), RESEND_BATCH_MS);
-      Deno.unrefTimer(timer);
-    }
-    if (!batch.ids.includes(id)) batch.ids.push(id);
-    const done = batch.done.promise;
-    if (batch.ids.length >= RESEND_MAX_IDS) void this.#flushResend(key);
-    return done;
-  }
-
-  async #flushResend(key: string): Promise<void> {
-    const batch = this.#resendBatches.get(key);
-    if (!batch) return;
-    this.#resendBatches.delete(key);
-    if (this.#closed || !this.#resendLimit.allow(batch.from, Date.now())) {
-      if (!this.#closed) this.#log("warn", "resend-request-limited", { from: batch.from });
-      batch.done.resolve(false);
-      return;
-    }
-    const content = batch.session === undefined
-      ? { ids: batch.ids }
-      : { session: batch.session, ids: batch.ids };
-    try {
-      await this.#send(batch.from, { type: RESEND, content, priority: 9 });
-      batch.done.resolve(true);
-    } catch (e) {
-      this.#log("warn", "resend-request-failed", {
-        from: batch.from,
-        code: e instanceof SporeError ? e.code : "ERR_INTERNAL",
-      });
-      batch.done.resolve(false);
-    }
-  }
-
   /**
    * Answers `peer`'s authenticated request to send again: the session it
    * lost is forgotten here (a new one is set up), and each message it names
@@ -1574,9 +1657,22 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       this.#log("warn", "resend-answer-limited", { peer });
       return;
     }
-    if (request.session !== undefined && await this.#engine.forgetSession(peer, request.session)) {
-      this.#log("info", "session-lost-by-peer", { peer, session: request.session });
-      this.#rekey(peer);
+    if (request.session !== undefined) {
+      // Only for a session this agent has, or had until the same peer said it lost it: a request naming any
+      // other session (made up, or another pair's) is ignored, so nobody can make this agent report losses.
+      const pair = `${peer}\n${request.session}`;
+      if (await this.#engine.forgetSession(peer, request.session)) {
+        this.#log("info", "session-lost-by-peer", { peer, session: request.session });
+        this.#lostSessions.delete(pair);
+        this.#lostSessions.set(pair, Date.now() + 600_000);
+        if (this.#lostSessions.size > 10_000) {
+          this.#lostSessions.delete(this.#lostSessions.keys().next().value!);
+        }
+        this.#rekey(peer);
+      } else if ((this.#lostSessions.get(pair) ?? 0) < Date.now()) {
+        this.#log("warn", "resend-request-ignored", { peer, session: request.session });
+        return;
+      }
     }
     const forgotten: string[] = [];
     const failed: string[] = [];
@@ -1589,11 +1685,11 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
       try {
         await this.#send(peer, {
           type: m.type,
-          content: m.content,
+          payload: m.payload,
           priority: m.priority,
           id,
           ttlMs: Math.max(1, m.expiresAt - Date.now()),
-        });
+        }, true);
         this.#metrics.resent++;
       } catch (e) {
         this.#log("warn", "resend-failed", {
@@ -1733,7 +1829,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     });
     if (message) {
       this.dispatchEvent(
-        new CustomEvent<DeadLetter>("dead-letter", { detail: { message, attempts, error } }),
+        new CustomEvent<DeadLetter>("dead-letter", { detail: { source: "agent", message, attempts, error } }),
       );
     }
     if (d.deadLetter) await d.deadLetter();
@@ -1746,8 +1842,62 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
    * transport if the agent opened it.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    return this.#shutdown(options, undefined);
+  }
+
+  /**
+   * Closes the agent for good and removes from the broker what it created
+   * there, so that its id can start afresh (with new keys, and none of the
+   * spores sent to it before): first as `close` does (handlers finish, the
+   * transport stays open for the purge), then `transport.purge(id)`, then
+   * the transport closes if the agent opened it.
+   *
+   * Removed: this agent's queue (stream, consumer, session) and the spores
+   * waiting there, its dead letters, its card in the transport's directory,
+   * its session state where the transport keeps it (the Redis transport:
+   * `{prefix}:state:{<id>}…` and `{prefix}:pins:{<id>}:…`, the keys of a
+   * `RedisSessionStore` and a `RedisPinStore` with the same prefix), and its
+   * membership of every channel joined in this run (left since or not) and
+   * of `options.channels`. Not touched: any other agent's queues, cards and
+   * state; a channel's own stream or topic; spores already delivered to
+   * other agents; a trust file, a file directory, or a session store kept
+   * elsewhere. What each transport removes, and what it keeps and why, is in
+   * the report (and in `docs/TRANSPORTS.md`).
+   *
+   * Only this agent's own names are removed, and only when called here: no
+   * spore can trigger it. Close the agent's other processes first (a running
+   * one re-creates its queue). A transport without `purge` is a
+   * `ConfigError`, before anything is closed.
+   *
+   * @example
+   * ```ts
+   * import { Agent } from "@spores/spores";
+   * const worker = await Agent.start({ id: "worker", transport: "memory://destroy-example" });
+   * await worker.join("jobs", { members: ["worker"] });
+   * const report = await worker.destroy();
+   * console.log(report.removed); // [ "agent/worker", "channel/jobs/worker", "card/worker" ]
+   * ```
+   */
+  async destroy(options: DestroyOptions = {}): Promise<PurgeReport> {
+    const purge = this.transport.purge;
+    if (!purge) throw new ConfigError(`transport ${this.transport.name} cannot purge what an agent created`);
+    if (this.#closing) {
+      throw new ConfigError(`agent ${this.id} is closed already: destroy it instead of closing it`);
+    }
+    const channels = new Set(this.#joined);
+    for (const c of options.channels ?? []) channels.add(checkId(c, "channel"));
+    let report: PurgeReport | undefined;
+    await this.#shutdown(options, async () => {
+      report = await purge.call(this.transport, this.id, { channels: [...channels] });
+      this.#log("info", "destroyed", { removed: report.removed.length, kept: report.kept.length });
+    });
+    return report!;
+  }
+
+  #shutdown(options: CloseOptions, purge: (() => Promise<void>) | undefined): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#resendRequests.close();
       clearInterval(this.#renewal);
       await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
       this.#subscriptions.clear();
@@ -1778,7 +1928,12 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
         ]);
         clearTimeout(timer);
       }
-      if (this.#ownsTransport) await this.transport.close();
+      try {
+        await purge?.();
+      } finally {
+        if (this.#ownsTransport) await this.transport.close();
+        this.#unlisten.abort();
+      }
       this.#log("info", "closed", { sent: this.#metrics.sent, delivered: this.#metrics.delivered });
     })();
     return this.#closing;
@@ -1797,17 +1952,18 @@ const PRAVAL_MQTT_PREFIX = "praval/spores";
 function pravalTransportOptions(
   options: Pick<AgentOptions, "transport" | "transportOptions">,
   praval: PravalProfile | undefined,
-): Record<string, unknown> | undefined {
+): AnyTransportOptions | undefined {
   const url = options.transport;
+  const given = options.transportOptions as Record<string, unknown> | undefined;
   if (!praval || typeof url !== "string") return options.transportOptions;
   if (/^mqtt(s|\+wss?)?:/i.test(url)) {
     // Praval's MQTT topics: praval/spores/agent/{to}/{type}, which the MQTT transport makes from this prefix.
-    if (options.transportOptions?.prefix !== undefined) return options.transportOptions;
-    return { ...options.transportOptions, prefix: PRAVAL_MQTT_PREFIX };
+    if (given?.prefix !== undefined) return options.transportOptions;
+    return { ...given, prefix: PRAVAL_MQTT_PREFIX };
   }
   if (!/^amqps?:/i.test(url)) return options.transportOptions;
-  if (options.transportOptions?.exchange !== undefined) return options.transportOptions;
-  return { ...options.transportOptions, exchange: praval.exchange };
+  if (given?.exchange !== undefined) return options.transportOptions;
+  return { ...given, exchange: praval.exchange };
 }
 
 /** `work`, or the signal's reason as soon as `signal` aborts (the work itself goes on). */

@@ -8,6 +8,7 @@
 import { base64 } from "../crypto/bytes.ts";
 import { ConfigError, ProtocolError } from "../crypto/errors.ts";
 import { type AgentCard, checkSuccession, verifyCard } from "./card.ts";
+import { readFileIfExists, writeFileAtomic } from "./file_io.ts";
 import { checkId } from "./limits.ts";
 
 /**
@@ -42,6 +43,11 @@ export class CardLedger {
   /** The card accepted for `id`. */
   get(id: string): AgentCard | undefined {
     return this.#cards.get(id);
+  }
+
+  /** Forgets the card of `id`; whether there was one. */
+  forget(id: string): boolean {
+    return this.#cards.delete(id);
   }
 
   #remember(card: AgentCard): void {
@@ -133,6 +139,21 @@ export class MemoryDirectory implements Directory {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
+
+  /**
+   * Removes the card of `id` (an agent retired for good: its id may then be
+   * started again with new keys); whether there was one.
+   *
+   * @example
+   * ```ts
+   * import { MemoryDirectory } from "@spores/spores";
+   * const directory = new MemoryDirectory();
+   * console.assert(directory.remove("nobody") === false);
+   * ```
+   */
+  remove(id: string): boolean {
+    return this.#cards.forget(id);
+  }
 }
 
 /**
@@ -163,13 +184,14 @@ export class FileDirectory implements Directory {
   }
 
   async #load(): Promise<Map<string, AgentCard>> {
-    let text: string;
+    let bytes: Uint8Array | undefined;
     try {
-      text = await Deno.readTextFile(this.#path);
+      bytes = await readFileIfExists(this.#path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return new Map();
       throw new ConfigError(`cannot read directory file ${this.#path}`, { cause: e });
     }
+    if (bytes === undefined) return new Map();
+    const text = new TextDecoder().decode(bytes);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -211,9 +233,7 @@ export class FileDirectory implements Directory {
     if (known) checkSuccession(known, verified);
     cards.set(verified.id, verified);
     const json = { cards: Object.fromEntries([...cards].map(([id, c]) => [id, base64.encode(c.bytes)])) };
-    const tmp = `${this.#path}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(json, null, 1) + "\n");
-    await Deno.rename(tmp, this.#path);
+    await writeFileAtomic(this.#path, JSON.stringify(json, null, 1) + "\n", 0o644, true);
     this.#cards = Promise.resolve(cards);
     for (const l of this.#listeners) l(verified);
   }

@@ -34,8 +34,15 @@ export interface AgentMetrics {
   rotations: number;
   /** Handler failures that led to a redelivery. */
   redeliveries: number;
-  /** Spores given up on after the redelivery limit. */
+  /**
+   * Spores given up on: after the agent's redelivery limit, broadcasts whose sender key never came, and
+   * those the transport dead-lettered by itself (also counted in `transportDeadLetters`).
+   */
   deadLetters: number;
+  /** Of `deadLetters`, those the transport moved by itself after its own delivery limit. */
+  transportDeadLetters: number;
+  /** Times the transport lost its link to the broker. */
+  disconnections: number;
   /** Spores with no handler for their type (acknowledged). */
   unhandled: number;
   /** Spores this agent could not open for lack of state it lost, whose senders it asked to send them again. */
@@ -77,6 +84,8 @@ export function emptyMetrics(): AgentMetrics {
     rotations: 0,
     redeliveries: 0,
     deadLetters: 0,
+    transportDeadLetters: 0,
+    disconnections: 0,
     unhandled: 0,
     resendRequested: 0,
     resent: 0,

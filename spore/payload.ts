@@ -78,6 +78,40 @@ export function encodePayload(value: unknown, maxBytes: number = 1 << 20): Uint8
   return bytes;
 }
 
+/**
+ * Encodes content that `checkContent` accepted (so it holds nothing that
+ * would not round-trip) as MessagePack, without walking it again; a
+ * `TooLargeError` if it is over `maxBytes`.
+ *
+ * @example
+ * ```ts
+ * import { checkContent, decodePayload, encodeContent } from "@spores/spores";
+ * const content = { text: "hi" };
+ * checkContent(content);
+ * console.assert((decodePayload(encodeContent(content)) as { text: string }).text === "hi");
+ * ```
+ */
+export function encodeContent(checked: unknown, maxBytes: number = 1 << 20): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = encoder.encode(checked);
+  } catch (cause) {
+    throw new ConfigError("content cannot be encoded as MessagePack", { cause });
+  }
+  checkSize(bytes.length, maxBytes, "payload");
+  return bytes;
+}
+
+/** The payload of an outgoing spore: its `payload` if it has one (size-checked), or its content encoded. */
+export function outgoingPayload(
+  msg: { content?: unknown; payload?: Uint8Array },
+  maxBytes: number,
+): Uint8Array {
+  if (msg.payload === undefined) return encodePayload(msg.content ?? null, maxBytes);
+  checkSize(msg.payload.length, maxBytes, "payload");
+  return msg.payload;
+}
+
 const decoders = new Map<number, Decoder>();
 
 function decoderFor(maxBytes: number): Decoder {

@@ -13,8 +13,8 @@ import { checkReceivedId } from "./limits.ts";
 export interface SentMessage {
   /** Message type. */
   type: string;
-  /** A copy of the content. */
-  content: unknown;
+  /** The content, encoded (the bytes the spore carried, before sealing). */
+  payload: Uint8Array;
   /** Priority. */
   priority: number;
   /** Expiry of the spore that carried it (Unix ms); a copy sent again expires then too. */
@@ -39,8 +39,9 @@ export interface SentMessagesOptions {
  * ```ts
  * import { SentMessages } from "@spores/spores";
  * const sent = new SentMessages({ maxEntries: 2 });
- * sent.add("bob", "a1", { type: "chat", content: "hi", priority: 4, expiresAt: Date.now() + 1000, size: 100 });
- * console.assert(sent.take("bob", "a1")?.content === "hi");
+ * const payload = new Uint8Array([0xa2, 0x68, 0x69]); // "hi"
+ * sent.add("bob", "a1", { type: "chat", payload, priority: 4, expiresAt: Date.now() + 1000, size: 100 });
+ * console.assert(sent.take("bob", "a1")?.payload === payload);
  * console.assert(sent.take("bob", "a1") === undefined);
  * ```
  */
@@ -137,4 +138,146 @@ export function parseResendRequest(content: unknown): ResendRequest {
     checkReceivedId(id, "a resend request's spore id");
   }
   return session === undefined ? { ids: ids as string[] } : { session, ids: ids as string[] };
+}
+
+/** Bounds of a {@linkcode ResendRequests}. */
+export interface ResendRequestsOptions {
+  /** Spore ids asked for per sender per minute. Default 30,000. */
+  idsPerMinute?: number;
+  /** Sessions unknown here asked about per sender per minute. Default 8 (a restart loses one or two). */
+  sessionsPerMinute?: number;
+  /** How long ids wait to share a request, ms. Default 20. */
+  batchMs?: number;
+}
+
+/** What became of a spore id to ask for: asked (the request is published), refused, or to try later. */
+export type ResendOutcome = "asked" | "refused" | "later";
+
+/** A token bucket per key, bounded in keys. */
+class Budget {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  readonly #perMinute: number;
+  constructor(perMinute: number) {
+    this.#perMinute = perMinute;
+  }
+  take(key: string, n: number, now: number): boolean {
+    const b = this.#buckets.get(key) ?? { tokens: this.#perMinute, at: now };
+    this.#buckets.delete(key);
+    b.tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * this.#perMinute / 60_000);
+    b.at = now;
+    this.#buckets.set(key, b);
+    if (this.#buckets.size > 10_000) this.#buckets.delete(this.#buckets.keys().next().value!);
+    if (b.tokens < n) return false;
+    b.tokens -= n;
+    return true;
+  }
+}
+
+interface Batch {
+  from: string;
+  session?: string;
+  ids: Map<string, (outcome: ResendOutcome) => void>;
+  timer?: ReturnType<typeof setTimeout>;
+  sending: boolean;
+}
+
+/**
+ * The receiving side of recovery: gathers the ids of spores this agent
+ * cannot open into requests to their senders, one request in flight per
+ * (sender, session) and at most 512 ids each, within per-sender budgets
+ * (ids per minute; new unknown sessions per minute, beyond which the spores
+ * are refused: a sender claimed by many unknown sessions is being forged).
+ *
+ * @example
+ * ```ts
+ * import { ResendRequests } from "@spores/spores";
+ * const sent: unknown[] = [];
+ * const requests = new ResendRequests(async (to, request) => void sent.push([to, request]));
+ * console.assert((await requests.ask("bob", undefined, "a1")) === "asked");
+ * console.assert(sent.length === 1);
+ * ```
+ */
+export class ResendRequests {
+  readonly #send: (to: string, request: ResendRequest) => Promise<void>;
+  readonly #ids: Budget;
+  readonly #sessions: Budget;
+  readonly #batchMs: number;
+  readonly #batches = new Map<string, Batch>();
+  /** (sender, session) pairs asked about lately, until when (ms). */
+  readonly #known = new Map<string, number>();
+  #closed = false;
+
+  /** Requests published through `send`, within `options`' bounds. */
+  constructor(
+    send: (to: string, request: ResendRequest) => Promise<void>,
+    options: ResendRequestsOptions = {},
+  ) {
+    this.#send = send;
+    this.#ids = new Budget(options.idsPerMinute ?? 30_000);
+    this.#sessions = new Budget(options.sessionsPerMinute ?? 8);
+    this.#batchMs = options.batchMs ?? 20;
+  }
+
+  /** Asks `from` for spore `id` (of `session`, for a session spore); resolves once that is decided. */
+  ask(from: string, session: string | undefined, id: string): Promise<ResendOutcome> {
+    if (this.#closed) return Promise.resolve("later");
+    const key = `${from}\n${session ?? ""}`;
+    const now = Date.now();
+    if (session !== undefined && (this.#known.get(key) ?? 0) < now) {
+      if (!this.#sessions.take(from, 1, now)) return Promise.resolve("refused");
+      this.#known.delete(key);
+      this.#known.set(key, now + 600_000);
+      if (this.#known.size > 10_000) this.#known.delete(this.#known.keys().next().value!);
+    }
+    let batch = this.#batches.get(key);
+    const waiting = batch?.ids.get(id);
+    if (batch && waiting) {
+      return new Promise((resolve) => batch!.ids.set(id, (o) => (waiting(o), resolve(o))));
+    }
+    if (!this.#ids.take(from, 1, now)) return Promise.resolve("later");
+    if (!batch) {
+      batch = { from, session, ids: new Map(), sending: false };
+      this.#batches.set(key, batch);
+    }
+    const b = batch;
+    const outcome = new Promise<ResendOutcome>((resolve) => b.ids.set(id, resolve));
+    if (!b.sending && b.timer === undefined) {
+      b.timer = setTimeout(() => void this.#flush(key), b.ids.size >= RESEND_MAX_IDS ? 0 : this.#batchMs);
+    }
+    return outcome;
+  }
+
+  async #flush(key: string): Promise<void> {
+    const batch = this.#batches.get(key);
+    if (!batch) return;
+    batch.timer = undefined;
+    const take = [...batch.ids.entries()].slice(0, RESEND_MAX_IDS);
+    for (const [id] of take) batch.ids.delete(id);
+    batch.sending = true;
+    let outcome: ResendOutcome = "asked";
+    try {
+      const ids = take.map(([id]) => id);
+      await this.#send(batch.from, batch.session === undefined ? { ids } : { session: batch.session, ids });
+    } catch {
+      outcome = "later";
+    }
+    batch.sending = false;
+    for (const [, resolve] of take) resolve(outcome);
+    if (batch.ids.size === 0) this.#batches.delete(key);
+    else if (this.#closed) this.#drop(batch);
+    else batch.timer = setTimeout(() => void this.#flush(key), 0);
+  }
+
+  #drop(batch: Batch): void {
+    clearTimeout(batch.timer);
+    for (const resolve of batch.ids.values()) resolve("later");
+    batch.ids.clear();
+  }
+
+  /** Stops: ids still waiting resolve `"later"` (their spores go back to the broker). */
+  close(): void {
+    this.#closed = true;
+    for (const batch of this.#batches.values()) if (!batch.sending) this.#drop(batch);
+    this.#batches.clear();
+  }
 }

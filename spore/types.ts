@@ -16,6 +16,12 @@ export interface OutgoingSpore {
   ttlMs?: number;
   /** Spore id; default 32 random hex digits. */
   id?: string;
+  /**
+   * The content already encoded (`encodeContent`); when given, `content` is
+   * not read. Lets a caller that checked the content once, or sends the same
+   * message again, skip another walk over it.
+   */
+  payload?: Uint8Array;
 }
 
 /** A message that passed every check. */

@@ -17,7 +17,9 @@ export async function cleanNats(prefix: string, url = NATS_URL): Promise<void> {
   try {
     const jsm = await jetstreamManager(nc);
     const stream = prefix.replaceAll(".", "_");
-    for (const name of [stream, `KV_${stream}_cards`]) await jsm.streams.delete(name).catch(() => {});
+    for (const name of [stream, `KV_${stream}_cards`, `KV_${stream}_cards_pins`]) {
+      await jsm.streams.delete(name).catch(() => {});
+    }
   } finally {
     await nc.close();
   }

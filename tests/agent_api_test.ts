@@ -67,6 +67,7 @@ Deno.test("a type that never gets a handler is dead-lettered with an event, neve
   bob.addEventListener("dead-letter", (e) => dead.resolve(e.detail));
   await alice.send("bob", { type: "nobody-listens", content: { x: 1 } });
   const letter = await dead.promise;
+  assert.ok(letter.source === "agent", "given up on by the agent");
   assert.equal(letter.message.type, "nobody-listens");
   assert.deepEqual(letter.message.content, { x: 1 });
   assert.equal(letter.attempts, 3);

@@ -105,6 +105,7 @@ Deno.test("poison message: after the redelivery limit it becomes a dead letter a
   await a.send("b", { type: "poison", content: "x" });
   const letter = await dead.promise;
   assert.equal(letter.attempts, 4);
+  assert.ok(letter.source === "agent", "given up on by the agent");
   assert.equal(letter.message.type, "poison");
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(calls, 4, "no more attempts after the dead letter");

@@ -28,6 +28,9 @@ Deno.test("examples run as written", async () => {
   assert.match(await run("examples/chat.ts"), /alice got "reply 3 from bob"/);
   assert.match(await run("examples/request_response.ts"), /results from calculator: \[ 3, 42, 0 \]/);
   assert.equal((await run("examples/broadcast.ts")).trim().split("\n").length, 9);
+  const restart = await run("examples/restart.ts");
+  assert.match(restart, /worker handled 10:/);
+  assert.match(restart, /client sent again 5, lost 0/);
   const reef = await run("examples/reef.ts");
   assert.match(reef, /analyst\s+request\s+from researcher/);
   assert.match(reef, /curator\s+broadcast from researcher/);

@@ -2,10 +2,13 @@
 // open are asked for again, in an authenticated request, and their sender sends them again with the same ids on a
 // new session; what the sender no longer holds is a `lost` event there. Nothing whose send resolved goes silently.
 import assert from "node:assert/strict";
+import { createTransport } from "../transports/memory.ts";
 import {
   Agent,
   ConfigError,
+  hex,
   Identity,
+  inspect,
   type Lost,
   type Message,
   parseResendRequest,
@@ -152,8 +155,98 @@ Deno.test("recovery: a request from another agent neither ends a session nor sen
   await alice.send("bob", { type: "n", content: "still on the session" });
   await sleep(100);
   assert.equal(alice.metrics().handshakes, handshakes, "alice's session with bob was not ended");
-  assert.equal(alice.metrics().lost, 1, "the unknown id is reported, not sent to carol");
+  assert.equal(
+    alice.metrics().lost,
+    0,
+    "a request naming another pair's session is ignored: nothing reported",
+  );
   assert.deepEqual(carolGot, []);
+});
+
+Deno.test("recovery: forged spores under many unknown sessions cost a bounded number of requests, then are refused", async () => {
+  const url = unique();
+  const transport = await createTransport(url);
+  const captured: Uint8Array[] = [];
+  const publish = transport.publish.bind(transport);
+  (transport as { publish: typeof transport.publish }).publish = async (to, bytes, o) => {
+    if ("agent" in to && to.agent === "bob") captured.push(bytes.slice());
+    await publish(to, bytes, o);
+  };
+  const got: unknown[] = [];
+  const rejected: Rejection[] = [];
+  await using bob = await Agent.start({
+    id: "bob",
+    transport: url,
+    refusals: "silent",
+    handlers: { n: (m: Message) => void got.push(m.content) },
+  });
+  bob.addEventListener("rejected", (e) => rejected.push(e.detail));
+  await using alice = await Agent.start({ id: "alice", transport, refusals: "silent" });
+  await alice.connect("bob");
+  await alice.send("bob", { type: "n", content: "real" });
+  await until(() => got.length === 1);
+  const real = captured.find((b) => inspect(b).kind === "session" && inspect(b).type === "n")!;
+  const info = inspect(real);
+  const sid = hex.decode(info.sessionId!);
+  const at = (needle: Uint8Array) => real.findIndex((_, i) => needle.every((v, j) => real[i + j] === v));
+  const sidAt = at(sid);
+  const idAt = at(new TextEncoder().encode(info.id));
+  assert.ok(sidAt > 0 && idAt > 0);
+  for (let i = 0; i < 50; i++) {
+    const forged = real.slice();
+    forged.set(crypto.getRandomValues(new Uint8Array(sid.length)), sidAt);
+    forged.set(new TextEncoder().encode(crypto.randomUUID().replaceAll("-", "")), idAt);
+    await publish({ agent: "bob" }, forged);
+  }
+  await until(
+    () => bob.metrics().resendRequested + rejected.length >= 50,
+    10_000,
+    "every forged spore decided",
+  );
+  assert.ok(
+    bob.metrics().resendRequested <= 8,
+    `at most 8 unknown sessions asked about (${bob.metrics().resendRequested})`,
+  );
+  assert.ok(rejected.length >= 42 && rejected.every((r) => r.code === "ERR_SESSION"));
+  await sleep(200);
+  assert.equal(alice.metrics().resent, 0, "alice sends nothing again for sessions she never had");
+  assert.equal(alice.metrics().lost, 0, "and reports no loss");
+  await alice.send("bob", { type: "n", content: "still works" });
+  await until(() => got.includes("still works"));
+});
+
+Deno.test("recovery: a one-shot spore from before a restart is asked for only if its signature holds", async () => {
+  const url = unique();
+  const identity = await Identity.generate();
+  const got: number[] = [];
+  const rejected: Rejection[] = [];
+  const first = await startBob(url, identity, got, rejected);
+  await first.close();
+  const transport = await createTransport(url);
+  const captured: Uint8Array[] = [];
+  const publish = transport.publish.bind(transport);
+  (transport as { publish: typeof transport.publish }).publish = async (to, bytes, o) => {
+    if ("agent" in to && to.agent === "bob") {
+      // Held back: the test publishes a damaged copy instead.
+      captured.push(bytes.slice());
+      return;
+    }
+    await publish(to, bytes, o);
+  };
+  await using alice = await Agent.start({ id: "alice", transport, refusals: "silent" });
+  await alice.send("bob", { type: "n", content: 1 });
+  await sleep(5);
+  const bob = await startBob(url, identity, got, rejected);
+  try {
+    const damaged = captured[0]!.slice();
+    damaged[damaged.length - 3]! ^= 1; // in the signature
+    await publish({ agent: "bob" }, damaged);
+    await until(() => rejected.length === 1);
+    assert.equal(rejected[0]!.code, "ERR_SIGNATURE");
+    assert.equal(bob.metrics().resendRequested, 0, "an unauthenticated claim asks nobody for anything");
+  } finally {
+    await bob.close();
+  }
 });
 
 Deno.test("recovery: requests are parsed strictly and the sent-message memory is bounded", () => {
@@ -172,7 +265,7 @@ Deno.test("recovery: requests are parsed strictly and the sent-message memory is
   const sent = new SentMessages({ maxBytes: 1000, maxEntries: 3 });
   const m = (size: number, ttl = 10_000) => ({
     type: "t",
-    content: null,
+    payload: new Uint8Array(1),
     priority: 4,
     expiresAt: Date.now() + ttl,
     size,

@@ -170,7 +170,8 @@ test("with durability (WAIT for a replica), no confirmed message is lost when a 
   withCluster(async (cluster) => {
     // WAIT 1 needs a replica: until the killed node is back as the new primary's replica, publishes fail
     // (and are retried) rather than resolve without a copy.
-    const r = await failoverRun(cluster, { durability: { replicas: 1, timeoutMs: 500 } }, 3000);
+    // 2 s for the replica: on a loaded 2-core machine, 500 ms was once too short for the first publish.
+    const r = await failoverRun(cluster, { durability: { replicas: 1, timeoutMs: 2000 } }, 3000);
     console.log(`  with durability: ${JSON.stringify(r)}`);
     assert.equal(r.confirmed, r.count);
     assert.equal(r.lost, 0, "no confirmed message lost");

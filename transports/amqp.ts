@@ -15,12 +15,15 @@
  */
 import type { Transport } from "./transport.ts";
 import { AmqpTransport, type AmqpTransportOptions } from "./amqp/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { AMQP_OPTION_KEYS } from "./amqp/options.ts";
 
 export * from "./amqp/directory.ts";
 export { type AmqpTlsOptions, AmqpTransport, type AmqpTransportOptions } from "./amqp/transport.ts";
 
 /**
  * Connects to RabbitMQ at `url` (`amqp://user:password@host:port/vhost?heartbeat=15` or `amqps://...`).
+ * Options are {@linkcode AmqpTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore
@@ -29,6 +32,7 @@ export { type AmqpTlsOptions, AmqpTransport, type AmqpTransportOptions } from ".
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return AmqpTransport.connect(url, (options ?? {}) as AmqpTransportOptions);
+export async function createTransport(url: string, options: AmqpTransportOptions = {}): Promise<Transport> {
+  checkOptions("amqp", options, AMQP_OPTION_KEYS);
+  return await AmqpTransport.connect(url, options);
 }

@@ -10,6 +10,7 @@
  * @module
  */
 import { ConfigError, TransportError } from "../crypto/errors.ts";
+import { checkOptions, optionKeys } from "./option_keys.ts";
 import { MemoryDirectory } from "../spore/directory.ts";
 import { checkId } from "../spore/limits.ts";
 import {
@@ -18,6 +19,8 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -33,6 +36,12 @@ export interface MemoryBrokerOptions {
   /** How long a publisher waits for space before a `TransportError`, ms. Default 30,000. */
   publishTimeoutMs?: number;
 }
+
+const MEMORY_OPTION_KEYS = optionKeys<MemoryBrokerOptions>()([
+  "maxMessageBytes",
+  "maxQueueBytes",
+  "publishTimeoutMs",
+]);
 
 interface Entry {
   bytes: Uint8Array;
@@ -200,6 +209,11 @@ class Queue {
     c.closed = true;
     const i = this.#consumers.indexOf(c);
     if (i >= 0) this.#consumers.splice(i, 1);
+  }
+
+  /** Whether a consumer is reading this queue. */
+  get consumed(): boolean {
+    return this.#consumers.some((c) => !c.closed);
   }
 
   /** Returns a closed consumer's unacknowledged messages to the queue. */
@@ -415,6 +429,37 @@ export class MemoryTransport implements Transport {
     });
   }
 
+  /**
+   * Removes the queue of `agent` (its waiting spores and dead letters), its
+   * card, and its member queue on each of `options.channels` (see
+   * {@linkcode Transport.purge}). A queue still read by a subscription is
+   * kept: close the agent first.
+   */
+  purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const report: PurgeReport = { removed: [], kept: [] };
+    const { queues, channels } = state(this.broker);
+    const drop = (key: string) => {
+      const q = queues.get(key);
+      if (!q) return;
+      if (q.consumed) {
+        report.kept.push({ name: key, reason: "a subscription still reads it" });
+        return false;
+      }
+      queues.delete(key);
+      report.removed.push(key);
+      return true;
+    };
+    drop(`agent/${id}`);
+    for (const c of options.channels ?? []) {
+      const channel = checkId(c, "channel");
+      if (drop(`channel/${channel}/${id}`) !== false) channels.get(channel)?.delete(id);
+    }
+    if (this.directory.remove(id)) report.removed.push(`card/${id}`);
+    return Promise.resolve(report);
+  }
+
   /** Stops every subscription; unacknowledged messages go back to their queues. */
   close(): Promise<void> {
     this.#closed = true;
@@ -441,6 +486,11 @@ export class MemoryTransport implements Transport {
  * ```
  */
 export function createTransport(url: string, options: MemoryBrokerOptions = {}): Promise<Transport> {
+  try {
+    checkOptions("memory", options, MEMORY_OPTION_KEYS);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -19,6 +19,8 @@
  */
 import type { Transport } from "./transport.ts";
 import { MqttTransport, type MqttTransportOptions } from "./mqtt/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { MQTT_OPTION_KEYS } from "./mqtt/options.ts";
 
 export {
   type BrokerUrl,
@@ -39,6 +41,7 @@ export {
 /**
  * Connects to an MQTT broker at `url` (`mqtt://[user:password@]host:port`, `mqtts://...`, or
  * `mqtt+ws(s)://host:port/path` for MQTT over WebSocket).
+ * Options are {@linkcode MqttTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore
@@ -47,6 +50,7 @@ export {
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return MqttTransport.connect(url, (options ?? {}) as MqttTransportOptions);
+export async function createTransport(url: string, options: MqttTransportOptions = {}): Promise<Transport> {
+  checkOptions("mqtt", options, MQTT_OPTION_KEYS);
+  return await MqttTransport.connect(url, options);
 }

@@ -19,9 +19,12 @@
  */
 import type { Transport } from "./transport.ts";
 import { NatsTransport, type NatsTransportOptions } from "./nats/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { NATS_OPTION_KEYS } from "./nats/options.ts";
 
 export * from "./nats/connection.ts";
 export * from "./nats/directory.ts";
+export * from "./nats/pins.ts";
 export * from "./nats/subjects.ts";
 export {
   EXPIRES_HEADER,
@@ -33,6 +36,7 @@ export {
 
 /**
  * Connects to NATS at `url` (`nats://[user:pass@|token@]host:port[,host:port...]` or `tls://...`).
+ * Options are {@linkcode NatsTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore
@@ -41,6 +45,7 @@ export {
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return NatsTransport.connect(url, (options ?? {}) as NatsTransportOptions);
+export async function createTransport(url: string, options: NatsTransportOptions = {}): Promise<Transport> {
+  checkOptions("nats", options, NATS_OPTION_KEYS);
+  return await NatsTransport.connect(url, options);
 }

@@ -18,6 +18,8 @@
  */
 import type { Transport } from "./transport.ts";
 import { RedisTransport, type RedisTransportOptions } from "./redis/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { REDIS_OPTION_KEYS } from "./redis/options.ts";
 
 export * from "./redis/connection.ts";
 export * from "./redis/directory.ts";
@@ -32,6 +34,7 @@ export {
 
 /**
  * Connects to Redis at `url` (`redis://[user:password@]host:port[/db]` or `rediss://...`).
+ * Options are {@linkcode RedisTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore
@@ -40,6 +43,7 @@ export {
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return RedisTransport.connect(url, (options ?? {}) as RedisTransportOptions);
+export async function createTransport(url: string, options: RedisTransportOptions = {}): Promise<Transport> {
+  checkOptions("redis", options, REDIS_OPTION_KEYS);
+  return await RedisTransport.connect(url, options);
 }

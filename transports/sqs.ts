@@ -23,6 +23,8 @@
  */
 import type { Transport } from "./transport.ts";
 import { SqsTransport, type SqsTransportOptions } from "./sqs/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { SQS_OPTION_KEYS } from "./sqs/options.ts";
 
 export * from "./sqs/batching.ts";
 export * from "./sqs/directory.ts";
@@ -37,6 +39,7 @@ export {
 
 /**
  * Connects to SQS and SNS in the region of `url` (`sqs://<region>?endpoint=...&prefix=...&fifo=1`).
+ * Options are {@linkcode SqsTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore
@@ -47,6 +50,7 @@ export {
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return SqsTransport.connect(url, (options ?? {}) as SqsTransportOptions);
+export async function createTransport(url: string, options: SqsTransportOptions = {}): Promise<Transport> {
+  checkOptions("sqs", options, SQS_OPTION_KEYS);
+  return await SqsTransport.connect(url, options);
 }

@@ -18,6 +18,8 @@
  */
 import type { Transport } from "./transport.ts";
 import { StompTransport, type StompTransportOptions } from "./stomp/transport.ts";
+import { checkOptions } from "./option_keys.ts";
+import { STOMP_OPTION_KEYS } from "./stomp/options.ts";
 
 export {
   type FrameHandler,
@@ -49,6 +51,7 @@ export { StompTransport, type StompTransportOptions } from "./stomp/transport.ts
  * Connects to RabbitMQ's STOMP adapter at `url`:
  * `stomp://user:password@host:61613/vhost`, `stomp+ssl://...:61614/vhost`,
  * `stomp+ws://user:password@host:15674/ws?vhost=name` or `stomp+wss://...`.
+ * Options are {@linkcode StompTransportOptions}; a key it does not know is a `ConfigError`.
  *
  * @example
  * ```ts ignore
@@ -57,6 +60,7 @@ export { StompTransport, type StompTransportOptions } from "./stomp/transport.ts
  * await transport.close();
  * ```
  */
-export function createTransport(url: string, options?: Record<string, unknown>): Promise<Transport> {
-  return StompTransport.connect(url, (options ?? {}) as StompTransportOptions);
+export async function createTransport(url: string, options: StompTransportOptions = {}): Promise<Transport> {
+  checkOptions("stomp", options, STOMP_OPTION_KEYS);
+  return await StompTransport.connect(url, options);
 }

@@ -9,6 +9,7 @@
  */
 import { TransportError } from "../crypto/errors.ts";
 import type { Directory } from "../spore/directory.ts";
+import type { TransportEvents } from "./events.ts";
 
 /** Where bytes go: one agent's queue, or a channel that fans out to its members. */
 export type Address = { readonly agent: string } | { readonly channel: string };
@@ -60,6 +61,25 @@ export interface SubscribeOptions {
   prefetch?: number;
 }
 
+/** What {@linkcode Transport.purge} removes besides the agent's own queue, card and dead letters. */
+export interface PurgeOptions {
+  /**
+   * Channels whose membership of the agent to remove: its member queue (or
+   * consumer group, durable consumer, session, SNS subscription) on each, with
+   * what waits there. A transport cannot list an agent's memberships on every
+   * broker, so they are named here; a channel the agent never joined is skipped.
+   */
+  channels?: readonly string[];
+}
+
+/** What {@linkcode Transport.purge} did, by broker name. */
+export interface PurgeReport {
+  /** Broker objects removed or emptied: queues, streams, consumers, sessions, keys, subscriptions. */
+  readonly removed: string[];
+  /** Broker objects left in place, each with the reason. */
+  readonly kept: { readonly name: string; readonly reason: string }[];
+}
+
 /** What a transport promises; see `docs/TRANSPORTS.md`. */
 export interface TransportCapabilities {
   /** Messages survive a broker restart. */
@@ -99,12 +119,45 @@ export interface Transport {
   readonly capabilities: TransportCapabilities;
   /** A directory of agent cards kept by this broker, if it offers one. */
   readonly directory?: Directory;
+  /**
+   * Where the transport reports its broker link lost (`disconnected`) and back (`reconnected`), and messages
+   * it dead-lettered by itself (`dead-letter`); see {@linkcode TransportEvents}. The agent re-emits them.
+   */
+  readonly events?: TransportEvents;
   /** Publishes `bytes`; resolves when the broker has accepted them. */
   publish(to: Address, bytes: Uint8Array, options?: PublishOptions): Promise<void>;
   /** Delivers messages for `from` to `handler` until the subscription is closed. */
   subscribe(from: Address, handler: DeliveryHandler, options?: SubscribeOptions): Promise<Subscription>;
   /** Closes gracefully: subscriptions stop, unacknowledged messages stay with the broker. */
   close(): Promise<void>;
+  /**
+   * Removes from the broker what `agent` created there: its queue (or stream,
+   * consumer group, durable consumer, persistent session) with the spores
+   * waiting in it, its dead letters, its card in this transport's directory,
+   * its session state where the transport keeps one (the Redis session
+   * store), and its membership of each of `options.channels`. Only names that
+   * belong to `agent` alone are touched: other agents' queues, a channel's own
+   * stream or topic (other members read it), and spores already delivered
+   * elsewhere stay. A name this agent might share with another (see each
+   * transport) is kept and reported.
+   *
+   * Stop every subscription of `agent` first (in every process): a running
+   * consumer may re-create what was removed. Spores published to `agent`
+   * after the purge wait for its next start (or, where the broker drops them
+   * for want of a queue, are refused to their sender). `Agent.destroy()`
+   * closes the agent and calls this.
+   *
+   * @example
+   * ```ts
+   * import { createTransport } from "@spores/spores/memory";
+   * const transport = await createTransport("memory://purge-example");
+   * await transport.publish({ agent: "old-worker" }, new Uint8Array([1]));
+   * const report = await transport.purge!("old-worker", { channels: ["news"] });
+   * console.log(report.removed);
+   * await transport.close();
+   * ```
+   */
+  purge?(agent: string, options?: PurgeOptions): Promise<PurgeReport>;
 }
 
 /** How a transport module is loaded by URL scheme. */

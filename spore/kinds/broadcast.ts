@@ -29,7 +29,7 @@ import {
 import { sha256Sync } from "../../crypto/kdf.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, Kind } from "../envelope.ts";
 import { checkId } from "../limits.ts";
-import { encodePayload } from "../payload.ts";
+import { outgoingPayload } from "../payload.ts";
 import { counterNonce, LABELS } from "../schedule.ts";
 import type { OpenResult, OutgoingSpore } from "../types.ts";
 import { aeadKey, type EngineContext, sealed, type SealedSpore } from "./context.ts";
@@ -206,7 +206,7 @@ export class Broadcasts {
       throw new ConfigError(`channel ${channel} has no members set: call setMembers (deny by default)`);
     }
     const now = ctx.now();
-    const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+    const payload = outgoingPayload(msg, ctx.limits.maxPayloadBytes);
     const sk = this.#senderKey(channel, now);
     const header = ctx.header(Kind.BROADCAST, ctx.suite, channel, msg, now);
     header.keyId = sk.keyId;

@@ -9,7 +9,7 @@ import { concat, randomBytes } from "../../crypto/bytes.ts";
 import { ConfigError } from "../../crypto/errors.ts";
 import { naclBox } from "../../crypto/nacl.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, Kind, Suite } from "../envelope.ts";
-import { encodePayload } from "../payload.ts";
+import { outgoingPayload } from "../payload.ts";
 import { LABELS } from "../schedule.ts";
 import type { OpenResult, OutgoingSpore } from "../types.ts";
 import { type EngineContext, sealed, type SealedSpore } from "./context.ts";
@@ -20,7 +20,7 @@ export async function sealClassic(ctx: EngineContext, to: string, msg: OutgoingS
     throw new ConfigError("the classic NaCl suite is disabled (allowClassic: false)");
   }
   const now = ctx.now();
-  const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+  const payload = outgoingPayload(msg, ctx.limits.maxPayloadBytes);
   const { card } = await ctx.trusted(to);
   const header = ctx.header(Kind.SEALED, Suite.NACL_ED25519, to, msg, now);
   const headerBytes = encodeHeader(header);

@@ -10,7 +10,6 @@
 import { AeadKey } from "../../crypto/aead.ts";
 import { hex, randomBytes } from "../../crypto/bytes.ts";
 import {
-  BeforeMemoryError,
   ConfigError,
   ProtocolError,
   ReplayError,
@@ -282,17 +281,20 @@ export class EngineContext {
    * The cheap replay checks of a one-shot spore or hello, before any
    * signature or KEM work: its lifetime is within `maxLifetime`, and with a
    * volatile store (whose replay memory a restart erased) it was created
-   * after this engine started.
+   * after this engine started. With `authenticateFirst`, a spore created
+   * before is not refused here: the caller checks its signature, then refuses
+   * it with a `BeforeMemoryError` (true is returned), so that its sender can
+   * be asked for it again on good grounds.
    */
-  checkOneShot(h: Header, maxLifetime: number): void {
+  checkOneShot(h: Header, maxLifetime: number, authenticateFirst = false): boolean {
     if (h.expiresAt - h.createdAt > maxLifetime) {
       throw new ProtocolError(`a one-shot spore or hello lives at most ${maxLifetime} ms`);
     }
-    if (h.createdAt < this.replayMemorySince) {
-      throw new BeforeMemoryError(
-        "spore created before this agent's replay memory begins (a restart with a volatile store)",
-      );
-    }
+    if (h.createdAt >= this.replayMemorySince) return false;
+    if (authenticateFirst) return true;
+    throw new ReplayError(
+      "spore created before this agent's replay memory begins (a restart with a volatile store)",
+    );
   }
 
   /** Records a one-shot spore (`prefix`: its kind) in the replay cache; whether it was seen before. */

@@ -92,13 +92,7 @@ export class Handshakes {
       concat(LABELS.helloSig, headerBytes, ephemeral.publicKey, enc.ciphertext),
     );
     const bytes = encodeEnvelope(headerBytes, [ephemeral.publicKey, enc.ciphertext, ...sigs]);
-    // (Not Promise.withResolvers: the module also runs on Node 20.)
-    let resolve!: (s: SessionInfo) => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<SessionInfo>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<SessionInfo>();
     promise.catch(() => {}); // a superseded handshake is not an unhandled rejection
     const pending: Pending = {
       ref: hex.encode(sha256Sync(bytes).subarray(0, 16)),

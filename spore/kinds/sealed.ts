@@ -9,10 +9,10 @@
 import { AeadKey } from "../../crypto/aead.ts";
 import { concat, equalBytes } from "../../crypto/bytes.ts";
 import { sha256Sync } from "../../crypto/kdf.ts";
-import { ConfigError, StaleKeyError } from "../../crypto/errors.ts";
+import { BeforeMemoryError, ConfigError, StaleKeyError } from "../../crypto/errors.ts";
 import { currentKemKey } from "../card.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, type Header, Kind } from "../envelope.ts";
-import { encodePayload } from "../payload.ts";
+import { outgoingPayload } from "../payload.ts";
 import { LABELS, sealedKey } from "../schedule.ts";
 import type { OpenResult, OutgoingSpore } from "../types.ts";
 import { aeadKey, type EngineContext, sealed, type SealedSpore } from "./context.ts";
@@ -22,7 +22,7 @@ const ZERO_NONCE = new Uint8Array(12);
 /** Seals `msg` for `to` as a one-shot spore. */
 export async function sealOneShot(ctx: EngineContext, to: string, msg: OutgoingSpore): Promise<SealedSpore> {
   const now = ctx.now();
-  const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+  const payload = outgoingPayload(msg, ctx.limits.maxPayloadBytes);
   const { card, digest } = await ctx.trusted(to);
   const kem = currentKemKey(card, now, ctx.skew);
   const header = ctx.header(Kind.SEALED, ctx.suite, to, msg, now);
@@ -52,7 +52,7 @@ export async function senderAndKey(ctx: EngineContext, h: Header, now: number) {
 /** Opens a one-shot sealed spore whose envelope passed the common checks. */
 export async function openSealed(ctx: EngineContext, env: Envelope, now: number): Promise<OpenResult> {
   const h = env.header;
-  ctx.checkOneShot(h, ctx.maxOneShotTtl);
+  const beforeMemory = ctx.checkOneShot(h, ctx.maxOneShotTtl, true);
   // The exact bytes of a spore accepted lately: the same AEAD key opens it, with no signature or KEM work.
   // (Looked up by sender and id first, so that a spore never seen costs no hash.)
   const slot = `${h.from}:${h.id}`;
@@ -75,6 +75,11 @@ export async function openSealed(ctx: EngineContext, env: Envelope, now: number)
     sigs,
     "sealed spore",
   );
+  if (beforeMemory) {
+    throw new BeforeMemoryError(
+      `a spore of ${h.from} (signature checked) created before this agent's replay memory begins (a restart with a volatile store)`,
+    );
+  }
   const shared = await ctx.identity.decapsulate(enc, kem);
   const raw = sealedKey(shared, h.suite, digest, ctx.digest, env.headerBytes);
   const key = AeadKey.from(raw);

@@ -8,7 +8,7 @@
 import { hex } from "../../crypto/bytes.ts";
 import { KeyChangedError, ReplayError, SessionError, UnknownSessionError } from "../../crypto/errors.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, Kind } from "../envelope.ts";
-import { encodePayload } from "../payload.ts";
+import { outgoingPayload } from "../payload.ts";
 import { counterNonce } from "../schedule.ts";
 import { receiveGrace, receiveKey, type SessionState } from "../session.ts";
 import type { OpenResult, OutgoingSpore } from "../types.ts";
@@ -22,7 +22,7 @@ export async function sealSession(
   msg: OutgoingSpore,
 ): Promise<SealedSpore> {
   const now = ctx.now();
-  const payload = encodePayload(msg.content ?? null, ctx.limits.maxPayloadBytes);
+  const payload = outgoingPayload(msg, ctx.limits.maxPayloadBytes);
   const header = ctx.header(Kind.SESSION, state.suite, state.peer, msg, now);
   const { epoch, counter, key, rotated } = await ctx.store.allocateSend(state, ctx.policy, now);
   if (rotated) ctx.stats.rotations++;

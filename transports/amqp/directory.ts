@@ -146,6 +146,29 @@ export class AmqpDirectory implements Directory {
     return bytes ? this.#seen.prefer(await verifyCard(bytes)) : this.#seen.get(id);
   }
 
+  /**
+   * Deletes the card queue of `id` and forgets its card here (an agent
+   * retired for good, see `Transport.purge`); whether the queue existed.
+   */
+  async remove(id: string): Promise<boolean> {
+    const q = this.#queue(id);
+    this.#seen.forget(id);
+    try {
+      return await using(this.#source, false, async (ch) => {
+        try {
+          await ch.checkQueue(q);
+        } catch (e) {
+          if ((e as { code?: unknown }).code !== 404) throw e;
+          return false;
+        }
+        await ch.deleteQueue(q);
+        return true;
+      });
+    } catch (cause) {
+      throw new TransportError("cannot remove a card from RabbitMQ", { cause });
+    }
+  }
+
   /** Calls `listener` with each card published from now on (verified; bad ones are skipped). */
   watch(listener: CardListener): () => void {
     this.#listeners.add(listener);

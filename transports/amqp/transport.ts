@@ -26,6 +26,8 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -33,46 +35,14 @@ import {
 } from "../transport.ts";
 import { AmqpDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
+import type { AmqpTlsOptions, AmqpTransportOptions } from "./options.ts";
+export type { AmqpTlsOptions, AmqpTransportOptions } from "./options.ts";
 
-/** TLS settings for `amqps://`. */
-export interface AmqpTlsOptions {
-  /** PEM CA certificate(s) to trust. */
-  ca?: string | string[];
-  /** PEM client certificate, for mutual TLS. */
-  cert?: string;
-  /** PEM client key, for mutual TLS. */
-  key?: string;
-  /** Server name to verify. */
-  servername?: string;
-}
-
-/** Options of the AMQP transport. */
-export interface AmqpTransportOptions {
-  /** Exchange name (and prefix of every queue). Default `"spores"`. */
-  exchange?: string;
-  /** Queue type of agent queues: `"classic"` (with priorities) or `"quorum"`. Default `"classic"`. */
-  queueType?: "classic" | "quorum";
-  /** TLS for `amqps://`. */
-  tls?: AmqpTlsOptions;
-  /** Heartbeat interval, s. Default 15. */
-  heartbeatSeconds?: number;
-  /** Socket connect timeout, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /** How long a publish waits for a connection during an outage, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Longest pause between reconnection attempts, ms. Default 5,000. */
-  maxBackoffMs?: number;
-  /** Largest message, bytes. Default 16 MiB. */
-  maxMessageBytes?: number;
-  /**
-   * Publisher confirms. Default `true`: `publish` resolves once RabbitMQ has
-   * taken the message (the broker acknowledges many at once when many are in
-   * flight), and a direct message no queue takes is a `TransportError`.
-   * `false` publishes on a plain channel: `publish` resolves once the message
-   * is written to the socket, and an unroutable message is dropped by the
-   * broker unnoticed.
-   */
-  confirms?: boolean;
+/** A publish whose confirm was lost with its channel (connection cut, channel closed): outcome unknown. */
+function confirmLost(cause: unknown): boolean {
+  const m = cause instanceof Error ? cause.message : "";
+  return /channel closed|connection closed|Channel ended|socket|ECONNRESET|EPIPE/i.test(m);
 }
 
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -131,8 +101,12 @@ export class AmqpTransport implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards in RabbitMQ. */
   readonly directory: AmqpDirectory;
+  /** Link lost and back (with `?nodes=`, whichever node it is back on). */
+  readonly events: TransportEvents;
   /** Connections made so far (1 + reconnections). */
   connections = 0;
+  /** Publishes made again after their confirm was lost with their channel. */
+  republished = 0;
   readonly #endpoints: string[];
   #next = 0;
   readonly #o: Required<Omit<AmqpTransportOptions, "tls">> & { tls?: AmqpTlsOptions };
@@ -145,6 +119,8 @@ export class AmqpTransport implements Transport {
   #seq = 0;
   readonly #returned = new Set<string>();
   readonly #retiring = new Set<() => void>();
+  /** Why the broker closed a publish channel (a channel error, the connection still up). */
+  readonly #refusals = new WeakMap<Channel, unknown>();
 
   private constructor(url: string, options: AmqpTransportOptions) {
     this.#endpoints = endpointsOf(url);
@@ -157,8 +133,17 @@ export class AmqpTransport implements Transport {
       maxBackoffMs: options.maxBackoffMs ?? 5000,
       maxMessageBytes: options.maxMessageBytes ?? 16 << 20,
       confirms: options.confirms ?? true,
+      publishAttempts: options.publishAttempts ?? 5,
       tls: options.tls,
     };
+    if (!Number.isSafeInteger(this.#o.publishAttempts) || this.#o.publishAttempts < 1) {
+      throw new ConfigError("publishAttempts must be a whole number from 1");
+    }
+    this.events = new TransportEvents(
+      "amqp",
+      this.#endpoints.map((e, i) => i === 0 ? describeUrl(e, { path: true }) : hostPort(e, 5672)).join(","),
+      hostPort(url, 5672),
+    );
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(this.#o.exchange)) {
       throw new ConfigError("exchange must be 1..64 of [A-Za-z0-9._:-]");
     }
@@ -233,8 +218,9 @@ export class AmqpTransport implements Transport {
     // noDelay: without it Nagle's algorithm holds back any frame over one segment (every sealed spore) for
     // the peer's delayed acknowledgement, about 40 ms.
     const conn = await connect(u.toString(), { timeout: this.#o.connectTimeoutMs, noDelay: true, ...tls });
-    conn.on("error", () => {}); // followed by "close", handled below
-    conn.on("close", () => this.#lost(conn));
+    let failure: unknown;
+    conn.on("error", (e: unknown) => failure = e); // followed by "close", handled below
+    conn.on("close", (e: unknown) => this.#lost(conn, e ?? failure));
     const pub = await this.#publisher(conn);
     this.#declared.clear();
     await this.#declareBase(pub);
@@ -243,11 +229,18 @@ export class AmqpTransport implements Transport {
     this.connections++;
     for (const s of this.#subs) if (!s.closed) await this.#consume(s, conn);
     if (this.connections > 1) this.directory.reconnected();
+    this.events.linkUp();
   }
 
   async #publisher(conn: ChannelModel): Promise<Channel | ConfirmChannel> {
     const pub = this.#o.confirms ? await conn.createConfirmChannel() : await conn.createChannel();
-    pub.on("error", () => {});
+    // The broker closes a channel on a channel error (an exchange deleted under it: 404): publishes on it
+    // were refused, not lost, and a new channel takes its place while the connection lives.
+    pub.on("error", (e: unknown) => this.#refusals.set(pub, e));
+    pub.on("close", () =>
+      setTimeout(() => {
+        if (this.#conn === conn && !this.#closed) this.#renewPublisher(pub);
+      }, 0));
     pub.on("return", (msg: ConsumeMessage) => {
       const id = msg.properties.headers?.["x-spores-pub"];
       if (typeof id === "string") this.#returned.add(id);
@@ -277,8 +270,9 @@ export class AmqpTransport implements Transport {
     this.#retiring.add(retire);
   }
 
-  #lost(conn: ChannelModel): void {
+  #lost(conn: ChannelModel, cause: unknown): void {
     if (this.#conn !== conn || this.#closed) return;
+    this.events.linkDown(cause);
     this.#next = (this.#next + 1) % this.#endpoints.length;
     this.#conn = undefined;
     this.#pub = undefined;
@@ -348,8 +342,7 @@ export class AmqpTransport implements Transport {
   }
 
   /** @internal The live publishing channel, waiting out an outage up to the publish timeout. */
-  async channel(): Promise<Channel | ConfirmChannel> {
-    const deadline = Date.now() + this.#o.publishTimeoutMs;
+  async channel(deadline: number = Date.now() + this.#o.publishTimeoutMs): Promise<Channel | ConfirmChannel> {
     while (!this.#pub) {
       if (this.#closed) throw new TransportError("amqp transport is closed");
       if (Date.now() > deadline) throw new TransportError("RabbitMQ unreachable: publish timed out");
@@ -371,7 +364,9 @@ export class AmqpTransport implements Transport {
       ? `agent.${checkId(to.agent, "agent")}.${type}`
       : `broadcast.${checkId(to.channel, "channel")}.${type}`;
     const pubId = `${++this.#seq}`;
-    const ch = this.#pub ?? await this.channel();
+    const started = Date.now();
+    const deadline = started + this.#o.publishTimeoutMs;
+    let ch = this.#pub ?? await this.channel(deadline);
     const props = {
       persistent: true,
       mandatory: direct && this.#o.confirms, // a return is only noticed through the confirm that follows it
@@ -387,24 +382,54 @@ export class AmqpTransport implements Transport {
       if (!ch.publish(this.#o.exchange, key, buf(bytes), props)) await this.#drain(ch);
       return;
     }
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const ok = ch.publish(
-          this.#o.exchange,
-          key,
-          buf(bytes),
-          props,
-          (err: unknown) => err ? reject(err) : resolve(),
-        );
-        if (!ok) void this.#drain(ch); // back-pressure: the confirm resolves after the buffer drains
-      });
-    } catch (cause) {
-      this.#returned.delete(pubId);
-      if (cause instanceof Error && cause.message === "message nacked") this.#renewPublisher(ch);
-      throw new TransportError(
-        `RabbitMQ did not confirm a publish to ${key.split(".").slice(0, 2).join(".")}`,
-        { cause },
-      );
+    const where = key.split(".").slice(0, 2).join(".");
+    for (let attempt = 1;; attempt++) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const sent = ch;
+          const ok = sent.publish(
+            this.#o.exchange,
+            key,
+            buf(bytes),
+            props,
+            (err: unknown) => err ? reject(err) : resolve(),
+          );
+          if (!ok) void this.#drain(sent); // back-pressure: the confirm resolves after the buffer drains
+        });
+        break;
+      } catch (cause) {
+        this.#returned.delete(pubId);
+        if (cause instanceof Error && cause.message === "message nacked") {
+          this.#renewPublisher(ch);
+          throw new TransportError(`RabbitMQ did not confirm a publish to ${where}`, { cause });
+        }
+        const refused = this.#refusals.get(ch);
+        if (refused !== undefined) {
+          throw new TransportError(
+            `RabbitMQ refused a publish to ${where}: ${refused instanceof Error ? refused.message : refused}`,
+            { cause: refused },
+          );
+        }
+        if (!confirmLost(cause) || this.#closed) {
+          throw new TransportError(`RabbitMQ did not confirm a publish to ${where}`, { cause });
+        }
+        // The confirm was lost with its channel: the broker may have the message or not. Publish the same
+        // bytes with the same message id again on the next channel; a copy the receiver has already handled
+        // is dropped as a duplicate there.
+        const next = attempt < this.#o.publishAttempts && Date.now() < deadline
+          ? await this.channel(deadline).catch(() => undefined)
+          : undefined;
+        if (!next) {
+          throw new TransportError(
+            `the outcome of a publish to ${where} is unknown: its confirm was lost with the connection ` +
+              `(${attempt} attempt(s) in ${Date.now() - started} ms); RabbitMQ may have it or not. ` +
+              `Sending the same spore again (the same id) is safe: a receiver drops a copy it has handled`,
+            { cause },
+          );
+        }
+        ch = next;
+        this.republished++;
+      }
     }
     if (this.#returned.delete(pubId)) {
       throw new TransportError(
@@ -539,10 +564,59 @@ export class AmqpTransport implements Transport {
     return ch;
   }
 
+  /**
+   * Deletes the queues `agent` created (see {@linkcode Transport.purge}):
+   * `{exchange}.agent.<id>` with the spores waiting there,
+   * `{exchange}.dead.<id>`, its card queue `{exchange}.card.<id>`, and its
+   * member queue `{exchange}.channel.<channel>.<id>` on each of
+   * `options.channels`. A member queue name is kept (and reported) when the
+   * channel or the id holds a `.`: the same name then also stands for another
+   * (channel, member) pair, whose queue it may be. Exchanges are shared and
+   * stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    if (this.#closed) throw new TransportError("amqp transport is closed");
+    const id = checkId(agent, "agent");
+    const x = this.#o.exchange;
+    const report: PurgeReport = { removed: [], kept: [] };
+    const queues = [`${x}.agent.${id}`, `${x}.dead.${id}`];
+    for (const c of options.channels ?? []) {
+      const channel = checkId(c, "channel");
+      const queue = `${x}.channel.${channel}.${id}`;
+      if (channel.includes(".") || id.includes(".")) {
+        report.kept.push({ name: queue, reason: "the name may be another (channel, member) pair's queue" });
+      } else queues.push(queue);
+    }
+    try {
+      for (const queue of queues) {
+        // One channel per check: a missing queue (404) closes the channel it was checked on.
+        const ch = await this.openChannel();
+        try {
+          try {
+            await ch.checkQueue(queue);
+          } catch (e) {
+            if ((e as { code?: unknown }).code !== 404) throw e;
+            continue;
+          }
+          await ch.deleteQueue(queue);
+          this.#declared.delete(queue);
+          report.removed.push(queue);
+        } finally {
+          await ch.close().catch(() => {});
+        }
+      }
+      if (await this.directory.remove(id)) report.removed.push(`${x}.card.${id}`);
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from RabbitMQ`, { cause });
+    }
+    return report;
+  }
+
   /** Closes subscriptions (their unacknowledged messages return to their queues) and the connection. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     for (const retire of [...this.#retiring]) retire();
     for (const s of this.#subs) s.closed = true;
     this.#subs.clear();

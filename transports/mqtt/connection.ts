@@ -9,36 +9,10 @@
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { describeUrl, explainConnectError } from "../connect_error.ts";
+import type { MqttConnectionOptions } from "./options.ts";
+export type { MqttConnectionOptions, MqttTlsOptions } from "./options.ts";
 
 export { describeUrl };
-
-/** TLS settings for `mqtts://` and `wss://`. */
-export interface MqttTlsOptions {
-  /** PEM CA certificate(s) to trust instead of the system store. */
-  ca?: string | string[];
-  /** PEM client certificate, for mutual TLS. */
-  cert?: string;
-  /** PEM client private key, for mutual TLS. */
-  key?: string;
-  /** Server name to verify, when it differs from the host. */
-  servername?: string;
-}
-
-/** Connection options of the MQTT transport. */
-export interface MqttConnectionOptions {
-  /** MQTT protocol version: 5 (default) or 4 (3.1.1). */
-  protocolVersion?: 4 | 5;
-  /** TLS for `mqtts://` and `wss://` URLs. */
-  tls?: MqttTlsOptions;
-  /** Keepalive interval, s. Default 60. */
-  keepaliveSeconds?: number;
-  /** Time to establish a connection, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /** First pause before reconnecting, ms. Default 100; doubles up to `maxBackoffMs`. */
-  minBackoffMs?: number;
-  /** Longest pause between reconnection attempts, ms. Default 5,000. */
-  maxBackoffMs?: number;
-}
 
 const SCHEMES: Readonly<Record<string, string>> = {
   "mqtt:": "mqtt:",

@@ -23,47 +23,19 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import {
-  type BrokerUrl,
-  connectClient,
-  DEFERRED,
-  type MqttConnectionOptions,
-  parseBrokerUrl,
-} from "./connection.ts";
+import { type BrokerUrl, connectClient, DEFERRED, describeUrl, parseBrokerUrl } from "./connection.ts";
+import { TransportEvents } from "../events.ts";
 import { MqttDirectory } from "./directory.ts";
-import { checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
-
-/** Options of the MQTT transport. */
-export interface MqttTransportOptions extends MqttConnectionOptions {
-  /** Topic prefix: 1..8 levels of `[A-Za-z0-9._:-]`. Default `"spores"`. */
-  prefix?: string;
-  /** QoS of publications and subscriptions: 1 (default) or 2 (MQTT v5 only). */
-  qos?: 1 | 2;
-  /**
-   * The name of this process among several processes of one agent. When set,
-   * subscriptions are shared (`$share/{agent}/...`): each message reaches one
-   * process, and each process keeps its own persistent session (client id
-   * `.../{instance}`). Every process of the agent must set a distinct one.
-   */
-  instance?: string;
-  /** How long the broker keeps an away session (MQTT v5), s. Default 7 days. */
-  sessionExpirySeconds?: number;
-  /** How long a publish waits for the broker's acknowledgement, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Deliveries after which the transport itself dead-letters a message. Default 16. */
-  maxDeliveries?: number;
-  /** Largest message, bytes. Default 16 MiB (Mosquitto's `message_size_limit` may be lower). */
-  maxMessageBytes?: number;
-  /** Whether the broker keeps sessions and messages across its restarts (`persistence true`). Default false. */
-  durable?: boolean;
-  /** Watch the broker's count of dropped messages (`$SYS`), see `stats.brokerDropped`. Default true. */
-  watchDrops?: boolean;
-}
+import { cardTopic, checkPrefix, deadLetterTopic, sessionOf, type SessionTopics, topicOf } from "./topics.ts";
+import type { MqttTransportOptions } from "./options.ts";
+export type { MqttTransportOptions } from "./options.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -128,6 +100,8 @@ export class MqttTransport extends EventTarget implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards as retained messages. */
   readonly directory: MqttDirectory;
+  /** Link lost and back (the publishing connection's), and messages dead-lettered after `maxDeliveries`. */
+  readonly events: TransportEvents;
   /** What the transport did on its own. */
   readonly stats: MqttTransportStats = {
     expired: 0,
@@ -158,6 +132,23 @@ export class MqttTransport extends EventTarget implements Transport {
     this.#prefix = prefix;
     this.#qos = options.qos ?? 1;
     this.directory = new MqttDirectory(client, prefix);
+    const where = new URL(url.href);
+    this.events = new TransportEvents(
+      "mqtt",
+      describeUrl(url.href),
+      `${where.hostname}:${where.port || (url.tls ? 443 : 80)}`,
+    );
+    // mqtt.js reconnects by itself: "close" (again after each failed attempt: one outage) is the link lost,
+    // "connect" the link back.
+    let lastError: unknown;
+    client.on("error", (e: unknown) => {
+      if (e !== DEFERRED) lastError = e;
+    });
+    client.on("close", () => {
+      this.events.linkDown(lastError);
+      lastError = undefined;
+    });
+    client.on("connect", () => this.events.linkUp());
     client.on("packetreceive", (packet) => {
       if (
         (packet.cmd === "puback" || packet.cmd === "pubrec") &&
@@ -287,7 +278,10 @@ export class MqttTransport extends EventTarget implements Transport {
   ): Promise<Subscription> {
     this.#check();
     const topics = sessionOf(this.#prefix, from, options.member, this.#o.instance);
-    return await this.#open(topics, handler, options.prefetch ?? 64);
+    return await this.#open(topics, handler, options.prefetch ?? 64, false, {
+      address: from,
+      member: options.member,
+    });
   }
 
   /**
@@ -314,11 +308,12 @@ export class MqttTransport extends EventTarget implements Transport {
     handler: DeliveryHandler,
     prefetch: number,
     deadLetters = false,
+    source?: { address: Address; member?: string },
   ): Promise<Subscription> {
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) {
       throw new ConfigError("prefetch must be an integer in 1..65535");
     }
-    const sub = new MqttSubscription(this, topics, handler, prefetch, deadLetters);
+    const sub = new MqttSubscription(this, topics, handler, prefetch, deadLetters, source);
     this.#sessions.add(topics.clientId);
     this.#subs.add(sub);
     sub.onClose = () => this.#subs.delete(sub);
@@ -410,10 +405,56 @@ export class MqttTransport extends EventTarget implements Transport {
     this.#sessions.delete(clientId);
   }
 
+  /**
+   * Ends the persistent sessions `agent` created (see
+   * {@linkcode Transport.purge}), with their subscriptions and the spores
+   * queued in them: its own (`{prefix}/agent/<id>`, or
+   * `{prefix}/agent/<id>/<instance>` for this transport's `instance`), its
+   * dead letters' (`{prefix}/dlq/<id>`), and its member session on each of
+   * `options.channels`; and clears its retained card. The sessions of the
+   * agent's other instances are not known here: purge from each (their
+   * names are reported as kept). MQTT cannot tell whether a session exists
+   * without resuming it, so each session name is reported as removed. Spores
+   * published to the agent while no session holds its topic are refused
+   * (MQTT v5) or dropped (3.1.1) by the broker.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const instance = this.#o.instance;
+    const sessions = [
+      sessionOf(this.#prefix, { agent: id }, undefined, instance).clientId,
+      deadLetterTopic(this.#prefix, id),
+      ...(options.channels ?? []).map((c) =>
+        sessionOf(this.#prefix, { channel: checkId(c, "channel") }, id, instance).clientId
+      ),
+    ];
+    const report: PurgeReport = { removed: [], kept: [] };
+    try {
+      for (const clientId of sessions) {
+        await this.removeSession(clientId);
+        this.#deadLetterSessions.delete(clientId);
+        report.removed.push(`session ${clientId}`);
+      }
+      await this.directory.remove(id);
+      report.removed.push(`retained ${cardTopic(this.#prefix, id)}`);
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from the MQTT broker`, { cause });
+    }
+    if (instance !== undefined) {
+      report.kept.push({
+        name: `session ${this.#prefix}/agent/${id}/<other instances>`,
+        reason: "sessions of other instances are purged from their own transport",
+      });
+    }
+    return report;
+  }
+
   /** Closes subscriptions (unacknowledged messages stay with the broker) and the connection. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subs].map((s) => s.close()));
     await Promise.race([this.client.endAsync(), sleep(2000)]).catch(() => {});
     this.client.end(true);
@@ -439,6 +480,7 @@ class MqttSubscription implements Subscription {
   readonly #handler: DeliveryHandler;
   readonly #prefetch: number;
   readonly #deadLetters: boolean;
+  readonly #source: { address: Address; member?: string } | undefined;
   readonly #closing = Promise.withResolvers<"closed">();
   /** Messages received and not yet acknowledged, in the order they came (acknowledgements keep it). */
   readonly #window: Inbound[] = [];
@@ -452,7 +494,9 @@ class MqttSubscription implements Subscription {
     handler: DeliveryHandler,
     prefetch: number,
     deadLetters: boolean,
+    source?: { address: Address; member?: string },
   ) {
+    this.#source = source;
     this.#t = t;
     this.#topics = topics;
     this.#handler = handler;
@@ -589,7 +633,19 @@ class MqttSubscription implements Subscription {
     for (;;) {
       if (this.#closed) return false;
       if (!this.#deadLetters && redeliveries >= maxDeliveries) {
-        if (await this.#moveToDeadLetters(bytes, redeliveries)) return true;
+        if (await this.#moveToDeadLetters(bytes, redeliveries)) {
+          // Moved by the transport on its own (no handler settled it in that many deliveries): reported.
+          if (this.#source) {
+            this.#t.events.deadLettered({
+              ...this.#source,
+              size: bytes.length,
+              attempts: redeliveries,
+              reason: `delivered ${redeliveries} times (limit ${maxDeliveries}) without an acknowledgement`,
+              store: deadLetterTopic(this.#t.prefix, this.#topics.owner),
+            });
+          }
+          return true;
+        }
       } else {
         const outcome = await this.#attempt(bytes, redeliveries, priority, dedupId);
         if (outcome === "ack") return true;

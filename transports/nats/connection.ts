@@ -9,35 +9,8 @@ import type { ConnectionOptions, NatsConnection } from "@nats-io/transport-node"
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { explainConnectError } from "../connect_error.ts";
 import { connectGuarded } from "./socket.ts";
-
-/** TLS settings (implied by a `tls://` URL; a `nats://` URL uses TLS when the server requires it). */
-export interface NatsTlsOptions {
-  /** PEM CA certificate(s) to trust instead of the system store. */
-  ca?: string;
-  /** PEM client certificate, for mutual TLS. */
-  cert?: string;
-  /** PEM client private key, for mutual TLS. */
-  key?: string;
-}
-
-/** Connection options of the NATS transport. */
-export interface NatsConnectionOptions {
-  /** TLS settings. */
-  tls?: NatsTlsOptions;
-  /** Time to establish a connection, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /** Pause between reconnection attempts to one server, ms. Default 250. */
-  reconnectWaitMs?: number;
-  /** Random extra pause added to each reconnection attempt, ms. Default 250 (1,000 with TLS). */
-  reconnectJitterMs?: number;
-  /** Client name the server shows (`/connz`). Default `"spores"`. */
-  name?: string;
-  /**
-   * Core NATS without JetStream. It cannot keep the transport contract (no
-   * redelivery, nothing kept for an absent agent), so `false` is refused.
-   */
-  jetstream?: boolean;
-}
+import type { NatsConnectionOptions } from "./options.ts";
+export type { NatsConnectionOptions, NatsTlsOptions } from "./options.ts";
 
 /** The servers, credentials and TLS demand a URL names. */
 export interface ParsedNatsUrl {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ProtocolError, TransportError } from "../../crypto/errors.ts";
@@ -74,6 +75,22 @@ export class NatsDirectory implements Directory {
       await kv.put(token(verified.id), card);
     } catch (cause) {
       throw new TransportError("JetStream refused the card", { cause });
+    }
+  }
+
+  /**
+   * Removes every revision of the card of `id` from the bucket's stream (an
+   * agent retired for good, see `Transport.purge`); how many it removed.
+   */
+  async remove(id: string): Promise<number> {
+    checkId(id, "agent id");
+    await this.#open();
+    try {
+      const jsm = await jetstreamManager(this.#nc);
+      const r = await jsm.streams.purge(`KV_${this.#bucket}`, { filter: `$KV.${this.#bucket}.${token(id)}` });
+      return r.purged;
+    } catch (cause) {
+      throw new TransportError("JetStream refused to remove the card", { cause });
     }
   }
 

@@ -29,18 +29,22 @@ import {
 } from "@nats-io/jetstream";
 import { headers, type MsgHdrs, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
+import { checkId } from "../../spore/limits.ts";
 import {
   type Address,
   checkMessageSize,
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { connectNats, describeNatsUrl, type NatsConnectionOptions } from "./connection.ts";
+import { connectNats, describeNatsUrl, parseNatsUrl } from "./connection.ts";
+import { TransportEvents } from "../events.ts";
 import { NatsDirectory } from "./directory.ts";
 import {
   agentSubject,
@@ -49,43 +53,10 @@ import {
   consumerNames,
   type NatsNames,
   natsNames,
+  token,
 } from "./subjects.ts";
-
-/** Options of the NATS transport. */
-export interface NatsTransportOptions extends NatsConnectionOptions {
-  /** Subject prefix: 1..4 dot-separated tokens of `[A-Za-z0-9_-]`. Default `"spores"`. */
-  prefix?: string;
-  /** Stream name. Default: the prefix with `.` replaced by `_`. */
-  stream?: string;
-  /** Stream (and card bucket) replicas, 1..5; 3 on a 3-node cluster. Default 1. */
-  replicas?: number;
-  /** Stream `max_age`: how long a message is kept at most, ms. Default 7 days. */
-  maxAgeMs?: number;
-  /** Stream `max_bytes` (oldest messages are discarded past it); -1 for no limit. Default -1. */
-  maxBytes?: number;
-  /** Stream `duplicate_window`: how long a spore id is remembered, ms. Default 120,000. */
-  duplicateWindowMs?: number;
-  /** Consumer `ack_wait`: how long a delivery may stay unacknowledged before it is redelivered, ms. Default 30,000. */
-  ackWaitMs?: number;
-  /** Redeliveries before the transport itself dead-letters a message (consumer `max_deliver` is this + 2). Default 16. */
-  maxRedeliveries?: number;
-  /** Consumer `max_ack_pending`, shared by every process reading one consumer. Default 1,000. */
-  maxAckPending?: number;
-  /** How long in-progress acks keep a running handler's message, ms. Default 600,000. */
-  maxHandlerMs?: number;
-  /** How long a publish may retry while the cluster elects a leader or the client reconnects, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /**
-   * How long one attempt waits for its PubAck before it is retried (with the same id), ms. Default 2,000. A
-   * spore held back longer than the receiver's replay window (4,096 later spores of its session) is refused
-   * there as stale: keep this times the send rate below it.
-   */
-  pubAckTimeoutMs?: number;
-  /** How long one pull request waits for messages, ms (at least 1,000). Default 5,000. */
-  fetchExpiresMs?: number;
-  /** Largest message, bytes. Default: the server's `max_payload` less 1 KiB for headers. */
-  maxMessageBytes?: number;
-}
+import type { NatsTransportOptions } from "./options.ts";
+export type { NatsTransportOptions } from "./options.ts";
 
 /**
  * Header with the message's expiry (Unix ms), checked when it is read.
@@ -141,6 +112,8 @@ export class NatsTransport implements Transport {
   readonly directory: NatsDirectory;
   /** The NATS connection. */
   readonly connection: NatsConnection;
+  /** Link lost and back, and messages dead-lettered after `maxRedeliveries`. */
+  readonly events: TransportEvents;
   /** The JetStream client. */
   readonly js: JetStreamClient;
   /** The JetStream manager. */
@@ -170,8 +143,14 @@ export class NatsTransport implements Transport {
     names: NatsNames,
     stream: StreamSettings,
     options: NatsTransportOptions,
+    url: string,
   ) {
     this.#stream = stream;
+    this.events = new TransportEvents(
+      "nats",
+      describeNatsUrl(url),
+      parseNatsUrl(url).servers.join(",") || "the NATS servers",
+    );
     this.connection = nc;
     this.jsm = jsm;
     this.js = jetstream(nc, { timeout: 5000 });
@@ -187,10 +166,19 @@ export class NatsTransport implements Transport {
       broadcast: true,
     });
     this.directory = new NatsDirectory(nc, names.bucket, { replicas: options.replicas ?? 1 });
+    const events = this.events;
     this.#watching = (async () => {
+      let lastError: unknown;
       for await (const s of nc.status()) {
-        if (s.type === "reconnect") this.reconnections++;
+        if (s.type === "error") lastError = (s as { error?: unknown }).error;
+        if (s.type === "reconnect") {
+          this.reconnections++;
+          events.linkUp();
+        }
         if (s.type === "disconnect") {
+          // nats.js reconnects by itself, to any server of the cluster: one outage until "reconnect".
+          events.linkDown(lastError);
+          lastError = undefined;
           // Publications waiting for a PubAck on the lost connection are retried now, not after their timeout.
           this.#lost.resolve();
           this.#lost = Promise.withResolvers<void>();
@@ -227,7 +215,7 @@ export class NatsTransport implements Transport {
         duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
       };
       await ensureStream(jsm, stream);
-      return new NatsTransport(nc, jsm, names, stream, options);
+      return new NatsTransport(nc, jsm, names, stream, options, url);
     } catch (cause) {
       await nc.close().catch(() => {});
       if (cause instanceof ConfigError) throw cause;
@@ -350,6 +338,8 @@ export class NatsTransport implements Transport {
       throw new TransportError(`cannot create the JetStream consumer ${names.durable}`, { cause });
     }
     const sub = new NatsSubscription(this, consumer, open, names, handler, {
+      address: from,
+      member: options.member,
       prefetch: Math.max(1, options.prefetch ?? 64),
       maxRedeliveries: maxRe,
       ackWaitMs,
@@ -367,9 +357,61 @@ export class NatsTransport implements Transport {
    * handed back (`nak`, redelivered at once to another reader), and the
    * connection drains (pending acks are flushed).
    */
+  /**
+   * Removes what `agent` created in JetStream (see
+   * {@linkcode Transport.purge}): its durable consumer (`agent_<id>`), the
+   * spores to it still in the stream (`{prefix}.agent.<id>.>`), its dead
+   * letters (`{prefix}.dead.agent.<id>`), every revision of its card in the
+   * card bucket, and, for each of `options.channels`, its member consumer
+   * and its dead letters there. The stream itself, and the broadcasts in it,
+   * are shared and stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const report: PurgeReport = { removed: [], kept: [] };
+    const consumers = [await consumerNames(this.names.prefix, { agent: id })];
+    for (const c of options.channels ?? []) {
+      consumers.push(await consumerNames(this.names.prefix, { channel: checkId(c, "channel") }, id));
+    }
+    const stream = this.names.stream;
+    try {
+      for (const [i, names] of consumers.entries()) {
+        try {
+          await this.jsm.consumers.delete(stream, names.durable);
+          report.removed.push(`consumer ${stream}/${names.durable}`);
+        } catch (e) {
+          if (apiCode(e) !== CONSUMER_NOT_FOUND) throw e;
+        }
+        // An agent's spores are its own; a channel's are read by every member and stay.
+        const subjects = i === 0 ? [names.filter, names.dead] : [names.dead];
+        for (const filter of subjects) {
+          const { purged } = await this.jsm.streams.purge(stream, { filter });
+          if (purged > 0) report.removed.push(`${purged} message(s) on ${filter}`);
+        }
+      }
+      const cards = await this.directory.remove(id);
+      if (cards > 0) report.removed.push(`card ${this.directory.bucket}/${token(id)}`);
+      // Its trust pins (natsTrust), under every identity it had.
+      const pins = `${this.names.bucket}_pins`;
+      try {
+        const { purged } = await this.jsm.streams.purge(`KV_${pins}`, {
+          filter: `$KV.${pins}.${token(id)}.>`,
+        });
+        if (purged > 0) report.removed.push(`${purged} trust pin(s) in ${pins}`);
+      } catch (e) {
+        if (apiCode(e) !== STREAM_NOT_FOUND) throw e;
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from JetStream`, { cause });
+    }
+    return report;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subs].map((s) => s.close(true)));
     await this.directory.close();
     try {
@@ -488,6 +530,8 @@ async function ensureConsumer(
 }
 
 interface SubscriptionSettings {
+  address: Address;
+  member: string | undefined;
   prefetch: number;
   maxRedeliveries: number;
   ackWaitMs: number;
@@ -597,13 +641,18 @@ class NatsSubscription implements Subscription {
       return;
     }
     if (deliveries > this.#s.maxRedeliveries + 1) {
-      void this.#deadLetterOrNak(m).catch(() => {});
+      void this.#deadLetterOrNak(m, true).catch(() => {});
       return;
     }
     let settled = false;
     const done = () => {
       settled = true;
       this.#inFlight.delete(m);
+      if (this.#inFlight.size === 0) {
+        // Nothing left to keep alive: no interval may outlive the work (it would keep the process running).
+        clearInterval(this.#heartbeat);
+        this.#heartbeat = undefined;
+      }
       this.#space?.();
       this.#space = undefined;
       if (this.#closed && this.#inFlight.size === 0) this.onClose?.(); // the transport may forget it now
@@ -627,7 +676,7 @@ class NatsSubscription implements Subscription {
         if (settled) return Promise.resolve();
         done();
         // The last allowed delivery failed: dead-letter now rather than after one more round trip.
-        if (deliveries >= this.#s.maxRedeliveries + 1) return this.#deadLetterOrNak(m);
+        if (deliveries >= this.#s.maxRedeliveries + 1) return this.#deadLetterOrNak(m, true);
         return settle(() => m.nak());
       },
       deadLetter: async () => {
@@ -684,13 +733,29 @@ class NatsSubscription implements Subscription {
     m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" (the reason came with 2.10)
   }
 
-  /** Dead-letters `m`; if JetStream cannot take the copy, `m` goes back (`nak`) and the failure is thrown. */
-  async #deadLetterOrNak(m: JsMsg): Promise<void> {
+  /**
+   * Dead-letters `m`; if JetStream cannot take the copy, `m` goes back (`nak`) and the failure is thrown.
+   * `own`: the transport decided it (its redelivery limit), not the agent: reported as a transport event.
+   */
+  async #deadLetterOrNak(m: JsMsg, own = false): Promise<void> {
     try {
       await this.#deadLetter(m);
     } catch (e) {
       await settle(() => m.nak()).catch(() => {});
       throw e;
+    }
+    if (own) {
+      const deliveries = m.info.deliveryCount;
+      this.#t.events.deadLettered({
+        address: this.#s.address,
+        member: this.#s.member,
+        size: m.data.length,
+        attempts: deliveries,
+        reason: `delivered ${deliveries} times (limit ${
+          this.#s.maxRedeliveries + 1
+        }) without an acknowledgement`,
+        store: this.#names.dead,
+      });
     }
   }
 

@@ -9,42 +9,10 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { ConfigError } from "../../crypto/errors.ts";
 import { describeUrl } from "../connect_error.ts";
+import type { RedisConnectionOptions } from "./options.ts";
+export type { RedisConnectionOptions, RedisTlsOptions } from "./options.ts";
 
 export { describeUrl };
-
-/** TLS settings for `rediss://`. */
-export interface RedisTlsOptions {
-  /** PEM CA certificate(s) to trust instead of the system store. */
-  ca?: string | string[];
-  /** PEM client certificate, for mutual TLS. */
-  cert?: string;
-  /** PEM client private key, for mutual TLS. */
-  key?: string;
-  /** Server name to verify, when it differs from the host. */
-  servername?: string;
-}
-
-/** Connection options of the Redis transport. */
-export interface RedisConnectionOptions {
-  /** TLS for `rediss://` URLs. */
-  tls?: RedisTlsOptions;
-  /** Time to establish a connection, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /**
-   * Longest wait for a command's reply, ms, so that a publish on a link that went silent fails with a
-   * `TransportError` instead of waiting for ever. Default 30,000 (always above the blocking read time).
-   */
-  commandTimeoutMs?: number;
-  /** Longest pause between reconnection attempts, ms. Default 2,000. */
-  maxBackoffMs?: number;
-  /**
-   * Redis Cluster start-up nodes; when set (or when the URL has a `cluster` parameter), a cluster client is
-   * made (keys are hash-tagged per agent).
-   */
-  cluster?: { host: string; port: number }[];
-  /** Extra ioredis options (Sentinel: `sentinels` and `name`), merged last. */
-  ioredis?: RedisOptions;
-}
 
 /** A client of either kind. */
 export type RedisClient = Redis | Cluster;

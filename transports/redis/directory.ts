@@ -96,6 +96,21 @@ export class RedisDirectory implements Directory {
     return this.#seen.prefer(await verifyCard(new Uint8Array(bytes)));
   }
 
+  /**
+   * Removes the card of `id` from Redis and from what this directory has
+   * seen (an agent retired for good, see `Transport.purge`); whether Redis
+   * held one.
+   */
+  async remove(id: string): Promise<boolean> {
+    checkId(id, "agent id");
+    this.#seen.forget(id);
+    try {
+      return await this.#client.hdel(this.#key, id) > 0;
+    } catch (cause) {
+      throw new TransportError("cannot remove a card from Redis", { cause });
+    }
+  }
+
   /** Calls `listener` with each card published from now on (verified; bad ones are skipped). */
   watch(listener: CardListener): () => void {
     this.#listeners.add(listener);

@@ -8,7 +8,9 @@
  * {prefix}:agent:{<id>}       stream of an agent's spores; consumer group "<id>"
  * {prefix}:dlq:{<id>}         dead letters of an agent
  * {prefix}:channel:{<name>}   stream of a channel; one consumer group per member
+ * {prefix}:dlq:channel:{<name>}  dead letters of a channel's members
  * {prefix}:cards              hash of agent cards (see RedisDirectory)
+ * {prefix}:state:{<id>}...    an agent's session store (see RedisSessionStore)
  * ```
  * Braces are Redis Cluster hash tags: one agent's keys share a slot.
  *
@@ -23,59 +25,20 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import {
-  createClient,
-  describeUrl,
-  loose,
-  type RedisClient,
-  type RedisConnectionOptions,
-} from "./connection.ts";
+import { Cluster } from "ioredis";
+import { createClient, describeUrl, loose, type RedisClient } from "./connection.ts";
 import { RedisDirectory } from "./directory.ts";
 import { explainConnectError, hostPort } from "../connect_error.ts";
-
-/** Options of the Redis transport. */
-export interface RedisTransportOptions extends RedisConnectionOptions {
-  /** Key prefix. Default `"spores"`. */
-  prefix?: string;
-  /**
-   * Most entries a stream holds. Entries are never trimmed before every consumer group has read and
-   * acknowledged them; a publish to a stream that holds this many is refused with a `TransportError`
-   * (the receiver is away or too slow). Default 100,000.
-   */
-  maxLen?: number;
-  /** Most entries read per `XREADGROUP` (never more than the subscription's prefetch). Default 256. */
-  batch?: number;
-  /** How long one blocking read waits, ms. Default 1,000. */
-  blockMs?: number;
-  /** How long an entry may stay unacknowledged with a consumer before another takes it, ms. Default 30,000. */
-  visibilityTimeoutMs?: number;
-  /** How often a subscriber looks for such entries, ms. Default 5,000. */
-  claimIntervalMs?: number;
-  /** Deliveries after which the transport itself dead-letters an entry. Default 16. */
-  maxDeliveries?: number;
-  /** Largest message, bytes. Default 16 MiB. */
-  maxMessageBytes?: number;
-  /**
-   * Replication to wait for before `publish` resolves. Redis replicates asynchronously: without this, a
-   * primary that fails right after accepting a spore can lose it. With `{ replicas: n }`, each publish is
-   * followed by `WAIT n timeoutMs` on the same connection, and a publish that fewer than `n` replicas
-   * confirmed in time fails with a `TransportError` (the spore may still be delivered). Default: none.
-   */
-  durability?: RedisDurability;
-}
-
-/** How many replicas must hold a spore before `publish` resolves (see `RedisTransportOptions.durability`). */
-export interface RedisDurability {
-  /** Replicas that must acknowledge the write. At least 1. */
-  replicas: number;
-  /** How long to wait for them, ms. Default 1,000. */
-  timeoutMs?: number;
-}
+import { TransportEvents } from "../events.ts";
+import type { RedisDurability, RedisTransportOptions } from "./options.ts";
+export type { RedisDurability, RedisTransportOptions } from "./options.ts";
 
 /** Bytes as a Node Buffer view (no copy), as ioredis needs for binary values. */
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -135,7 +98,8 @@ export function keysOf(
   }
   const channel = checkId(from.channel, "channel");
   const m = checkId(member, "channel member");
-  return { stream: `${prefix}:channel:{${channel}}`, group: m, dlq: `${prefix}:dlq:{${channel}}` };
+  // Not `{prefix}:dlq:{<channel>}`: that is the dead-letter stream of the agent of the same name.
+  return { stream: `${prefix}:channel:{${channel}}`, group: m, dlq: `${prefix}:dlq:channel:{${channel}}` };
 }
 
 /**
@@ -156,6 +120,8 @@ export class RedisTransport implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards in Redis. */
   readonly directory: RedisDirectory;
+  /** Link lost and back (the command connection's), and entries dead-lettered after `maxDeliveries`. */
+  readonly events: TransportEvents;
   /** The command connection. */
   readonly client: RedisClient;
   /** Entries dropped at read time because their TTL had passed. */
@@ -166,6 +132,8 @@ export class RedisTransport implements Transport {
   readonly #options: RedisTransportOptions;
   readonly #prefix: string;
   readonly #subscriptions = new Set<RedisSubscription>();
+  readonly #cluster: boolean;
+  #nodeErrorAt = -Infinity;
   #closed = false;
 
   private constructor(url: string, client: RedisClient, options: RedisTransportOptions, durable: boolean) {
@@ -174,6 +142,23 @@ export class RedisTransport implements Transport {
     this.#options = options;
     this.#prefix = options.prefix ?? "spores";
     this.directory = new RedisDirectory(client, this.#prefix);
+    this.events = new TransportEvents("redis", describeUrl(url), hostPort(url, 6379));
+    // ioredis reconnects by itself; "close" is the link lost (each attempt that fails closes again: one
+    // outage), "ready" the link back with its commands replayed.
+    let lastError: unknown;
+    client.on("error", (e: unknown) => lastError = e);
+    client.on("close", () => {
+      this.events.linkDown(lastError);
+      lastError = undefined;
+    });
+    client.on("ready", () => this.events.linkUp());
+    // A cluster client stays "ready" when one node fails: the node's errors are the link lost (for the keys of
+    // its slots), and reads that answer again, once the node errors have stopped, are the link back.
+    this.#cluster = client instanceof Cluster;
+    client.on("node error", (e: unknown) => {
+      this.#nodeErrorAt = performance.now();
+      this.events.linkDown(e);
+    });
     this.capabilities = Object.freeze({
       durable,
       ordered: true,
@@ -231,6 +216,19 @@ export class RedisTransport implements Transport {
     const c = createClient(this.#url, this.#options);
     c.on("error", () => {});
     return c;
+  }
+
+  /**
+   * @internal A blocking read answered: the link is back (on a cluster, once node errors have stopped for 1 s).
+   */
+  readAnswered(): void {
+    if (this.events.connected) return;
+    if (!this.#cluster || performance.now() - this.#nodeErrorAt > 1000) this.events.linkUp();
+  }
+
+  /** @internal A blocking read did not answer in time: a silent link (the socket stays open), lost. */
+  readStalled(): void {
+    this.events.linkDown(READ_STALLED);
   }
 
   /** Key prefix. */
@@ -309,6 +307,8 @@ export class RedisTransport implements Transport {
     this.#check();
     const keys = keysOf(this.#prefix, from, options.member);
     const sub = new RedisSubscription(this, keys, handler, {
+      address: from,
+      member: options.member,
       prefetch: options.prefetch ?? 64,
       batch: this.#options.batch ?? 256,
       blockMs: this.#options.blockMs ?? 1000,
@@ -323,10 +323,65 @@ export class RedisTransport implements Transport {
     return sub;
   }
 
+  /**
+   * Removes what `agent` created in Redis (see {@linkcode Transport.purge}):
+   * its stream `{prefix}:agent:{<id>}` (with its consumer group and the
+   * spores waiting there), its dead letters `{prefix}:dlq:{<id>}`, its card
+   * in `{prefix}:cards`, every key of its session store under this prefix
+   * (`{prefix}:state:{<id>}` and `{prefix}:state:{<id>}:…`), its trust pins
+   * (`{prefix}:pins:{<id>}:…`, a `RedisPinStore`), and its consumer
+   * group on the stream of each of `options.channels`. A channel's stream and
+   * its dead letters are shared by its members and stay.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const channels = (options.channels ?? []).map((c) => checkId(c, "channel"));
+    const report: PurgeReport = { removed: [], kept: [] };
+    const c = this.client;
+    try {
+      for (const key of [`${this.#prefix}:agent:{${id}}`, `${this.#prefix}:dlq:{${id}}`]) {
+        if (await c.del(key) > 0) report.removed.push(key);
+      }
+      for (const channel of channels) {
+        const stream = `${this.#prefix}:channel:{${channel}}`;
+        try {
+          if (Number(await c.xgroup("DESTROY", stream, id)) > 0) report.removed.push(`${stream} group ${id}`);
+        } catch (e) {
+          if (!/no such key|ERR The XGROUP subcommand requires the key to exist/i.test(String(e))) throw e;
+        }
+      }
+      if (await this.directory.remove(id)) report.removed.push(`${this.#prefix}:cards ${id}`);
+      // Every key of the session store carries the hash tag {<id>}: one slot, on one primary of a cluster.
+      const state = `${this.#prefix}:state:{${id}}`;
+      // Its trust pins too (RedisPinStore: `{prefix}:pins:{<id>}:<fingerprint>`, one hash per identity).
+      const pins = `${this.#prefix}:pins:{${id}}`;
+      for (const [base, own] of [[state, true], [pins, false]] as const) {
+        let removed = 0;
+        for (const node of "nodes" in c ? c.nodes("master") : [c]) {
+          let cursor = "0";
+          do {
+            const [next, keys] = await node.scan(cursor, "MATCH", `${base}*`, "COUNT", 1000);
+            cursor = next;
+            // The tag is the whole of `{<id>}`: a key of the agent `<id>x` does not match `{<id>}*`. All of
+            // them share its slot, so one DEL takes many.
+            const mine = keys.filter((k) => (own && k === base) || k.startsWith(`${base}:`));
+            for (let i = 0; i < mine.length; i += 500) removed += await c.del(...mine.slice(i, i + 500));
+          } while (cursor !== "0");
+        }
+        if (removed > 0) report.removed.push(`${base}${own ? " and " + base : ""}:… (${removed} keys)`);
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from Redis`, { cause });
+    }
+    return report;
+  }
+
   /** Stops subscriptions (handing their unacknowledged entries back) and disconnects. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subscriptions].map((s) => s.close()));
     await this.directory.close();
     try {
@@ -338,6 +393,8 @@ export class RedisTransport implements Transport {
 }
 
 interface SubscriptionSettings {
+  address: Address;
+  member: string | undefined;
   prefetch: number;
   batch: number;
   blockMs: number;
@@ -348,7 +405,7 @@ interface SubscriptionSettings {
 }
 
 /** A blocking read that did not answer in time. */
-const READ_STALLED = new Error("a blocking read did not answer in time");
+const READ_STALLED = new Error("a blocking read did not answer in time (a silent link)");
 
 type XRead = [Uint8Array, [Uint8Array, unknown[]][]][] | null;
 
@@ -458,13 +515,17 @@ class RedisSubscription implements Subscription {
           this.#keys.stream,
           ">",
         );
+        this.#t.readAnswered();
         for (const [, entries] of res ?? []) {
           for (const [id, fields] of entries) this.#dispatch(text(id), fieldsOf(fields), 1);
         }
       } catch (e) {
         if (this.#closed) break;
         this.#recover = true;
-        if (e === READ_STALLED) await this.#connectReader().catch(() => {});
+        if (e === READ_STALLED) {
+          this.#t.readStalled();
+          await this.#connectReader().catch(() => {});
+        }
         // A replica promoted before it had the stream or its group (asynchronous replication): make the group
         // again, from the start for an agent (what was handled is a duplicate, caught by receipts).
         if (String((e as Error)?.message).includes("NOGROUP")) await this.#createGroup().catch(() => {});
@@ -566,7 +627,18 @@ class RedisSubscription implements Subscription {
       return;
     }
     if (deliveries > this.#s.maxDeliveries) {
-      void this.#deadLetter(id, data, deliveries).catch(() => {});
+      // Delivered that often and never acknowledged (its handler's process died each time, say): moved by
+      // the transport itself, and reported so that the agent counts it.
+      void this.#deadLetter(id, data, deliveries).then(() =>
+        this.#t.events.deadLettered({
+          address: this.#s.address,
+          member: this.#s.member,
+          size: data.length,
+          attempts: deliveries,
+          reason: `delivered ${deliveries} times (limit ${this.#s.maxDeliveries}) without an acknowledgement`,
+          store: this.#keys.dlq,
+        })
+      ).catch(() => {});
       return;
     }
     this.#inFlight.add(id);

@@ -29,6 +29,7 @@ import {
   ChangeMessageVisibilityBatchCommand,
   CreateQueueCommand,
   DeleteMessageBatchCommand,
+  DeleteQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
   type Message,
@@ -38,7 +39,14 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import { CreateTopicCommand, PublishBatchCommand, SNSClient, SubscribeCommand } from "@aws-sdk/client-sns";
+import {
+  CreateTopicCommand,
+  ListSubscriptionsByTopicCommand,
+  PublishBatchCommand,
+  SNSClient,
+  SubscribeCommand,
+  UnsubscribeCommand,
+} from "@aws-sdk/client-sns";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { inspect } from "../../spore/envelope.ts";
 import { checkId } from "../../spore/limits.ts";
@@ -47,57 +55,20 @@ import type {
   Delivery,
   DeliveryHandler,
   PublishOptions,
+  PurgeOptions,
+  PurgeReport,
   SubscribeOptions,
   Subscription,
   Transport,
   TransportCapabilities,
 } from "../transport.ts";
 import { Batcher } from "./batching.ts";
+import { describeUrl, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
 import { SqsDirectory } from "./directory.ts";
 import { checkPrefix, type NameKind, sqsName } from "./names.ts";
-
-/** AWS credentials. */
-export interface SqsCredentials {
-  /** Access key id. */
-  accessKeyId: string;
-  /** Secret access key. */
-  secretAccessKey: string;
-  /** Session token of temporary credentials. */
-  sessionToken?: string;
-}
-
-/** Options of the SQS transport (URL query parameters override none of these). */
-export interface SqsTransportOptions {
-  /** Name prefix of every queue and topic, 1..32 of `[A-Za-z0-9-]`. Default `"spores"` (or `?prefix=`). */
-  prefix?: string;
-  /** AWS region. Default: the URL's host. */
-  region?: string;
-  /** SQS endpoint (emulator, VPC endpoint). Default: the URL's `?endpoint=`, else AWS's. */
-  endpoint?: string;
-  /** SNS endpoint. Default: the URL's `?snsEndpoint=`, else `endpoint` when one is set, else AWS's. */
-  snsEndpoint?: string;
-  /** Credentials. Default: the SDK's chain (environment variables, instance role, ...). */
-  credentials?: SqsCredentials;
-  /** FIFO queues and topics (ordered per sender, deduplicated for 5 minutes). Default false (or `?fifo=1`). */
-  fifo?: boolean;
-  /** Redeliveries before SQS itself moves a message to the dead-letter queue (`maxReceiveCount` − 1). Default 5. */
-  maxRedeliveries?: number;
-  /** Visibility timeout of a received message, s; extended while its handler runs. Default 30. */
-  visibilityTimeoutSeconds?: number;
-  /** Long-poll wait of one receive, s (0..20). Default 20. */
-  waitTimeSeconds?: number;
-  /** `MaximumMessageSize` of the queues this transport creates, bytes (1024..1 MiB). Default 256 KiB. */
-  maxMessageBytes?: number;
-  /** Most receive requests in flight per subscription. Default: prefetch / 10, 1..8. */
-  receiveLoops?: number;
-  /**
-   * How long closing waits for the long polls in flight to return, ms, before it aborts them. Default: the
-   * long-poll wait plus 2 s, so that no message is taken by an abandoned poll (SQS may hand a message to a
-   * poll whose client has gone: it then stays invisible until its visibility timeout). Lower it, or the
-   * wait, for a faster close.
-   */
-  closeGraceMs?: number;
-}
+import type { SqsTransportOptions } from "./options.ts";
+export type { SqsCredentials, SqsTransportOptions } from "./options.ts";
 
 /** SNS's limit on a published message (body and attributes). */
 export const SNS_MAX_MESSAGE_BYTES = 262_144;
@@ -125,6 +96,16 @@ interface Outgoing {
   attributes: Record<string, MessageAttributeValue>;
   groupId?: string;
   dedupId?: string;
+}
+
+/** The SNS topic a subscribed queue's policy lets send to it (see `subscribedQueue`). */
+function topicOfPolicy(policy: string | undefined): string | undefined {
+  try {
+    const arn = JSON.parse(policy ?? "null")?.Statement?.[0]?.Condition?.ArnEquals?.["aws:SourceArn"];
+    return typeof arn === "string" && arn.startsWith("arn:") ? arn : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Base64 length of `n` bytes. */
@@ -190,6 +171,11 @@ export class SqsTransport implements Transport {
   readonly capabilities: TransportCapabilities;
   /** Agent cards as tags of agent queues. */
   readonly directory: SqsDirectory;
+  /**
+   * Link lost (SQS requests fail without an answer from the service, or with a 5xx, after the SDK's own
+   * retries) and back (a request answered), and messages moved to the dead-letter queue at the receive limit.
+   */
+  readonly events: TransportEvents;
   /** The SQS client. */
   readonly sqs: SQSClient;
   /** The SNS client. */
@@ -249,6 +235,14 @@ export class SqsTransport implements Transport {
       defaultUserAgentProvider: () => Promise.resolve([["spores-sqs"], ["lang/js"]] as [string, string?][]),
     };
     this.sqs = new SQSClient({ ...common, endpoint });
+    this.events = new TransportEvents(
+      "sqs",
+      endpoint ? `sqs://${resolvedRegion} at ${describeUrl(endpoint)}` : `sqs://${resolvedRegion}`,
+      endpoint
+        ? hostPort(endpoint, endpoint.startsWith("https:") ? 443 : 80)
+        : `sqs.${resolvedRegion}.amazonaws.com:443`,
+    );
+    watchLink(this.sqs, this.events);
     this.sns = new SNSClient({ ...common, endpoint: snsEndpoint });
     this.directory = new SqsDirectory(this);
     this.capabilities = Object.freeze({
@@ -608,6 +602,9 @@ export class SqsTransport implements Transport {
       for (const n of names) this.forget(n);
     };
     const sub = new SqsSubscription(this, queue, dead, forget, handler, {
+      address: from,
+      member: options.member,
+      maxReceiveCount: this.#maxReceiveCount,
       prefetch,
       loops: Math.max(1, Math.min(this.#loops ?? Math.ceil(prefetch / 10), 8, prefetch)),
       visibility: this.#visibility,
@@ -624,10 +621,76 @@ export class SqsTransport implements Transport {
     return sub;
   }
 
+  /**
+   * Deletes the queues `agent` created (see {@linkcode Transport.purge}):
+   * `{prefix}_a-<id>` with the spores waiting there and its card (the
+   * queue's tags), `{prefix}_d-<id>` with its dead letters, and on each of
+   * `options.channels` its member queue `{prefix}_c-<channel>_x<id>` and the
+   * SNS subscription that feeds it (the topic named by the queue's own
+   * policy). Channel topics are shared and stay. SQS may take up to 60
+   * seconds to forget a deleted queue's name: a queue of the same name
+   * cannot be created again before then.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check();
+    const id = checkId(agent, "agent");
+    const report: PurgeReport = { removed: [], kept: [] };
+    const members = (options.channels ?? []).map((c) => this.queueName("c", checkId(c, "channel"), id));
+    try {
+      for (const name of members) {
+        const url = await this.#existing(name);
+        if (!url) continue;
+        const attrs = (await this.sqs.send(
+          new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn", "Policy"] }),
+        )).Attributes ?? {};
+        const topic = topicOfPolicy(attrs.Policy);
+        if (topic && attrs.QueueArn) {
+          let next: string | undefined;
+          do {
+            const page = await this.sns.send(
+              new ListSubscriptionsByTopicCommand({ TopicArn: topic, NextToken: next }),
+            );
+            for (const sub of page.Subscriptions ?? []) {
+              if (sub.Endpoint === attrs.QueueArn && sub.SubscriptionArn?.startsWith("arn:")) {
+                await this.sns.send(new UnsubscribeCommand({ SubscriptionArn: sub.SubscriptionArn }));
+                report.removed.push(`subscription ${sub.SubscriptionArn}`);
+              }
+            }
+            next = page.NextToken;
+          } while (next);
+        }
+        await this.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+        this.forget(name);
+        report.removed.push(name);
+      }
+      for (const name of [this.queueName("a", id), this.queueName("d", id)]) {
+        const url = await this.#existing(name);
+        if (!url) continue;
+        await this.sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+        this.forget(name);
+        report.removed.push(name);
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} from SQS`, { cause });
+    }
+    return report;
+  }
+
+  /** The URL of the queue `name`, or undefined if there is none. */
+  async #existing(name: string): Promise<string | undefined> {
+    try {
+      return (await this.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+    } catch (e) {
+      if (missingQueue(e)) return undefined;
+      throw e;
+    }
+  }
+
   /** Closes subscriptions (their unfinished messages become visible again at once) and the clients. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     await Promise.all([...this.#subs].map((s) => s.close()));
     await this.directory.close();
     await Promise.all([...this.#senders.values(), ...this.#publishers.values()].map((b) => b.drained()));
@@ -636,7 +699,36 @@ export class SqsTransport implements Transport {
   }
 }
 
+/**
+ * Reports every request's outcome to `events`: answered (any HTTP status below 500) is the link up; no answer
+ * (a refused or reset connection, a time-out) or a 5xx, after the SDK's retries, is the link down. A request
+ * this transport aborted itself (a long poll at close) says nothing.
+ */
+function watchLink(client: SQSClient, events: TransportEvents): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        const out = await next(args);
+        events.linkUp();
+        return out;
+      } catch (e) {
+        const status = (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+        const aborted = (e as Error)?.name === "AbortError";
+        if (!aborted) {
+          if (status === undefined || status >= 500) events.linkDown(e);
+          else events.linkUp();
+        }
+        throw e;
+      }
+    },
+    { step: "initialize", name: "sporesLinkWatch" },
+  );
+}
+
 interface SubscriptionSettings {
+  address: Address;
+  member: string | undefined;
+  maxReceiveCount: number;
   prefetch: number;
   loops: number;
   visibility: number;
@@ -815,6 +907,29 @@ class SqsSubscription implements Subscription {
     }
     const received = Number(m.Attributes?.ApproximateReceiveCount ?? 1);
     const current = () => !this.#closed && this.#deleter === deleter;
+    // Received at or past the redrive limit: the next receive would be SQS's to dead-letter, unseen. The
+    // transport moves it itself, and says so, when this delivery is not acknowledged.
+    const last = received >= this.#s.maxReceiveCount;
+    const byTransport = async () => {
+      await this.#toDeadLetter(m, handle, deleter);
+      this.#t.events.deadLettered({
+        address: this.#s.address,
+        member: this.#s.member,
+        size: data.length,
+        attempts: received,
+        reason: `received ${received} times (limit ${this.#s.maxReceiveCount}) without an acknowledgement`,
+        store: this.#t.queueName(
+          "d",
+          this.#s.member ?? ("agent" in this.#s.address ? this.#s.address.agent : ""),
+        ),
+      });
+    };
+    if (received > this.#s.maxReceiveCount) {
+      // Past the limit (a queue without the redrive policy): not handed to the handler again.
+      settle();
+      void byTransport().catch(() => {});
+      return;
+    }
     const delivery: Delivery = {
       bytes: new Uint8Array(data),
       redeliveries: Math.max(0, (Number.isFinite(received) ? received : 1) - 1),
@@ -830,6 +945,13 @@ class SqsSubscription implements Subscription {
       },
       nack: async () => {
         if (!settle() || !current()) return;
+        if (last) {
+          try {
+            return await byTransport();
+          } catch {
+            // SQS's redrive policy moves it at its next receive
+          }
+        }
         await visibility.add({ handle, seconds: 0 }).catch(() => {});
       },
       deadLetter: async () => {

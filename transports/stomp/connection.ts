@@ -16,6 +16,7 @@
 import { Client, type IFrame, type IMessage, ReconnectionTimeMode } from "@stomp/stompjs";
 import { ConfigError, TransportError } from "../../crypto/errors.ts";
 import { describeUrl } from "../connect_error.ts";
+import type { TransportEvents } from "../events.ts";
 import type { Headers } from "./destinations.ts";
 import { type StompTlsOptions, TcpStompSocket, WsStompSocket } from "./socket.ts";
 
@@ -143,6 +144,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class StompConnection {
   /** Connections made so far (1 + reconnections). */
   connections = 0;
+  /** Where this connection reports itself lost and back, if anywhere (set once it is open). */
+  events: TransportEvents | undefined;
   readonly #client: Client;
   readonly #o: StompConnectionOptions;
   readonly #receipts = new Map<string, PendingReceipt>();
@@ -266,6 +269,7 @@ export class StompConnection {
     this.#generation++;
     this.connections++;
     this.#connected = true;
+    this.events?.linkUp();
     const generation = this.#generation;
     for (const [id, s] of this.#subs) {
       this.#client.subscribe(s.destination, (m) => this.#received(s.onMessage, m, generation), {
@@ -277,6 +281,7 @@ export class StompConnection {
   }
 
   #onLost(error: Error): void {
+    if (!this.#closed) this.events?.linkDown(error);
     if (this.#connected) {
       this.#connected = false;
       this.#up = Promise.withResolvers<void>();
@@ -358,6 +363,25 @@ export class StompConnection {
       this.#subs.delete(id);
       this.#dropReceipt(receipt);
       throw new TransportError(`cannot subscribe to ${destination}`, { cause });
+    }
+    await done;
+  }
+
+  /**
+   * Ends the subscription `id` with `headers` on the UNSUBSCRIBE (for a
+   * durable subscription, `durable: "true"` and its `x-queue-name` make
+   * RabbitMQ delete its queue); resolves on the broker's RECEIPT.
+   */
+  async unsubscribe(id: string, headers: Headers = {}): Promise<void> {
+    await this.ready();
+    this.#subs.delete(id);
+    const receipt = `${this.#tag}-${++this.#seq}`;
+    const done = this.#expectReceipt(receipt);
+    try {
+      this.#client.unsubscribe(id, { ...headers, receipt });
+    } catch (cause) {
+      this.#dropReceipt(receipt);
+      throw new TransportError(`cannot unsubscribe ${id}`, { cause });
     }
     await done;
   }

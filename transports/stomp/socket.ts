@@ -9,18 +9,8 @@
  */
 import type { IStompSocket } from "@stomp/stompjs";
 import { StompFrameGate } from "./frame_gate.ts";
-
-/** TLS settings for `stomp+ssl://`. */
-export interface StompTlsOptions {
-  /** PEM CA certificate(s) to trust instead of the system's roots. */
-  ca?: string | string[];
-  /** PEM client certificate chain, for mutual TLS. */
-  cert?: string;
-  /** PEM client private key, for mutual TLS. */
-  key?: string;
-  /** Server name to verify (default: the URL's host). */
-  servername?: string;
-}
+import type { StompTlsOptions } from "./options.ts";
+export type { StompTlsOptions } from "./options.ts";
 
 /** Where a TCP socket connects. */
 export interface TcpTarget {
@@ -32,6 +22,16 @@ export interface TcpTarget {
   tls?: StompTlsOptions;
   /** Most bytes the peer may send without completing a frame (see `progress`). Default 16 MiB. */
   maxPendingBytes?: number;
+}
+
+/** The byte stream under a `TcpStompSocket`: a `Deno.Conn` on Deno, `node:net`/`node:tls` on Node. */
+export interface ByteConn {
+  /** Reads into `p`; the count read, or `null` at the end of the stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; the count written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the connection (a pending `read` ends). */
+  close(): void;
 }
 
 const DEFAULT_MAX_PENDING = 16 << 20;
@@ -83,7 +83,7 @@ export class TcpStompSocket implements IStompSocket {
   /** Only `"arraybuffer"` is supported. */
   binaryType = "arraybuffer";
   #state = CONNECTING;
-  #conn: Deno.Conn | undefined;
+  #conn: ByteConn | undefined;
   #writing: Promise<void> = Promise.resolve();
   readonly #gate: StompFrameGate;
   #queued: Uint8Array[] = [];
@@ -118,9 +118,14 @@ export class TcpStompSocket implements IStompSocket {
   }
 
   async #open(target: TcpTarget): Promise<void> {
-    let conn: Deno.Conn;
+    let conn: ByteConn;
     try {
-      if (target.tls) {
+      if (!("Deno" in globalThis)) {
+        const { connectNode } = await import("./node_tcp.ts");
+        const node = await connectNode(target.hostname, target.port, target.tls);
+        conn = node;
+        this.localPort = node.localPort;
+      } else if (target.tls) {
         const ca = target.tls.ca === undefined
           ? undefined
           : Array.isArray(target.tls.ca)
@@ -137,9 +142,13 @@ export class TcpStompSocket implements IStompSocket {
         }
         const tls = await Deno.connectTls(options);
         await tls.handshake(); // a wrong CA or a refused client certificate fails here, not on first write
+        this.localPort = (tls.localAddr as Deno.NetAddr).port;
         conn = tls;
       } else {
-        conn = await Deno.connect({ hostname: target.hostname, port: target.port, transport: "tcp" });
+        const tcp = await Deno.connect({ hostname: target.hostname, port: target.port, transport: "tcp" });
+        tcp.setNoDelay(true);
+        this.localPort = tcp.localAddr.port;
+        conn = tcp;
       }
     } catch (error) {
       this.#state = CLOSED;
@@ -152,14 +161,12 @@ export class TcpStompSocket implements IStompSocket {
       return;
     }
     this.#conn = conn;
-    this.localPort = (conn.localAddr as Deno.NetAddr).port;
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     this.#state = OPEN;
     this.onopen?.({ type: "open" });
     void this.#read(conn);
   }
 
-  async #read(conn: Deno.Conn): Promise<void> {
+  async #read(conn: ByteConn): Promise<void> {
     const buffer = new Uint8Array(READ_BUFFER);
     let reason = "closed by the peer";
     try {
@@ -206,7 +213,7 @@ export class TcpStompSocket implements IStompSocket {
     }
   }
 
-  async #flush(conn: Deno.Conn): Promise<void> {
+  async #flush(conn: ByteConn): Promise<void> {
     try {
       while (this.#queued.length > 0 && this.#state === OPEN) {
         const chunks = this.#queued;

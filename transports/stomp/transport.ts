@@ -16,14 +16,26 @@ import {
   type Delivery,
   type DeliveryHandler,
   type PublishOptions,
+  type PurgeOptions,
+  type PurgeReport,
   type SubscribeOptions,
   type Subscription,
   type Transport,
   type TransportCapabilities,
 } from "../transport.ts";
-import { type Headers, StompDestinations, type StompQueueType, type StompTopology } from "./destinations.ts";
+import { type Headers, StompDestinations } from "./destinations.ts";
 import { StompDirectory } from "./directory.ts";
 import { describeUrl, explainConnectError, hostPort } from "../connect_error.ts";
+import { TransportEvents } from "../events.ts";
+
+/** A SEND whose RECEIPT was lost because its connection closed first (see `StompConnection`). */
+function receiptLost(cause: unknown): boolean {
+  return cause instanceof Error &&
+    cause.message.startsWith("the connection closed before RabbitMQ confirmed");
+}
+
+/** `host:port` of a STOMP URL (Web-STOMP's port for `stomp+ws(s)://`). */
+const stompHostPort = (url: string): string => hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
 import {
   parseStompUrl,
   StompConnection,
@@ -31,41 +43,9 @@ import {
   type StompEndpoint,
   type StompMessage,
 } from "./connection.ts";
-import type { StompTlsOptions } from "./socket.ts";
+import type { StompTransportOptions } from "./options.ts";
+export type { StompTransportOptions } from "./options.ts";
 import { OVERSIZE_HEADER } from "./frame_gate.ts";
-
-/** Options of the STOMP transport. */
-export interface StompTransportOptions {
-  /** Prefix of every queue and routing key (the exchange, in the `"amqp"` topology). Default `"spores"`. */
-  prefix?: string;
-  /**
-   * `"stomp"` (default): queues declared over STOMP on the broker's built-in exchanges. `"amqp"`: the
-   * AMQP transport's topology on the exchange `prefix` (declared by it), so that STOMP and AMQP agents
-   * talk to each other. See `./destinations.ts`.
-   */
-  topology?: StompTopology;
-  /**
-   * Queue type of agent, dead-letter and member queues: `"classic"` (default, with priorities and per-message
-   * TTL) or `"quorum"` (replicated; no priorities, and RabbitMQ 3.10 keeps no per-message TTL on them). In the
-   * `"amqp"` topology it must match the AMQP transport's `queueType`.
-   */
-  queueType?: StompQueueType;
-  /** TLS for `stomp+ssl://` (CA, client certificate and key for mutual TLS). */
-  tls?: StompTlsOptions;
-  /** Heartbeat interval both ways, ms (0: none). Default 10,000. */
-  heartbeatMs?: number;
-  /** How long a connection attempt may take, ms. Default 10,000. */
-  connectTimeoutMs?: number;
-  /** How long a publish waits for a connection and for its RECEIPT, ms. Default 30,000. */
-  publishTimeoutMs?: number;
-  /** Longest pause between reconnection attempts, ms. Default 5,000. */
-  maxBackoffMs?: number;
-  /**
-   * Largest message, bytes. Default 4 MiB; RabbitMQ's STOMP adapter takes frames
-   * up to `stomp.max_frame_size` (and Web-STOMP up to `web_stomp.ws_opts.max_frame_size`).
-   */
-  maxMessageBytes?: number;
-}
 
 interface SubState {
   conn: StompConnection;
@@ -100,6 +80,8 @@ export class StompTransport implements Transport {
    * and they went to the agent's dead-letter queue (see `./frame_gate.ts`).
    */
   oversized = 0;
+  /** Link lost and back (the publishing connection's). */
+  readonly events: TransportEvents;
   readonly #endpoint: StompEndpoint;
   readonly #o: StompConnectionOptions & { maxMessageBytes: number };
   readonly #subs = new Set<SubState>();
@@ -109,9 +91,13 @@ export class StompTransport implements Transport {
   #pub!: StompConnection;
   #closed = false;
   #pubSeq = 0;
+  readonly #attempts: number;
+  /** SENDs made again after their RECEIPT was lost with the connection. */
+  republished = 0;
 
-  private constructor(endpoint: StompEndpoint, options: StompTransportOptions) {
+  private constructor(endpoint: StompEndpoint, options: StompTransportOptions, url: string) {
     this.#endpoint = endpoint;
+    this.events = new TransportEvents("stomp", describeUrl(url), stompHostPort(url));
     this.#o = {
       heartbeatMs: options.heartbeatMs ?? 10_000,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -120,6 +106,10 @@ export class StompTransport implements Transport {
       maxMessageBytes: options.maxMessageBytes ?? 4 << 20,
       tls: options.tls,
     };
+    this.#attempts = options.publishAttempts ?? 5;
+    if (!Number.isSafeInteger(this.#attempts) || this.#attempts < 1) {
+      throw new ConfigError("publishAttempts must be a whole number from 1");
+    }
     this.destinations = new StompDestinations(
       options.prefix ?? "spores",
       options.topology ?? "stomp",
@@ -139,12 +129,13 @@ export class StompTransport implements Transport {
 
   /** Connects (a `TransportError` if the broker cannot be reached or refuses the login). */
   static async connect(url: string, options: StompTransportOptions = {}): Promise<StompTransport> {
-    const t = new StompTransport(parseStompUrl(url), options);
+    const t = new StompTransport(parseStompUrl(url), options, url);
     try {
       t.#pub = await t.openConnection();
+      t.#pub.events = t.events;
     } catch (cause) {
       if (cause instanceof ConfigError) throw cause;
-      const where = hostPort(url, /^stomp\+wss?:/.test(url) ? 15674 : 61613);
+      const where = stompHostPort(url);
       throw new TransportError(
         `cannot reach RabbitMQ STOMP at ${describeUrl(url)}: ${explainConnectError(cause, where)}`,
         { cause },
@@ -217,12 +208,31 @@ export class StompTransport implements Transport {
     if (options.dedupId !== undefined) headers["amqp-message-id"] = checkId(options.dedupId, "dedup id");
     if (options.type !== undefined) headers["spores-type"] = checkId(options.type, "type");
     headers["spores-pub"] = `${this.#tag}.${++this.#pubSeq}`;
-    try {
-      if ("agent" in to) await this.#declare(to.agent);
-      await this.#pub.send(destination, bytes, headers);
-    } catch (cause) {
-      if (this.#closed) throw new TransportError("stomp transport is closed", { cause });
-      throw new TransportError("RabbitMQ did not confirm a STOMP publish", { cause });
+    const started = Date.now();
+    for (let attempt = 1;; attempt++) {
+      try {
+        if ("agent" in to) await this.#declare(to.agent);
+        await this.#pub.send(destination, bytes, headers);
+        return;
+      } catch (cause) {
+        if (this.#closed) throw new TransportError("stomp transport is closed", { cause });
+        if (!receiptLost(cause)) {
+          throw new TransportError("RabbitMQ did not confirm a STOMP publish", { cause });
+        }
+        // The RECEIPT was lost with the connection: RabbitMQ may have the message or not. The same SEND (same
+        // message id) goes again once the connection is back; a receiver drops a copy it has handled.
+        if (attempt >= this.#attempts || Date.now() - started >= this.#o.publishTimeoutMs) {
+          throw new TransportError(
+            `the outcome of a STOMP publish to ${destination} is unknown: its receipt was lost with the ` +
+              `connection (${attempt} attempt(s) in ${
+                Date.now() - started
+              } ms); RabbitMQ may have it or not. ` +
+              `Sending the same spore again (the same id) is safe: a receiver drops a copy it has handled`,
+            { cause },
+          );
+        }
+        this.republished++;
+      }
     }
   }
 
@@ -366,6 +376,57 @@ export class StompTransport implements Transport {
     return await this.subscribeRaw(d.destination, { ...d.headers, ...common }, handler);
   }
 
+  /**
+   * Deletes the queues `agent` created through this transport (see
+   * {@linkcode Transport.purge}): its queue with the spores waiting there,
+   * its dead-letter queue, its card queue, and its member queue on each of
+   * `options.channels`. STOMP has no command to delete a queue; RabbitMQ
+   * deletes the queue of a durable `/topic/` subscription on an UNSUBSCRIBE
+   * with `durable: true`, by the `x-queue-name` it names: each queue is taken
+   * by its name (with the arguments it was declared with) from a `/topic/`
+   * subscription whose routing key no spore uses, then unsubscribed. A
+   * member queue name is kept (and reported) when the channel or the id
+   * holds a `.`: the name then also stands for another (channel, member)
+   * pair, whose queue it may be.
+   */
+  async purge(agent: string, options: PurgeOptions = {}): Promise<PurgeReport> {
+    if (this.#closed) throw new TransportError("stomp transport is closed");
+    const id = checkId(agent, "agent");
+    const d = this.destinations;
+    const report: PurgeReport = { removed: [], kept: [] };
+    const queues: [string, Headers][] = [
+      [d.agentQueue(id), d.agentSubscription(id).headers],
+      [d.deadQueue(id), d.dead(id).headers],
+      [d.cardQueue(id), d.card(id).headers],
+    ];
+    for (const c of options.channels ?? []) {
+      const channel = checkId(c, "channel");
+      const queue = d.memberQueue(channel, id);
+      if (channel.includes(".") || id.includes(".")) {
+        report.kept.push({ name: queue, reason: "the name may be another (channel, member) pair's queue" });
+      } else queues.push([queue, d.memberSubscription(channel, id).headers]);
+    }
+    const conn = await this.openConnection();
+    try {
+      for (const [queue, headers] of queues) {
+        const { id: _, ...declared } = headers;
+        await conn.subscribe(
+          `/topic/${d.prefix}.purge`,
+          { ...declared, id: queue, "x-queue-name": queue, ack: "client-individual", "prefetch-count": "1" },
+          () => {},
+        );
+        await conn.unsubscribe(queue, { durable: "true", "x-queue-name": queue });
+        report.removed.push(queue);
+      }
+    } catch (cause) {
+      throw new TransportError(`cannot purge agent ${id} over STOMP`, { cause });
+    } finally {
+      await this.closeConnection(conn);
+    }
+    this.#declared.delete(id);
+    return report;
+  }
+
   /** `await using transport = await StompTransport.connect(url)` closes it at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
@@ -375,6 +436,7 @@ export class StompTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.events.close();
     for (const s of this.#subs) s.closed = true;
     this.#subs.clear();
     await this.directory.close();
