@@ -153,7 +153,8 @@ export class Handshakes {
   }
 
   /** Whether `peer` may have another hello answered now (a token bucket per peer). */
-  #allowHello(peer: string, now: number): boolean {
+  /** Whether `peer` may start a handshake now; `take` spends one from its allowance. */
+  #allowHello(peer: string, now: number, take: boolean): boolean {
     const b = this.#buckets.get(peer) ?? { tokens: HELLO_BURST, at: now };
     b.tokens = Math.min(HELLO_BURST, b.tokens + ((now - b.at) / 60_000) * HELLO_PER_MINUTE);
     b.at = now;
@@ -161,7 +162,7 @@ export class Handshakes {
     this.#buckets.set(peer, b);
     if (this.#buckets.size > BOOKS_MAX) this.#buckets.delete(this.#buckets.keys().next().value!);
     if (b.tokens < 1) return false;
-    b.tokens -= 1;
+    if (take) b.tokens -= 1;
     return true;
   }
 
@@ -193,10 +194,13 @@ export class Handshakes {
     if (mine && mine.expiresAt > now && ctx.id < h.from) {
       return { status: "ignored", from: h.from, reason: "simultaneous open: our hello wins" };
     }
-    if (await ctx.once(h, "h")) throw new ReplayError("hello replayed after its answer was forgotten");
-    if (!this.#allowHello(h.from, now)) {
+    // The rate limit is checked before the hello is recorded as seen: a hello refused for it is answered when
+    // its sender retries it within the allowance, not refused as a replay.
+    if (!this.#allowHello(h.from, now, false)) {
       throw new SessionError(`too many handshakes from ${h.from}: try again later`);
     }
+    if (await ctx.once(h, "h")) throw new ReplayError("hello replayed after its answer was forgotten");
+    this.#allowHello(h.from, now, true);
 
     const ss1 = await ctx.identity.decapsulate(ct1, kem);
     const { ciphertext: ct2, sharedSecret: ss2 } = await ctx.crypto.xwing.encapsulate(epk);
