@@ -1106,7 +1106,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
     await published;
     const { info, rekeyDue } = sealed;
-    if (this.#sent && (!message.type.startsWith(RESERVED) || message.type === REPLY)) {
+    // Every message but a request to send again (internal ones too: a sender key granted on a session the
+    // member lost comes again as well).
+    if (this.#sent && message.type !== RESEND) {
       this.#sent.add(peer, info.id, {
         type: message.type,
         payload,
@@ -1607,9 +1609,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     } catch {
       return false;
     }
-    // Only messages a sender remembers: not handshakes, not internal messages (replies aside).
+    // Only messages a sender remembers: not handshakes, not requests to send again.
     if (info.kind !== "session" && info.kind !== "sealed") return false;
-    if (info.type.startsWith(RESERVED) && info.type !== REPLY) return false;
+    if (info.type === RESEND || info.type === CONFIRM) return false;
     const key = `${info.from}/${info.id}`;
     const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
     if (receipt === "claimed") await this.#store.releaseReceipt(key);

@@ -7,7 +7,7 @@
  * @module
  */
 import { concat, equalBytes, hex } from "../../crypto/bytes.ts";
-import { ConfigError, DecryptError, ReplayError, SessionError } from "../../crypto/errors.ts";
+import { ConfigError, DecryptError, SessionError } from "../../crypto/errors.ts";
 import { sha256Sync } from "../../crypto/kdf.ts";
 import type { PrivateKey } from "../../crypto/keys.ts";
 import { currentKemKey } from "../card.ts";
@@ -130,12 +130,12 @@ export class Handshakes {
    * `UNCONFIRMED_MAX` unconfirmed sessions are kept per peer, and retired
    * ones are deleted once their grace window has passed.
    */
-  async #install(state: SessionState): Promise<void> {
+  async #install(state: SessionState, provisional = false): Promise<void> {
     const ctx = this.#ctx;
     await ctx.store.put(state);
     const book = this.#book(state.peer);
     const old = await ctx.store.current(state.peer);
-    if (state.confirmed || !old || !old.confirmed || old.retireAt !== undefined) {
+    if (!provisional && (state.confirmed || !old || !old.confirmed || old.retireAt !== undefined)) {
       await switchTo(ctx, state);
     } else {
       book.unconfirmed.push(state.id);
@@ -199,7 +199,11 @@ export class Handshakes {
     if (!this.#allowHello(h.from, now, false)) {
       throw new SessionError(`too many handshakes from ${h.from}: try again later`);
     }
-    if (await ctx.once(h, "h")) throw new ReplayError("hello replayed after its answer was forgotten");
+    // A hello seen before whose welcome this agent no longer holds (it restarted between recording the hello and
+    // publishing the answer, or after): answered again, within the same allowance, but the session it makes
+    // is provisional, used for sending only once the initiator proves its keys on it. A replay of an old hello
+    // thus costs a bounded handshake and can never become the session this agent sends on.
+    const seen = await ctx.once(h, "h");
     this.#allowHello(h.from, now, true);
 
     const ss1 = await ctx.identity.decapsulate(ct1, kem);
@@ -219,11 +223,11 @@ export class Handshakes {
     const welcome = encodeEnvelope(headerBytes, [ct2, confirm, ...sigs2]);
     const state = createSession(secrets, "responder", h.from, card.fingerprint, suite, now);
     secrets.confirmKey.fill(0);
-    await this.#install(state);
+    await this.#install(state, seen);
     this.#welcomes.set(ref, { bytes: welcome, until: h.expiresAt + ctx.skew, peer: h.from });
     if (this.#welcomes.size > WELCOMES_MAX) this.#welcomes.delete(this.#welcomes.keys().next().value!);
     const info: SessionInfo = { id: state.id, peer: h.from, role: "responder" };
-    if (mine) {
+    if (mine && !seen) {
       // We lost a simultaneous open: our own connect() completes with this session.
       this.#drop(mine);
       this.#superseded.set(mine.ref, { peer: mine.peer, until: mine.expiresAt + ctx.skew });
