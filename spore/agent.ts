@@ -37,6 +37,7 @@ import { checkId, type Limits } from "./limits.ts";
 import { type LogEvent, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { type AgentMetrics, emptyMetrics, observe, snapshot } from "./metrics.ts";
 import { InOrder, MemorySessionStore, type SessionPolicy, type SessionStore } from "./session.ts";
+import { unrefTimer } from "./timer.ts";
 import { TofuTrust, type TrustPolicy } from "./trust.ts";
 import { parseResendRequest, ResendRequests, SentMessages, type SentMessagesOptions } from "./resend.ts";
 import type { OpenedSpore, SessionInfo } from "./types.ts";
@@ -417,9 +418,15 @@ export async function openTransport<Url extends string>(
   // client) is ever loaded. Loading one from local files needs --allow-read for it.
   const module: { createTransport: TransportFactory } = name === "memory"
     ? await import("../transports/memory.ts")
-    : await import(new URL(`../transports/${name}.ts`, import.meta.url).href);
+    : await import(new URL(`../transports/${name}${MODULE_EXTENSION}`, import.meta.url).href);
   return await module.createTransport(url, options as Record<string, unknown> | undefined);
 }
+
+/**
+ * The extension of this module's own file: `.ts` from source, `.js` once
+ * compiled (as JSR's npm packages are), so the transport modules are found beside it.
+ */
+const MODULE_EXTENSION = /\.[cm]?js$/.test(new URL(import.meta.url).pathname) ? ".js" : ".ts";
 
 const RESERVED = "spores.";
 
@@ -639,7 +646,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           );
         }
       }, 3_600_000);
-      Deno.unrefTimer(renewal);
+      unrefTimer(renewal);
       agent.#renewal = renewal;
       options.signal?.addEventListener("abort", () => void agent.close(), { once: true });
       agent.#log("info", "started", {
@@ -1099,7 +1106,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     }
     await published;
     const { info, rekeyDue } = sealed;
-    if (this.#sent && (!message.type.startsWith(RESERVED) || message.type === REPLY)) {
+    // Every message but a request to send again (internal ones too: a sender key granted on a session the
+    // member lost comes again as well).
+    if (this.#sent && message.type !== RESEND) {
       this.#sent.add(peer, info.id, {
         type: message.type,
         payload,
@@ -1381,7 +1390,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
           gone.spores.length,
         );
       }, KEY_WAIT_MS);
-      Deno.unrefTimer(timer);
+      unrefTimer(timer);
       lot = { from, channel, keyId, spores: [], timer };
       this.#parked.set(key, lot);
     }
@@ -1437,7 +1446,7 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
             () => void this.#track(this.#receive(this.#parkedDelivery(bytes, redeliveries + 1, priority))),
             100,
           );
-          Deno.unrefTimer(t);
+          unrefTimer(t);
         }
         return Promise.resolve();
       },
@@ -1600,9 +1609,9 @@ export class Agent<Types extends MessageTypes = MessageTypes> extends EventTarge
     } catch {
       return false;
     }
-    // Only messages a sender remembers: not handshakes, not internal messages (replies aside).
+    // Only messages a sender remembers: not handshakes, not requests to send again.
     if (info.kind !== "session" && info.kind !== "sealed") return false;
-    if (info.type.startsWith(RESERVED) && info.type !== REPLY) return false;
+    if (info.type === RESEND || info.type === CONFIRM) return false;
     const key = `${info.from}/${info.id}`;
     const receipt = await this.#store.claimReceipt(key, this.#leaseMs);
     if (receipt === "claimed") await this.#store.releaseReceipt(key);

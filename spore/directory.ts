@@ -8,6 +8,7 @@
 import { base64 } from "../crypto/bytes.ts";
 import { ConfigError, ProtocolError } from "../crypto/errors.ts";
 import { type AgentCard, checkSuccession, verifyCard } from "./card.ts";
+import { readFileIfExists, writeFileAtomic } from "./file_io.ts";
 import { checkId } from "./limits.ts";
 
 /**
@@ -183,13 +184,14 @@ export class FileDirectory implements Directory {
   }
 
   async #load(): Promise<Map<string, AgentCard>> {
-    let text: string;
+    let bytes: Uint8Array | undefined;
     try {
-      text = await Deno.readTextFile(this.#path);
+      bytes = await readFileIfExists(this.#path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return new Map();
       throw new ConfigError(`cannot read directory file ${this.#path}`, { cause: e });
     }
+    if (bytes === undefined) return new Map();
+    const text = new TextDecoder().decode(bytes);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -231,9 +233,7 @@ export class FileDirectory implements Directory {
     if (known) checkSuccession(known, verified);
     cards.set(verified.id, verified);
     const json = { cards: Object.fromEntries([...cards].map(([id, c]) => [id, base64.encode(c.bytes)])) };
-    const tmp = `${this.#path}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(json, null, 1) + "\n");
-    await Deno.rename(tmp, this.#path);
+    await writeFileAtomic(this.#path, JSON.stringify(json, null, 1) + "\n", 0o644, true);
     this.#cards = Promise.resolve(cards);
     for (const l of this.#listeners) l(verified);
   }

@@ -26,10 +26,11 @@
  * @module
  */
 import { base64, concat, utf8 } from "../crypto/bytes.ts";
-import { ConfigError, KeyChangedError, ProtocolError, TrustError } from "../crypto/errors.ts";
+import { ConfigError, KeyChangedError, ProtocolError, SporeError, TrustError } from "../crypto/errors.ts";
 import type { Identity } from "../crypto/identity.ts";
 import { provider } from "../crypto/provider.ts";
 import type { AgentCard } from "./card.ts";
+import { FileTooLargeError, readFileIfExists, withFileLock, writeFileAtomic } from "./file_io.ts";
 import { checkId } from "./limits.ts";
 import type { TofuStore, TrustPolicy } from "./trust.ts";
 import { VersionFloor } from "./version_floor.ts";
@@ -190,30 +191,16 @@ export class TrustFile implements TrustPolicy, TofuStore {
   }
 
   async #read(): Promise<Map<string, TrustEntry>> {
-    let file: Deno.FsFile;
+    let bytes: Uint8Array | undefined;
     try {
-      file = await Deno.open(this.path, { read: true });
+      bytes = await readFileIfExists(this.path, MAX_TRUST_FILE_BYTES);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return new Map();
-      throw new ConfigError(`cannot read trust file ${this.path}: ${(e as Error).message}`, { cause: e });
-    }
-    let bytes: Uint8Array;
-    try {
-      const { size } = await file.stat();
-      if (size > MAX_TRUST_FILE_BYTES) {
+      if (e instanceof FileTooLargeError) {
         throw new ProtocolError(`trust file ${this.path} is larger than ${MAX_TRUST_FILE_BYTES} bytes`);
       }
-      bytes = new Uint8Array(size);
-      let n = 0;
-      while (n < size) {
-        const r = await file.read(bytes.subarray(n));
-        if (r === null) break;
-        n += r;
-      }
-      bytes = bytes.subarray(0, n);
-    } finally {
-      file.close();
+      throw new ConfigError(`cannot read trust file ${this.path}: ${(e as Error).message}`, { cause: e });
     }
+    if (bytes === undefined) return new Map();
     let text: string;
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -258,27 +245,17 @@ export class TrustFile implements TrustPolicy, TofuStore {
       signature: base64.encode(signature),
     };
     if (pqSignature) doc.pqSignature = base64.encode(pqSignature);
-    const temp = `${this.path}.${crypto.randomUUID()}.tmp`;
     try {
-      await Deno.writeTextFile(temp, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
-      await Deno.rename(temp, this.path);
+      await writeFileAtomic(this.path, JSON.stringify(doc, null, 2) + "\n", 0o600);
     } catch (e) {
-      await Deno.remove(temp).catch(() => {});
       throw new ConfigError(`cannot write trust file ${this.path}: ${(e as Error).message}`, { cause: e });
     }
   }
 
   /** Runs `change` on the freshly read entries under the lock; writes when it returns `true`. */
   #update<T>(change: (entries: Map<string, TrustEntry>) => { write: boolean; result: T }): Promise<T> {
-    const run = async (): Promise<T> => {
-      let lock: Deno.FsFile;
-      try {
-        lock = await Deno.open(`${this.path}.lock`, { create: true, write: true, mode: 0o600 });
-      } catch (e) {
-        throw new ConfigError(`cannot lock trust file ${this.path}: ${(e as Error).message}`, { cause: e });
-      }
-      try {
-        await lock.lock(true);
+    const run = (): Promise<T> =>
+      withFileLock(this.path, async () => {
         const entries = await this.#read();
         const { write, result } = change(entries);
         if (write) {
@@ -289,10 +266,10 @@ export class TrustFile implements TrustPolicy, TofuStore {
         }
         this.#entries = entries;
         return result;
-      } finally {
-        lock.close();
-      }
-    };
+      }).catch((e) => {
+        if (e instanceof SporeError) throw e;
+        throw new ConfigError(`cannot lock trust file ${this.path}: ${(e as Error).message}`, { cause: e });
+      });
     const next = this.#queue.then(run, run);
     this.#queue = next.catch(() => {});
     return next;

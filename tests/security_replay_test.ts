@@ -152,6 +152,26 @@ Deno.test("security: a hello flood from one peer is rate-limited and its session
   assert.equal((await bob.open((await mallory.hello("bob", { force: true })).bytes)).status, "handshake");
 });
 
+Deno.test("security: a hello refused by the rate limit is answered when its sender retries it, not taken for a replay", async () => {
+  const w = new World();
+  const bob = await w.agent("bob");
+  const alice = await w.agent("alice");
+  let refusedHello: Uint8Array | undefined;
+  for (let i = 0; i < 12 && !refusedHello; i++) {
+    const { bytes } = await alice.hello("bob", { force: true });
+    try {
+      await bob.open(bytes);
+    } catch (e) {
+      assert.ok(e instanceof SessionError);
+      refusedHello = bytes;
+    }
+  }
+  assert.ok(refusedHello, "the burst allowance ran out");
+  w.clock.advance(20_000); // the allowance refills; the hello is still fresh
+  const retry = await bob.open(refusedHello);
+  assert.equal(retry.status, "handshake", "the same hello, retried, is answered");
+});
+
 Deno.test("security: cheap checks first: a replay does no KEM work, ML-DSA runs only after Ed25519 passed", async () => {
   const w = new World();
   const alice = await w.agent("alice", { identityOptions: { postQuantumSignatures: true } });

@@ -37,6 +37,7 @@ export {
   type StompTopology,
 } from "./stomp/destinations.ts";
 export { StompDirectory, type StompFrameSource } from "./stomp/directory.ts";
+export { OVERSIZE_HEADER, StompFrameGate } from "./stomp/frame_gate.ts";
 export {
   type StompTlsOptions,
   TcpStompSocket,

@@ -7,7 +7,7 @@
  * @module
  */
 import { concat, equalBytes, hex } from "../../crypto/bytes.ts";
-import { ConfigError, DecryptError, ReplayError, SessionError } from "../../crypto/errors.ts";
+import { ConfigError, DecryptError, SessionError } from "../../crypto/errors.ts";
 import { sha256Sync } from "../../crypto/kdf.ts";
 import type { PrivateKey } from "../../crypto/keys.ts";
 import { currentKemKey } from "../card.ts";
@@ -92,13 +92,7 @@ export class Handshakes {
       concat(LABELS.helloSig, headerBytes, ephemeral.publicKey, enc.ciphertext),
     );
     const bytes = encodeEnvelope(headerBytes, [ephemeral.publicKey, enc.ciphertext, ...sigs]);
-    // (Not Promise.withResolvers: the module also runs on Node 20.)
-    let resolve!: (s: SessionInfo) => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<SessionInfo>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<SessionInfo>();
     promise.catch(() => {}); // a superseded handshake is not an unhandled rejection
     const pending: Pending = {
       ref: hex.encode(sha256Sync(bytes).subarray(0, 16)),
@@ -136,12 +130,12 @@ export class Handshakes {
    * `UNCONFIRMED_MAX` unconfirmed sessions are kept per peer, and retired
    * ones are deleted once their grace window has passed.
    */
-  async #install(state: SessionState): Promise<void> {
+  async #install(state: SessionState, provisional = false): Promise<void> {
     const ctx = this.#ctx;
     await ctx.store.put(state);
     const book = this.#book(state.peer);
     const old = await ctx.store.current(state.peer);
-    if (state.confirmed || !old || !old.confirmed || old.retireAt !== undefined) {
+    if (!provisional && (state.confirmed || !old || !old.confirmed || old.retireAt !== undefined)) {
       await switchTo(ctx, state);
     } else {
       book.unconfirmed.push(state.id);
@@ -159,7 +153,8 @@ export class Handshakes {
   }
 
   /** Whether `peer` may have another hello answered now (a token bucket per peer). */
-  #allowHello(peer: string, now: number): boolean {
+  /** Whether `peer` may start a handshake now; `take` spends one from its allowance. */
+  #allowHello(peer: string, now: number, take: boolean): boolean {
     const b = this.#buckets.get(peer) ?? { tokens: HELLO_BURST, at: now };
     b.tokens = Math.min(HELLO_BURST, b.tokens + ((now - b.at) / 60_000) * HELLO_PER_MINUTE);
     b.at = now;
@@ -167,7 +162,7 @@ export class Handshakes {
     this.#buckets.set(peer, b);
     if (this.#buckets.size > BOOKS_MAX) this.#buckets.delete(this.#buckets.keys().next().value!);
     if (b.tokens < 1) return false;
-    b.tokens -= 1;
+    if (take) b.tokens -= 1;
     return true;
   }
 
@@ -199,10 +194,17 @@ export class Handshakes {
     if (mine && mine.expiresAt > now && ctx.id < h.from) {
       return { status: "ignored", from: h.from, reason: "simultaneous open: our hello wins" };
     }
-    if (await ctx.once(h, "h")) throw new ReplayError("hello replayed after its answer was forgotten");
-    if (!this.#allowHello(h.from, now)) {
+    // The rate limit is checked before the hello is recorded as seen: a hello refused for it is answered when
+    // its sender retries it within the allowance, not refused as a replay.
+    if (!this.#allowHello(h.from, now, false)) {
       throw new SessionError(`too many handshakes from ${h.from}: try again later`);
     }
+    // A hello seen before whose welcome this agent no longer holds (it restarted between recording the hello and
+    // publishing the answer, or after): answered again, within the same allowance, but the session it makes
+    // is provisional, used for sending only once the initiator proves its keys on it. A replay of an old hello
+    // thus costs a bounded handshake and can never become the session this agent sends on.
+    const seen = await ctx.once(h, "h");
+    this.#allowHello(h.from, now, true);
 
     const ss1 = await ctx.identity.decapsulate(ct1, kem);
     const { ciphertext: ct2, sharedSecret: ss2 } = await ctx.crypto.xwing.encapsulate(epk);
@@ -221,11 +223,11 @@ export class Handshakes {
     const welcome = encodeEnvelope(headerBytes, [ct2, confirm, ...sigs2]);
     const state = createSession(secrets, "responder", h.from, card.fingerprint, suite, now);
     secrets.confirmKey.fill(0);
-    await this.#install(state);
+    await this.#install(state, seen);
     this.#welcomes.set(ref, { bytes: welcome, until: h.expiresAt + ctx.skew, peer: h.from });
     if (this.#welcomes.size > WELCOMES_MAX) this.#welcomes.delete(this.#welcomes.keys().next().value!);
     const info: SessionInfo = { id: state.id, peer: h.from, role: "responder" };
-    if (mine) {
+    if (mine && !seen) {
       // We lost a simultaneous open: our own connect() completes with this session.
       this.#drop(mine);
       this.#superseded.set(mine.ref, { peer: mine.peer, until: mine.expiresAt + ctx.skew });

@@ -648,6 +648,11 @@ class NatsSubscription implements Subscription {
     const done = () => {
       settled = true;
       this.#inFlight.delete(m);
+      if (this.#inFlight.size === 0) {
+        // Nothing left to keep alive: no interval may outlive the work (it would keep the process running).
+        clearInterval(this.#heartbeat);
+        this.#heartbeat = undefined;
+      }
       this.#space?.();
       this.#space = undefined;
       if (this.#closed && this.#inFlight.size === 0) this.onClose?.(); // the transport may forget it now

@@ -8,6 +8,7 @@
  * @module
  */
 import type { IStompSocket } from "@stomp/stompjs";
+import { StompFrameGate } from "./frame_gate.ts";
 import type { StompTlsOptions } from "./options.ts";
 export type { StompTlsOptions } from "./options.ts";
 
@@ -23,7 +24,27 @@ export interface TcpTarget {
   maxPendingBytes?: number;
 }
 
+/** The byte stream under a `TcpStompSocket`: a `Deno.Conn` on Deno, `node:net`/`node:tls` on Node. */
+export interface ByteConn {
+  /** Reads into `p`; the count read, or `null` at the end of the stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; the count written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the connection (a pending `read` ends). */
+  close(): void;
+}
+
 const DEFAULT_MAX_PENDING = 16 << 20;
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
 
 function overLimit(limit: number): Error {
   return new Error(`the broker sent over ${limit} bytes without completing a frame`);
@@ -62,10 +83,9 @@ export class TcpStompSocket implements IStompSocket {
   /** Only `"arraybuffer"` is supported. */
   binaryType = "arraybuffer";
   #state = CONNECTING;
-  #conn: Deno.Conn | undefined;
+  #conn: ByteConn | undefined;
   #writing: Promise<void> = Promise.resolve();
-  #pending = 0;
-  readonly #maxPending: number;
+  readonly #gate: StompFrameGate;
   #queued: Uint8Array[] = [];
   #queuedBytes = 0;
   #flushing = false;
@@ -80,7 +100,7 @@ export class TcpStompSocket implements IStompSocket {
    */
   constructor(target: TcpTarget) {
     this.url = `${target.tls ? "tls" : "tcp"}://${target.hostname}:${target.port}`;
-    this.#maxPending = target.maxPendingBytes ?? DEFAULT_MAX_PENDING;
+    this.#gate = new StompFrameGate(target.maxPendingBytes ?? DEFAULT_MAX_PENDING);
     void this.#open(target);
   }
 
@@ -89,15 +109,23 @@ export class TcpStompSocket implements IStompSocket {
     return this.#state;
   }
 
-  /** A frame was completed: the bytes received so far no longer count against `maxPendingBytes`. */
-  progress(): void {
-    this.#pending = 0;
+  /** A frame was completed (frames are followed as they are read here: nothing to do). */
+  progress(): void {}
+
+  /** MESSAGE frames over `maxPendingBytes` whose body was skipped (handed on empty, to be dead-lettered). */
+  get oversized(): number {
+    return this.#gate.oversized;
   }
 
   async #open(target: TcpTarget): Promise<void> {
-    let conn: Deno.Conn;
+    let conn: ByteConn;
     try {
-      if (target.tls) {
+      if (!("Deno" in globalThis)) {
+        const { connectNode } = await import("./node_tcp.ts");
+        const node = await connectNode(target.hostname, target.port, target.tls);
+        conn = node;
+        this.localPort = node.localPort;
+      } else if (target.tls) {
         const ca = target.tls.ca === undefined
           ? undefined
           : Array.isArray(target.tls.ca)
@@ -114,9 +142,13 @@ export class TcpStompSocket implements IStompSocket {
         }
         const tls = await Deno.connectTls(options);
         await tls.handshake(); // a wrong CA or a refused client certificate fails here, not on first write
+        this.localPort = (tls.localAddr as Deno.NetAddr).port;
         conn = tls;
       } else {
-        conn = await Deno.connect({ hostname: target.hostname, port: target.port, transport: "tcp" });
+        const tcp = await Deno.connect({ hostname: target.hostname, port: target.port, transport: "tcp" });
+        tcp.setNoDelay(true);
+        this.localPort = tcp.localAddr.port;
+        conn = tcp;
       }
     } catch (error) {
       this.#state = CLOSED;
@@ -129,24 +161,31 @@ export class TcpStompSocket implements IStompSocket {
       return;
     }
     this.#conn = conn;
-    this.localPort = (conn.localAddr as Deno.NetAddr).port;
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     this.#state = OPEN;
     this.onopen?.({ type: "open" });
     void this.#read(conn);
   }
 
-  async #read(conn: Deno.Conn): Promise<void> {
+  async #read(conn: ByteConn): Promise<void> {
     const buffer = new Uint8Array(READ_BUFFER);
     let reason = "closed by the peer";
     try {
       for (;;) {
         const n = await conn.read(buffer);
         if (n === null) break;
-        // The frame parser keeps what it has not completed: a peer may not make it grow without bound.
-        if ((this.#pending += n) > this.#maxPending) throw overLimit(this.#maxPending);
+        // The frame parser keeps what it has not completed: a peer may not make it grow without bound, and a
+        // message over the limit is skipped (see ./frame_gate.ts).
+        const parts: Uint8Array[] = [];
+        let over: unknown;
+        try {
+          this.#gate.push(buffer.subarray(0, n), parts);
+        } catch (error) {
+          over = error; // the frames before it are still handed on
+        }
         // A copy: the parser may keep a reference while the buffer is reused.
-        this.onmessage?.({ data: buffer.slice(0, n).buffer });
+        const data = parts.length === 1 ? parts[0]!.slice() : concat(parts);
+        if (data.length > 0) this.onmessage?.({ data: data.buffer });
+        if (over) throw over;
       }
     } catch (error) {
       if (this.#state === OPEN) {
@@ -174,7 +213,7 @@ export class TcpStompSocket implements IStompSocket {
     }
   }
 
-  async #flush(conn: Deno.Conn): Promise<void> {
+  async #flush(conn: ByteConn): Promise<void> {
     try {
       while (this.#queued.length > 0 && this.#state === OPEN) {
         const chunks = this.#queued;

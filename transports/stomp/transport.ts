@@ -45,6 +45,7 @@ import {
 } from "./connection.ts";
 import type { StompTransportOptions } from "./options.ts";
 export type { StompTransportOptions } from "./options.ts";
+import { OVERSIZE_HEADER } from "./frame_gate.ts";
 
 interface SubState {
   conn: StompConnection;
@@ -74,6 +75,11 @@ export class StompTransport implements Transport {
   readonly directory: StompDirectory;
   /** The destinations of this transport's prefix. */
   readonly destinations: StompDestinations;
+  /**
+   * Messages over `maxMessageBytes` received (over `stomp://` and `stomp+ssl://`): their bodies were not read,
+   * and they went to the agent's dead-letter queue (see `./frame_gate.ts`).
+   */
+  oversized = 0;
   /** Link lost and back (the publishing connection's). */
   readonly events: TransportEvents;
   readonly #endpoint: StompEndpoint;
@@ -299,6 +305,13 @@ export class StompTransport implements Transport {
           m.nack({ requeue: "false" }); // to the dead-letter queue
         }),
     };
+    if (m.headers[OVERSIZE_HEADER] !== undefined && m.binaryBody.length === 0) {
+      // Over the size limit: its body was skipped unread. Kept in the dead-letter queue, not returned (it would
+      // come back at once, every time).
+      this.oversized++;
+      void delivery.deadLetter!();
+      return;
+    }
     queueMicrotask(async () => {
       try {
         await s.handler(delivery);
