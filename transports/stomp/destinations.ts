@@ -243,6 +243,15 @@ export class StompDestinations {
     };
   }
 
+  /**
+   * Where a lookup reads `id`'s card: the same queue, named so that RabbitMQ
+   * never creates it (a lookup of an id with no card is answered NOT_FOUND at
+   * once and leaves no queue behind).
+   */
+  cardLookup(id: string): string {
+    return `/amq/queue/${this.cardQueue(id)}`;
+  }
+
   /** Where new cards are announced. */
   get cards(): string {
     return this.topology === "amqp" ? `/exchange/${this.prefix}.cards` : `/topic/${this.prefix}.cards`;

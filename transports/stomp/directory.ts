@@ -29,9 +29,10 @@ export interface StompFrameSource {
 }
 
 /**
- * How long a lookup waits for a card before it says there is none, ms. Each reader holds the card until its
- * connection closes, so readers of one card take turns: with 49 agents looking one up at once (a load of 50
- * agents sending to each other), the last waited more than the 500 ms this once was and wrongly found no card.
+ * How long a lookup waits, once subscribed to an existing card queue, for the card before it says there is
+ * none, ms. Each reader holds the card until its connection closes, so readers of one card take turns: with 49
+ * agents looking one up at once (a load of 50 agents sending to each other), the last waited more than the
+ * 500 ms this once was and wrongly found no card. An id with no card queue is answered at once (NOT_FOUND).
  */
 const LOOKUP_WAIT_MS = 5_000;
 
@@ -86,22 +87,24 @@ export class StompDirectory implements Directory {
   }
 
   async #lookup(id: string): Promise<AgentCard | undefined> {
-    const d = this.#names.card(id);
     const got = Promise.withResolvers<Uint8Array | undefined>();
     let conn: StompConnection | undefined;
-    // Another reader may hold the card for a moment: only a queue that stays empty means "no card".
-    const timer = setTimeout(() => got.resolve(undefined), LOOKUP_WAIT_MS);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       conn = await this.#source.openConnection();
+      // An existing queue only (/amq/queue/): a lookup never creates broker state for an id it was handed.
       await conn.subscribe(
-        d.destination,
-        { ...d.headers, ack: "client-individual", "prefetch-count": "1" },
+        this.#names.cardLookup(id),
+        { ack: "client-individual", "prefetch-count": "1" },
         (m) => got.resolve(m.binaryBody.slice()), // never acknowledged: the disconnect returns it
       );
+      // Another reader may hold the card for a moment: only a queue that stays empty means "no card".
+      timer = setTimeout(() => got.resolve(undefined), LOOKUP_WAIT_MS);
       const bytes = await got.promise;
       return bytes ? await verifyCard(bytes) : undefined;
     } catch (cause) {
       if (!(cause instanceof TransportError)) throw cause;
+      if (/not_found|no queue/i.test(errorText(cause))) return undefined; // no card queue: no card
       throw new TransportError("cannot read cards from RabbitMQ", { cause });
     } finally {
       clearTimeout(timer);
@@ -132,4 +135,11 @@ export class StompDirectory implements Directory {
     this.#watcher = undefined;
     if (w) await (await w.catch(() => ({ close: async () => {} }))).close();
   }
+}
+
+/** The messages of an error and its causes, for matching a broker's answer. */
+function errorText(e: unknown): string {
+  const parts: string[] = [];
+  for (let c: unknown = e, i = 0; c instanceof Error && i < 5; c = c.cause, i++) parts.push(c.message);
+  return parts.join(" | ");
 }
