@@ -2,7 +2,8 @@
 // spores of the session it lost are asked for again and sent again, so every message whose send resolved is
 // handled; only messages handled and not yet acknowledged when it died can run twice (at most prefetch).
 // (Before recovery, 3,568 of 6,000 were lost on Redis and 3,574 on RabbitMQ in this scenario.) NATS and SQS
-// hand the killed process's unacknowledged messages out again only after their ack wait / visibility timeout.
+// hand the killed process's unacknowledged messages out again only after their ack wait / visibility timeout
+// (5 s here).
 import assert from "node:assert/strict";
 import { Agent, Identity } from "../mod.ts";
 import { MqttTransport } from "../transports/mqtt.ts";
@@ -138,7 +139,8 @@ Deno.test("recovery on NATS: a volatile receiver SIGKILLed and restarted loses n
   if (!(await requireBroker("NATS", 4222))) return;
   const prefix = natsPrefix();
   try {
-    await crashAndRecover("nats", NATS_URL, { prefix });
+    // A short ack wait: the dead consumer's unacknowledged messages come back after it.
+    await crashAndRecover("nats", NATS_URL, { prefix, ackWaitMs: 5000 });
   } finally {
     await cleanNats(prefix);
   }
@@ -168,7 +170,12 @@ Deno.test("recovery on MQTT: a volatile receiver SIGKILLed and restarted loses n
 Deno.test("recovery on SQS (fauxqs): a volatile receiver SIGKILLed and restarted loses nothing", async () => {
   const sqs = await startSqs();
   try {
-    await crashAndRecover("sqs", sqs.url, sqsOptions(`rec${crypto.randomUUID().slice(0, 6)}`));
+    // A short visibility timeout: the dead consumer's messages become visible again after it.
+    await crashAndRecover(
+      "sqs",
+      sqs.url,
+      sqsOptions(`rec${crypto.randomUUID().slice(0, 6)}`, { visibilityTimeoutSeconds: 5 }),
+    );
   } finally {
     await sqs.stop();
   }
