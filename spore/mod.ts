@@ -32,6 +32,7 @@ export * from "./limits.ts";
 export * from "./payload.ts";
 export * from "./replay.ts";
 export * from "./resend.ts";
+export * from "./self_signature.ts";
 export * from "./session.ts";
 export * from "./signed_pins.ts";
 export * from "./state_seal.ts";

@@ -21,8 +21,8 @@
 import { base64, concat, utf8 } from "../crypto/bytes.ts";
 import { TrustError } from "../crypto/errors.ts";
 import type { Identity } from "../crypto/identity.ts";
-import { provider } from "../crypto/provider.ts";
 import { checkId } from "./limits.ts";
+import { FINGERPRINT_PATTERN, signSelf, verifySelf } from "./self_signature.ts";
 import type { TofuStore } from "./trust.ts";
 
 /**
@@ -39,7 +39,6 @@ export interface PinStore {
 const LABEL = concat(utf8("spores/v1 pin"), new Uint8Array([0]));
 /** Largest pin record read. */
 const MAX_RECORD_BYTES = 16_384;
-const FINGERPRINT = /^([a-z2-7]{4}-){7}[a-z2-7]{4}$/;
 
 /**
  * A `TofuStore` whose pins live in a `PinStore`, each signed by `identity`.
@@ -97,7 +96,7 @@ export class SignedPins implements TofuStore {
     if (typeof o !== "object" || o === null || Array.isArray(o)) throw bad("is not a pin record");
     for (const k of Object.keys(o)) if (!["f", "t", "s", "p"].includes(k)) throw bad("has unknown fields");
     const { f, t, s, p } = o;
-    if (typeof f !== "string" || !FINGERPRINT.test(f)) throw bad("has no valid fingerprint");
+    if (typeof f !== "string" || !FINGERPRINT_PATTERN.test(f)) throw bad("has no valid fingerprint");
     if (typeof t !== "number" || !Number.isSafeInteger(t) || t < 0) throw bad("has no valid time");
     const decode = (v: unknown): Uint8Array => {
       if (typeof v !== "string" || v.length > 8192) throw bad("has no valid signature");
@@ -107,13 +106,12 @@ export class SignedPins implements TofuStore {
         throw bad("has no valid signature");
       }
     };
-    const message = this.#message(id, f, t);
-    const me = this.#identity;
-    const crypto = await provider();
-    const ok = await crypto.ed25519.verify(me.signingKey.publicKey, decode(s), message) &&
-      (me.pqSigningKey === undefined ||
-        (p !== undefined && await crypto.mlDsa65.verify(me.pqSigningKey.publicKey, decode(p), message)));
-    if (!ok) throw bad("fails its signature check");
+    const signatures = p === undefined
+      ? { signature: decode(s) }
+      : { signature: decode(s), pqSignature: decode(p) };
+    if (!(await verifySelf(this.#identity, this.#message(id, f, t), signatures))) {
+      throw bad("fails its signature check");
+    }
     return f;
   }
 
@@ -140,13 +138,9 @@ export class SignedPins implements TofuStore {
     checkId(id, "agent id");
     const addedAt = Date.now();
     const message = this.#message(id, fingerprint, addedAt);
-    const me = this.#identity;
-    const [s, p] = await Promise.all([
-      me.sign(message),
-      me.pqSigningKey ? me.signPostQuantum(message) : undefined,
-    ]);
-    const record: Record<string, unknown> = { f: fingerprint, t: addedAt, s: base64.encode(s) };
-    if (p) record.p = base64.encode(p);
+    const { signature, pqSignature } = await signSelf(this.#identity, message);
+    const record: Record<string, unknown> = { f: fingerprint, t: addedAt, s: base64.encode(signature) };
+    if (pqSignature) record.p = base64.encode(pqSignature);
     const kept = await this.#kv.setIfAbsent(id, utf8(JSON.stringify(record)));
     return this.#remember(id, await this.#verify(id, kept));
   }

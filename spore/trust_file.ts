@@ -28,10 +28,10 @@
 import { base64, concat, utf8 } from "../crypto/bytes.ts";
 import { ConfigError, KeyChangedError, ProtocolError, SporeError, TrustError } from "../crypto/errors.ts";
 import type { Identity } from "../crypto/identity.ts";
-import { provider } from "../crypto/provider.ts";
 import type { AgentCard } from "./card.ts";
 import { FileTooLargeError, readFileIfExists, withFileLock, writeFileAtomic } from "./file_io.ts";
 import { checkId } from "./limits.ts";
+import { FINGERPRINT_PATTERN, signSelf, verifySelf } from "./self_signature.ts";
 import type { TofuStore, TrustPolicy } from "./trust.ts";
 import { VersionFloor } from "./version_floor.ts";
 
@@ -66,10 +66,9 @@ const VERSION = 1;
 export const MAX_TRUST_FILE_BYTES = 8 << 20;
 /** Most entries a trust file holds. */
 export const MAX_TRUST_ENTRIES = 50_000;
-const FINGERPRINT = /^([a-z2-7]{4}-){7}[a-z2-7]{4}$/;
 
 function checkFingerprint(value: unknown, what: string): string {
-  if (typeof value !== "string" || !FINGERPRINT.test(value)) {
+  if (typeof value !== "string" || !FINGERPRINT_PATTERN.test(value)) {
     throw new ConfigError(`${what} is not a fingerprint (eight groups of four base32 letters)`);
   }
   return value;
@@ -102,7 +101,9 @@ function parseFile(
   for (const k of Object.keys(o)) if (!known.has(k)) throw bad(`unknown field ${JSON.stringify(k)}`);
   if (o.format !== FORMAT) throw bad(`format is not ${FORMAT}`);
   if (o.version !== VERSION) throw bad(`unsupported version ${JSON.stringify(o.version)}`);
-  if (typeof o.owner !== "string" || !FINGERPRINT.test(o.owner)) throw bad("owner is not a fingerprint");
+  if (typeof o.owner !== "string" || !FINGERPRINT_PATTERN.test(o.owner)) {
+    throw bad("owner is not a fingerprint");
+  }
   if (!Array.isArray(o.entries)) throw bad("entries is not an array");
   if (o.entries.length > MAX_TRUST_ENTRIES) throw bad(`more than ${MAX_TRUST_ENTRIES} entries`);
   const seen = new Set<string>();
@@ -120,7 +121,7 @@ function parseFile(
     }
     if (seen.has(id)) throw bad(`agent ${id} appears twice`);
     seen.add(id);
-    if (typeof e.fingerprint !== "string" || !FINGERPRINT.test(e.fingerprint)) {
+    if (typeof e.fingerprint !== "string" || !FINGERPRINT_PATTERN.test(e.fingerprint)) {
       throw bad(`entry ${i} has an invalid fingerprint`);
     }
     if (typeof e.addedAt !== "number" || !Number.isSafeInteger(e.addedAt) || e.addedAt < 0) {
@@ -216,12 +217,7 @@ export class TrustFile implements TrustPolicy, TofuStore {
     }
     const entries = sortEntries(parsed.entries);
     const message = signedMessage(parsed.owner, entries);
-    const p = await provider();
-    const ok = await p.ed25519.verify(id.signingKey.publicKey, parsed.signature, message) &&
-      (id.pqSigningKey === undefined ||
-        (parsed.pqSignature !== undefined &&
-          await p.mlDsa65.verify(id.pqSigningKey.publicKey, parsed.pqSignature, message)));
-    if (!ok) {
+    if (!(await verifySelf(id, message, parsed))) {
       throw new TrustError(
         `trust file ${this.path} fails its signature check: it was changed by someone without this identity's key, or damaged`,
       );
@@ -233,10 +229,7 @@ export class TrustFile implements TrustPolicy, TofuStore {
     const id = this.#identity;
     const sorted = sortEntries(entries.values());
     const message = signedMessage(id.fingerprint, sorted);
-    const [signature, pqSignature] = await Promise.all([
-      id.sign(message),
-      id.pqSigningKey ? id.signPostQuantum(message) : undefined,
-    ]);
+    const { signature, pqSignature } = await signSelf(id, message);
     const doc: Record<string, unknown> = {
       format: FORMAT,
       version: VERSION,
