@@ -6,7 +6,18 @@
  * @module
  */
 
-function chain(error: unknown): unknown[] {
+/**
+ * `error` and its causes (`cause`, and the errors of an `AggregateError`),
+ * breadth first, at most 16, each once.
+ *
+ * @example
+ * ```ts
+ * import { errorChain } from "@spores/spores";
+ * const e = new Error("outer", { cause: new Error("NOT_FOUND - no queue") });
+ * console.assert(errorChain(e).length === 2);
+ * ```
+ */
+export function errorChain(error: unknown): unknown[] {
   const out: unknown[] = [];
   const queue = [error];
   while (queue.length > 0 && out.length < 16) {
@@ -32,7 +43,7 @@ function chain(error: unknown): unknown[] {
  * ```
  */
 export function explainConnectError(error: unknown, where: string): string {
-  const errors = chain(error);
+  const errors = errorChain(error);
   const text = (e: unknown) => e instanceof Error ? `${e.name} ${e.message}` : String(e);
   const code = (e: unknown) => String((e as { code?: unknown } | null)?.code ?? "");
   const any = (test: (e: unknown) => boolean) => errors.some(test);

@@ -12,6 +12,7 @@
 import { TransportError } from "../../crypto/errors.ts";
 import { type AgentCard, verifyCard } from "../../spore/card.ts";
 import type { CardListener, Directory } from "../../spore/directory.ts";
+import { errorChain } from "../connect_error.ts";
 import type { DeliveryHandler, Subscription } from "../transport.ts";
 import type { StompConnection } from "./connection.ts";
 import type { Headers, StompDestinations } from "./destinations.ts";
@@ -104,7 +105,10 @@ export class StompDirectory implements Directory {
       return bytes ? await verifyCard(bytes) : undefined;
     } catch (cause) {
       if (!(cause instanceof TransportError)) throw cause;
-      if (/not_found|no queue/i.test(errorText(cause))) return undefined; // no card queue: no card
+      // No card queue: no card.
+      if (errorChain(cause).some((e) => e instanceof Error && /not_found|no queue/i.test(e.message))) {
+        return undefined;
+      }
       throw new TransportError("cannot read cards from RabbitMQ", { cause });
     } finally {
       clearTimeout(timer);
@@ -135,11 +139,4 @@ export class StompDirectory implements Directory {
     this.#watcher = undefined;
     if (w) await (await w.catch(() => ({ close: async () => {} }))).close();
   }
-}
-
-/** The messages of an error and its causes, for matching a broker's answer. */
-function errorText(e: unknown): string {
-  const parts: string[] = [];
-  for (let c: unknown = e, i = 0; c instanceof Error && i < 5; c = c.cause, i++) parts.push(c.message);
-  return parts.join(" | ");
 }
