@@ -7,6 +7,7 @@
  * @module
  */
 import { ConfigError, ProtocolError } from "../crypto/errors.ts";
+import { Budget } from "./budget.ts";
 import { checkReceivedId } from "./limits.ts";
 
 /** A message as it was sent, kept so that it can be sent again with the same spore id. */
@@ -153,26 +154,6 @@ export interface ResendRequestsOptions {
 /** What became of a spore id to ask for: asked (the request is published), refused, or to try later. */
 export type ResendOutcome = "asked" | "refused" | "later";
 
-/** A token bucket per key, bounded in keys. */
-class Budget {
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
-  readonly #perMinute: number;
-  constructor(perMinute: number) {
-    this.#perMinute = perMinute;
-  }
-  take(key: string, n: number, now: number): boolean {
-    const b = this.#buckets.get(key) ?? { tokens: this.#perMinute, at: now };
-    this.#buckets.delete(key);
-    b.tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * this.#perMinute / 60_000);
-    b.at = now;
-    this.#buckets.set(key, b);
-    if (this.#buckets.size > 10_000) this.#buckets.delete(this.#buckets.keys().next().value!);
-    if (b.tokens < n) return false;
-    b.tokens -= n;
-    return true;
-  }
-}
-
 interface Batch {
   from: string;
   session?: string;
@@ -213,8 +194,10 @@ export class ResendRequests {
     options: ResendRequestsOptions = {},
   ) {
     this.#send = send;
-    this.#ids = new Budget(options.idsPerMinute ?? 30_000);
-    this.#sessions = new Budget(options.sessionsPerMinute ?? 8);
+    const ids = options.idsPerMinute ?? 30_000;
+    const sessions = options.sessionsPerMinute ?? 8;
+    this.#ids = new Budget(ids, ids);
+    this.#sessions = new Budget(sessions, sessions);
     this.#batchMs = options.batchMs ?? 20;
   }
 

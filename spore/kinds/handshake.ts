@@ -12,6 +12,7 @@ import { sha256Sync } from "../../crypto/kdf.ts";
 import type { PrivateKey } from "../../crypto/keys.ts";
 import { currentKemKey } from "../card.ts";
 import { encodeEnvelope, encodeHeader, type Envelope, Kind } from "../envelope.ts";
+import { Budget } from "../budget.ts";
 import { checkId } from "../limits.ts";
 import { confirmation, LABELS, sessionSecrets, transcriptHash } from "../schedule.ts";
 import { createSession, type SessionState } from "../session.ts";
@@ -53,7 +54,7 @@ export class Handshakes {
   readonly #superseded = new Map<string, { peer: string; until: number }>();
   readonly #welcomes = new Map<string, { bytes: Uint8Array; until: number; peer: string }>();
   readonly #books = new Map<string, { unconfirmed: string[] }>();
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  readonly #hellos = new Budget(HELLO_BURST, HELLO_PER_MINUTE, BOOKS_MAX);
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -153,19 +154,6 @@ export class Handshakes {
   }
 
   /** Whether `peer` may have another hello answered now (a token bucket per peer). */
-  /** Whether `peer` may start a handshake now; `take` spends one from its allowance. */
-  #allowHello(peer: string, now: number, take: boolean): boolean {
-    const b = this.#buckets.get(peer) ?? { tokens: HELLO_BURST, at: now };
-    b.tokens = Math.min(HELLO_BURST, b.tokens + ((now - b.at) / 60_000) * HELLO_PER_MINUTE);
-    b.at = now;
-    this.#buckets.delete(peer);
-    this.#buckets.set(peer, b);
-    if (this.#buckets.size > BOOKS_MAX) this.#buckets.delete(this.#buckets.keys().next().value!);
-    if (b.tokens < 1) return false;
-    if (take) b.tokens -= 1;
-    return true;
-  }
-
   #prune(now: number): void {
     for (const [ref, w] of this.#welcomes) if (w.until < now) this.#welcomes.delete(ref);
     for (const p of this.#pending.values()) {
@@ -196,7 +184,7 @@ export class Handshakes {
     }
     // The rate limit is checked before the hello is recorded as seen: a hello refused for it is answered when
     // its sender retries it within the allowance, not refused as a replay.
-    if (!this.#allowHello(h.from, now, false)) {
+    if (!this.#hellos.allows(h.from, 1, now)) {
       throw new SessionError(`too many handshakes from ${h.from}: try again later`);
     }
     // A hello seen before whose welcome this agent no longer holds (it restarted between recording the hello and
@@ -204,7 +192,7 @@ export class Handshakes {
     // is provisional, used for sending only once the initiator proves its keys on it. A replay of an old hello
     // thus costs a bounded handshake and can never become the session this agent sends on.
     const seen = await ctx.once(h, "h");
-    this.#allowHello(h.from, now, true);
+    this.#hellos.take(h.from, 1, now);
 
     const ss1 = await ctx.identity.decapsulate(ct1, kem);
     const { ciphertext: ct2, sharedSecret: ss2 } = await ctx.crypto.xwing.encapsulate(epk);
