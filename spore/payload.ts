@@ -68,14 +68,7 @@ export function encodePayload(value: unknown, maxBytes: number = 1 << 20): Uint8
     if (e instanceof ProtocolError) throw new ConfigError(e.message);
     throw e;
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = encoder.encode(value);
-  } catch (cause) {
-    throw new ConfigError("content cannot be encoded as MessagePack", { cause });
-  }
-  checkSize(bytes.length, maxBytes, "payload");
-  return bytes;
+  return encodeContent(value, maxBytes);
 }
 
 /**
