@@ -34,8 +34,19 @@ async function crashAndRecover(
   const file = await Deno.makeTempFile({ suffix: ".key" });
   const passphrase = "recovery test";
   await Deno.writeFile(file, await identity.seal(passphrase, FAST));
+  // The crash matrix's agent process as a receiver with no persistent store: the default, in memory.
   const spawn = () =>
-    spawnFixture("volatile_bob.ts", [url, file, passphrase, JSON.stringify(transportOptions)]);
+    spawnFixture("crash_agent.ts", [
+      JSON.stringify({
+        role: "recv",
+        id: "bob",
+        url,
+        options: transportOptions,
+        keyFile: file,
+        passphrase,
+        prefetch: 64,
+      }),
+    ]);
   let first: FixtureProcess | undefined;
   let second: FixtureProcess | undefined;
   const alice = await Agent.start({ id: "alice", transport: url, transportOptions, refusals: "silent" });
@@ -64,7 +75,7 @@ async function crashAndRecover(
     second = spawn();
     const handled = () => [...first!.got(), ...second!.got()];
     await until(() => new Set(handled()).size >= count, 120_000, `all ${count} handled`).catch((e) => {
-      const lines = [...first!.lines, ...second!.lines].filter((l) => !l.startsWith("got "));
+      const lines = [...first!.lines, ...second!.lines].filter((l) => !/^(got|rss) /.test(l));
       throw new Error(
         `${e.message}: ${new Set(handled()).size} handled (first ${first!.got().length}, second ${
           second!.got().length
@@ -76,7 +87,7 @@ async function crashAndRecover(
     for (const n of handled()) counts.set(n, (counts.get(n) ?? 0) + 1);
     const lost = resolved.filter((n) => !counts.has(n)).length;
     const twice = [...counts.values()].filter((c) => c > 1).length;
-    const refused = [...first.lines, ...second.lines].filter((l) => l.startsWith("rejected")).length;
+    const refused = [...first.lines, ...second.lines].filter((l) => l.startsWith("rej ")).length;
     console.log(
       `${name}: ${resolved.length} sends resolved, ${counts.size} handled, ${lost} lost, ${twice} handled twice, ` +
         `${alice.metrics().resent} sent again, ${refused} refused, ${lostIds.length} lost events, ` +
